@@ -1,0 +1,80 @@
+/**
+ * The one error type dbfast throws on purpose. Callers branch on `code`, never on message text;
+ * the CLI maps codes to exit codes in `exitCodeFor` and formats the structured fields.
+ */
+export type ErrorCode =
+  | 'USAGE'
+  | 'CONFIG_NOT_FOUND'
+  | 'CONFIG_INVALID'
+  | 'CONFIG_EXISTS'
+  | 'REPOSITORY_NOT_FOUND'
+  | 'REPOSITORY_EMPTY'
+  | 'SYMLINK_LOOP'
+  | 'FILE_UNREADABLE'
+  | 'FILE_ENCODING'
+  | 'SQL_SYNTAX'
+  | 'SQL_META_COMMAND'
+  | 'SQL_FAILED'
+  | 'SERVER_START_FAILED'
+  | 'SERVER_UNREACHABLE'
+  | 'AUTH_FAILED'
+  | 'PORT_IN_USE';
+
+export interface ErrorLocation {
+  /** Path relative to the repository (or the config file's folder), as users see it. */
+  file?: string;
+  line?: number;
+  column?: number;
+}
+
+export interface DbfastErrorFields extends ErrorLocation {
+  hint?: string;
+  /** PostgreSQL's DETAIL, or any extra line worth showing under the message. */
+  detail?: string;
+  cause?: unknown;
+}
+
+export class DbfastError extends Error {
+  readonly code: ErrorCode;
+  readonly file?: string;
+  readonly line?: number;
+  readonly column?: number;
+  readonly hint?: string;
+  readonly detail?: string;
+
+  constructor(code: ErrorCode, message: string, fields: DbfastErrorFields = {}) {
+    super(message, fields.cause === undefined ? undefined : { cause: fields.cause });
+    this.name = 'DbfastError';
+    this.code = code;
+    this.file = fields.file;
+    this.line = fields.line;
+    this.column = fields.column;
+    this.hint = fields.hint;
+    this.detail = fields.detail;
+  }
+
+  /** `file:line:column: message`, with as much of the location as is known. */
+  get located(): string {
+    if (this.file === undefined) return this.message;
+    const parts = [this.file, this.line, this.column].filter((p) => p !== undefined);
+    return `${parts.join(':')}: ${this.message}`;
+  }
+}
+
+const USAGE_OR_CONFIGURATION: ReadonlySet<ErrorCode> = new Set([
+  'USAGE',
+  'CONFIG_NOT_FOUND',
+  'CONFIG_INVALID',
+  'CONFIG_EXISTS',
+  'REPOSITORY_NOT_FOUND',
+  'REPOSITORY_EMPTY',
+]);
+
+/** 0 ok, 1 failure, 2 usage or configuration (documented in the README). */
+export function exitCodeFor(error: unknown): 1 | 2 {
+  return error instanceof DbfastError && USAGE_OR_CONFIGURATION.has(error.code) ? 2 : 1;
+}
+
+export function isDbfastError(error: unknown, code?: ErrorCode): error is DbfastError {
+  return error instanceof DbfastError && (code === undefined || error.code === code);
+}

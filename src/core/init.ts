@@ -1,0 +1,151 @@
+import { randomUUID } from 'node:crypto';
+import { lstat, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  CONFIG_FILE_NAME,
+  defaultTemplateName,
+  isValidTemplateName,
+  TEMPLATE_NAME_EXPECTATION,
+} from './config.js';
+import { DbfastError } from './errors.js';
+
+export interface InitOptions {
+  /** Where dbfast.toml goes. */
+  dir: string;
+  /** Repository folder, relative to dir; default 'db'. */
+  repoDir?: string;
+  templateName?: string;
+  force?: boolean;
+}
+
+export interface InitResult {
+  path: string;
+  content: string;
+  /** Numbered top-level directories found in the repository, in build order. */
+  directories: string[];
+  environments: Record<string, string[]>;
+}
+
+export async function initProject(options: InitOptions): Promise<InitResult> {
+  const dir = path.resolve(options.dir);
+  const repoDir = options.repoDir ?? 'db';
+  const templateName = options.templateName ?? defaultTemplateName(dir);
+  if (!isValidTemplateName(templateName)) {
+    throw new DbfastError('USAGE', `template name "${templateName}" ${TEMPLATE_NAME_EXPECTATION}`);
+  }
+  const target = path.join(dir, CONFIG_FILE_NAME);
+  if (!options.force && (await exists(target))) {
+    throw new DbfastError('CONFIG_EXISTS', `${CONFIG_FILE_NAME} already exists`, {
+      file: target,
+      hint: 'use --force to overwrite it',
+    });
+  }
+  const directories = await findNumberedDirectories(path.resolve(dir, repoDir));
+  const content = renderConfig({ repoDir, templateName, directories });
+  await mkdir(dir, { recursive: true });
+  await writeAtomically(target, content);
+  return { path: target, content, directories, environments: proposeEnvironments(directories) };
+}
+
+/** `local` builds every numbered directory, `production` only schema and migrations. */
+function proposeEnvironments(directories: string[]): Record<string, string[]> {
+  if (directories.length === 0) return {};
+  const structural = directories.filter((name) => /schema|migration|migrate/i.test(name));
+  return structural.length === 0 ? { local: directories } : { local: directories, production: structural };
+}
+
+export function renderConfig(input: {
+  repoDir: string;
+  templateName: string;
+  directories: string[];
+}): string {
+  const environments = proposeEnvironments(input.directories);
+  const hasEnvironments = Object.keys(environments).length > 0;
+  const environmentLines = hasEnvironments
+    ? Object.entries(environments).flatMap(([name, directories], index) => [
+        ...(index === 0 ? [] : ['']),
+        `[environments.${name}]`,
+        `include_directories = ${tomlList(directories)}`,
+      ])
+    : ['# [environments.local]', '# include_directories = ["0_schema", "1_seed_common"]'];
+  return [
+    '# dbfast configuration. Relative paths are relative to this file.',
+    '',
+    '# The server dbfast builds on. With no url/host/port/user/database, dbfast runs its own',
+    '# embedded PostgreSQL. Never write a password here: name an environment variable instead.',
+    '[database]',
+    `template_name = ${tomlString(input.templateName)}`,
+    hasEnvironments ? 'default_environment = "local"' : '# default_environment = "local"',
+    '# host = "localhost"',
+    '# port = 5432',
+    '# user = "postgres"',
+    '# database = "postgres"',
+    '# password_env = "PGPASSWORD"',
+    '',
+    '# The SQL repository: numbered directories (0_schema, 1_seed, ...) run in numeric order.',
+    '[repository]',
+    `path = ${tomlString(input.repoDir)}`,
+    'include_patterns = ["**/*.sql"]',
+    'exclude_patterns = []',
+    '',
+    '# Environments choose which numbered directories go into a build.',
+    ...environmentLines,
+    '',
+    '# Servers `dbfast deploy` can push a template to.',
+    '# [remotes.staging]',
+    '# url = "postgres://deploy@staging.example.com/app"',
+    '# password_env = "STAGING_PGPASSWORD"',
+    '# environment = "production"',
+    '# require_confirmation = true',
+    '',
+  ].join('\n');
+}
+
+async function findNumberedDirectories(repoPath: string): Promise<string[]> {
+  const names = await readdir(repoPath).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return [];
+    throw error;
+  });
+  const numbered = names.filter((name) => /^\d/.test(name));
+  // stat, not the dirent type, so that symlinked directories count like the build will count them.
+  const isDirectory = await Promise.all(
+    numbered.map((name) => stat(path.join(repoPath, name)).then((entry) => entry.isDirectory(), () => false)),
+  );
+  return numbered.filter((_, index) => isDirectory[index]).sort(byLeadingNumber);
+}
+
+function byLeadingNumber(a: string, b: string): number {
+  const difference = leadingNumber(a) - leadingNumber(b);
+  return difference !== 0 ? difference : a < b ? -1 : a > b ? 1 : 0;
+}
+
+function leadingNumber(name: string): number {
+  return Number(/^\d+/.exec(name)?.[0]);
+}
+
+async function exists(file: string): Promise<boolean> {
+  return lstat(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function writeAtomically(target: string, content: string): Promise<void> {
+  const temporary = path.join(path.dirname(target), `.${path.basename(target)}.${randomUUID()}.tmp`);
+  try {
+    await writeFile(temporary, content, { flag: 'wx' });
+    await rename(temporary, target);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+}
+
+// A JSON string is a valid TOML basic string, except that TOML also wants DEL escaped.
+function tomlString(value: string): string {
+  return JSON.stringify(value).replace(/\x7f/g, '\\u007f');
+}
+
+function tomlList(values: string[]): string {
+  return `[${values.map(tomlString).join(', ')}]`;
+}

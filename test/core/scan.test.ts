@@ -1,0 +1,407 @@
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  chmod,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  symlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DbfastError } from '../../src/core/errors.js';
+import { compareExecutionOrder, type ScanOptions, scanRepository } from '../../src/core/scan.js';
+import { writeFiles } from '../helpers/repo.js';
+
+let base: string;
+let root: string;
+let cachePath: string;
+
+beforeEach(async () => {
+  base = await mkdtemp(join(tmpdir(), 'dbfast-scan-'));
+  root = join(base, 'repo');
+  cachePath = join(base, 'state', 'scan-cache.json');
+  await mkdir(root);
+});
+
+afterEach(async () => {
+  await rm(base, { recursive: true, force: true });
+});
+
+const AN_HOUR_AGO_S = Math.floor(Date.now() / 1000) - 3600;
+
+async function scanPaths(options: Partial<ScanOptions> = {}): Promise<string[]> {
+  const { files } = await scanRepository({ root, ...options });
+  return files.map((file) => file.relativePath);
+}
+
+async function scanError(options: Partial<ScanOptions> = {}): Promise<DbfastError> {
+  const error = await scanRepository({ root, ...options }).catch((caught: unknown) => caught);
+  expect(error).toBeInstanceOf(DbfastError);
+  return error as DbfastError;
+}
+
+/** Whole-second mtimes survive the round trip through utimes exactly, so "restored" really means equal. */
+async function setMtime(relativePath: string, seconds: number): Promise<void> {
+  await utimes(join(root, relativePath), seconds, seconds);
+}
+
+async function readCache(): Promise<{ version: number; writtenAtMs: number; entries: Record<string, unknown> }> {
+  return JSON.parse(await readFile(cachePath, 'utf8'));
+}
+
+describe('compareExecutionOrder', () => {
+  const sorted = (paths: string[]) => [...paths].sort(compareExecutionOrder);
+
+  it('orders leading numbers numerically, component by component', () => {
+    expect(sorted(['10_finalize/a.sql', '2_seed/b.sql', '0_schema/c.sql'])).toEqual([
+      '0_schema/c.sql',
+      '2_seed/b.sql',
+      '10_finalize/a.sql',
+    ]);
+    expect(sorted(['1/10.sql', '1/9.sql', '1/0102_y.sql', '1/0101_x.sql'])).toEqual([
+      '1/9.sql',
+      '1/10.sql',
+      '1/0101_x.sql',
+      '1/0102_y.sql',
+    ]);
+  });
+
+  it('orders nested folders before later siblings and files and folders by name', () => {
+    const paths = ['1_seed/10_z.sql', '1_seed/03_dir/9.sql', '1_seed/05_a.sql', '1_seed/03_dir/10.sql', '2.sql'];
+    expect(sorted(paths)).toEqual([
+      '1_seed/03_dir/9.sql',
+      '1_seed/03_dir/10.sql',
+      '1_seed/05_a.sql',
+      '1_seed/10_z.sql',
+      '2.sql',
+    ]);
+  });
+
+  it('breaks ties between equal numbers by plain string comparison', () => {
+    expect(compareExecutionOrder('01_a.sql', '1_a.sql')).toBeLessThan(0);
+    expect(compareExecutionOrder('1_a.sql', '01_a.sql')).toBeGreaterThan(0);
+    expect(compareExecutionOrder('1_b.sql', '1_a.sql')).toBeGreaterThan(0);
+    expect(compareExecutionOrder('1_a.sql', '1_a.sql')).toBe(0);
+  });
+
+  it('compares digit runs of any length exactly', () => {
+    expect(compareExecutionOrder('123456789012345678902_b', '123456789012345678901_a')).toBeGreaterThan(0);
+    expect(compareExecutionOrder('20240101120000_a', '9_b')).toBeGreaterThan(0);
+    expect(compareExecutionOrder('000_a', '0_a')).toBeLessThan(0);
+  });
+
+  it('places unnumbered names by plain string comparison', () => {
+    expect(sorted(['readme.sql', '10_x.sql', '-early.sql', '2_x.sql', 'Zed.sql'])).toEqual([
+      '-early.sql',
+      '2_x.sql',
+      '10_x.sql',
+      'Zed.sql',
+      'readme.sql',
+    ]);
+  });
+
+  it('is a total order: antisymmetric and transitive on awkward names', () => {
+    const names = ['1', '01', '001', '1a', '1_a', '10', '9', 'a', '_a', '-a', '0', '00', '2/1', '2/01', '2', '02/a'];
+    const sign = (a: string, b: string) => Math.sign(compareExecutionOrder(a, b));
+    for (const a of names) {
+      for (const b of names) {
+        expect(sign(a, b) + sign(b, a)).toBe(0);
+        if (a !== b) expect(sign(a, b)).not.toBe(0);
+        for (const c of names) {
+          if (sign(a, b) <= 0 && sign(b, c) <= 0) expect(sign(a, c)).toBeLessThanOrEqual(0);
+        }
+      }
+    }
+  });
+});
+
+describe('scanRepository', () => {
+  it('returns files in execution order with POSIX relative paths', async () => {
+    await writeFiles(root, {
+      '10_finalize/1.sql': '',
+      '2_seed/10_b.sql': '',
+      '2_seed/9_a.sql': '',
+      '2_seed/05_more/1.sql': '',
+      '0_schema/tables.sql': '',
+    });
+    expect(await scanPaths()).toEqual([
+      '0_schema/tables.sql',
+      '2_seed/05_more/1.sql',
+      '2_seed/9_a.sql',
+      '2_seed/10_b.sql',
+      '10_finalize/1.sql',
+    ]);
+  });
+
+  it('reports size, mtime, absolute path and the sha256 of the raw bytes', async () => {
+    const content = Buffer.from('insert into t values (1);\n-- é\n', 'utf8');
+    await writeFiles(root, { '1_seed/users.sql': content });
+    const { files, hashedFiles, root: scannedRoot } = await scanRepository({ root });
+    const stats = await stat(join(root, '1_seed/users.sql'));
+    expect(scannedRoot).toBe(root);
+    expect(hashedFiles).toBe(1);
+    expect(files).toEqual([
+      {
+        relativePath: '1_seed/users.sql',
+        absolutePath: join(root, '1_seed', 'users.sql'),
+        size: content.length,
+        mtimeMs: stats.mtimeMs,
+        hash: createHash('sha256').update(content).digest('hex'),
+      },
+    ]);
+  });
+
+  it('takes only .sql files by default, skipping hidden ones', async () => {
+    await writeFiles(root, { 'a.sql': '', 'notes.md': '', 'b.SQL.bak': '', '.hidden/c.sql': '', '.d.sql': '' });
+    expect(await scanPaths()).toEqual(['a.sql']);
+  });
+
+  it('applies include globs, and exclude wins over include', async () => {
+    await writeFiles(root, {
+      '1/a.sql': '',
+      '1/b.psql': '',
+      '1/draft_c.sql': '',
+      'archive/old.sql': '',
+      'x.txt': '',
+    });
+    const include = ['**/*.sql', '**/*.psql'];
+    expect(await scanPaths({ include })).toEqual(['1/a.sql', '1/b.psql', '1/draft_c.sql', 'archive/old.sql']);
+    expect(await scanPaths({ include, exclude: ['**/draft_*', 'archive/**'] })).toEqual(['1/a.sql', '1/b.psql']);
+  });
+
+  it('returns an empty list for an empty repository', async () => {
+    expect(await scanRepository({ root })).toEqual({ root, files: [], hashedFiles: 0 });
+  });
+
+  it('follows symbolic links to files and folders, outside the repository too', async () => {
+    await writeFiles(base, { 'outside/shared/1.sql': 'select 1;', 'outside/single.sql': 'select 2;' });
+    await writeFiles(root, { '1_seed/0_own.sql': '' });
+    await symlink(join(base, 'outside/shared'), join(root, '1_seed/5_shared'));
+    await symlink('../../outside/single.sql', join(root, '1_seed/9_single.sql'));
+    const { files } = await scanRepository({ root });
+    expect(files.map((file) => file.relativePath)).toEqual([
+      '1_seed/0_own.sql',
+      '1_seed/5_shared/1.sql',
+      '1_seed/9_single.sql',
+    ]);
+    expect(files[2]!.hash).toBe(createHash('sha256').update('select 2;').digest('hex'));
+  });
+
+  it('follows a link to a sibling folder even when it is reached twice', async () => {
+    await writeFiles(root, { '1_seed/a.sql': '' });
+    await symlink('1_seed', join(root, '2_again'));
+    expect(await scanPaths()).toEqual(['1_seed/a.sql', '2_again/a.sql']);
+  });
+
+  it('rejects a link back to the repository root as a loop', async () => {
+    await writeFiles(root, { '1_seed/a.sql': '' });
+    await symlink('..', join(root, '1_seed/up'));
+    const error = await scanError();
+    expect(error.code).toBe('SYMLINK_LOOP');
+    expect(error.file).toBe('1_seed/up');
+    expect(error.message).toBe('symbolic link loop: 1_seed/up points back to .');
+  });
+
+  it('rejects a link back to an ancestor folder, naming both', async () => {
+    await writeFiles(root, { '1_seed/deeper/a.sql': '' });
+    await symlink(join(root, '1_seed'), join(root, '1_seed/deeper/back'));
+    const error = await scanError();
+    expect(error.code).toBe('SYMLINK_LOOP');
+    expect(error.message).toBe('symbolic link loop: 1_seed/deeper/back points back to 1_seed');
+  });
+
+  it('rejects a link that points to itself', async () => {
+    await symlink('self.sql', join(root, 'self.sql'));
+    const error = await scanError();
+    expect(error.code).toBe('SYMLINK_LOOP');
+    expect(error.file).toBe('self.sql');
+  });
+
+  it('rejects a dangling link, whatever its name', async () => {
+    await writeFiles(root, { '1_seed/a.sql': '' });
+    await symlink(join(base, 'gone'), join(root, '2_linked_seed'));
+    const error = await scanError();
+    expect(error.code).toBe('FILE_UNREADABLE');
+    expect(error.file).toBe('2_linked_seed');
+    expect(error.message).toContain('dangling symbolic link');
+  });
+
+  it('reports a file it cannot read by its relative path', async () => {
+    await writeFiles(root, { '1_seed/a.sql': '' });
+    if (process.getuid?.() === 0) {
+      // chmod 000 does not stop root; /proc/self/mem is a regular file whose first page cannot be read (EIO).
+      await symlink('/proc/self/mem', join(root, '1_seed/secret.sql'));
+    } else {
+      await writeFiles(root, { '1_seed/secret.sql': 'select 1;' });
+      await chmod(join(root, '1_seed/secret.sql'), 0o000);
+    }
+    const error = await scanError();
+    expect(error.code).toBe('FILE_UNREADABLE');
+    expect(error.file).toBe('1_seed/secret.sql');
+  });
+
+  it('refuses a matching FIFO instead of blocking on it', async () => {
+    execFileSync('mkfifo', [join(root, 'pipe.sql')]);
+    const error = await scanError();
+    expect(error.code).toBe('FILE_UNREADABLE');
+    expect(error.message).toBe('not a regular file: pipe.sql');
+  });
+
+  it('reports a missing repository with a hint', async () => {
+    const missing = join(base, 'nope');
+    const error = await scanError({ root: missing });
+    expect(error.code).toBe('REPOSITORY_NOT_FOUND');
+    expect(error.message).toBe(`repository folder not found: ${missing}`);
+    expect(error.hint).toContain('dbfast.toml');
+  });
+
+  it('reports a repository path that is a file', async () => {
+    await writeFiles(base, { 'file.sql': '' });
+    const error = await scanError({ root: join(base, 'file.sql') });
+    expect(error.code).toBe('REPOSITORY_NOT_FOUND');
+    expect(error.message).toContain('not a folder');
+  });
+});
+
+describe('scanRepository with a stat cache', () => {
+  async function writeOldFiles(files: Record<string, string>): Promise<void> {
+    await writeFiles(root, files);
+    for (const path of Object.keys(files)) await setMtime(path, AN_HOUR_AGO_S);
+  }
+
+  it('reads no file when nothing changed, and leaves the cache alone', async () => {
+    await writeOldFiles({ '1/a.sql': 'select 1;', '2/b.sql': 'select 2;' });
+    const first = await scanRepository({ root, cachePath });
+    const cacheText = await readFile(cachePath, 'utf8');
+    const second = await scanRepository({ root, cachePath });
+    expect(first.hashedFiles).toBe(2);
+    expect(second.hashedFiles).toBe(0);
+    expect(second.files).toEqual(first.files);
+    expect(await readFile(cachePath, 'utf8')).toBe(cacheText);
+  });
+
+  it('writes the documented format, creating its folder, with no temporary file left', async () => {
+    await writeOldFiles({ '1/a.sql': 'select 1;' });
+    const before = Date.now();
+    const { files } = await scanRepository({ root, cachePath });
+    const cache = await readCache();
+    const stats = await stat(join(root, '1/a.sql'));
+    expect(cache.version).toBe(1);
+    expect(cache.writtenAtMs).toBeGreaterThanOrEqual(before);
+    expect(cache.entries).toEqual({
+      '1/a.sql': { size: stats.size, mtimeMs: stats.mtimeMs, ino: stats.ino, hash: files[0]!.hash },
+    });
+    expect(await readdir(join(base, 'state'))).toEqual(['scan-cache.json']);
+  });
+
+  it('re-hashes only the file whose content changed', async () => {
+    await writeOldFiles({ '1/a.sql': 'select 1;', '2/b.sql': 'select 2;' });
+    await scanRepository({ root, cachePath });
+    await writeFile(join(root, '2/b.sql'), 'select 22;');
+    await setMtime('2/b.sql', AN_HOUR_AGO_S + 60);
+    const { files, hashedFiles } = await scanRepository({ root, cachePath });
+    expect(hashedFiles).toBe(1);
+    expect(files[1]!.hash).toBe(createHash('sha256').update('select 22;').digest('hex'));
+    expect((await scanRepository({ root, cachePath })).hashedFiles).toBe(0);
+  });
+
+  it('re-hashes a file replaced by another of the same size and mtime', async () => {
+    await writeOldFiles({ '1/a.sql': 'select 1;', 'replacement.tmp': 'select 9;' });
+    await scanRepository({ root, cachePath });
+    // Editors often save by writing a new file and renaming it over the old one: only the inode tells.
+    await rename(join(root, 'replacement.tmp'), join(root, '1/a.sql'));
+    const { files, hashedFiles } = await scanRepository({ root, cachePath });
+    expect(hashedFiles).toBe(1);
+    expect(files[0]!.hash).toBe(createHash('sha256').update('select 9;').digest('hex'));
+  });
+
+  it('re-hashes a touched file and finds the same hash', async () => {
+    await writeOldFiles({ '1/a.sql': 'select 1;' });
+    const first = await scanRepository({ root, cachePath });
+    await setMtime('1/a.sql', AN_HOUR_AGO_S + 60);
+    const second = await scanRepository({ root, cachePath });
+    expect(second.hashedFiles).toBe(1);
+    expect(second.files[0]!.hash).toBe(first.files[0]!.hash);
+  });
+
+  it('catches a same-size edit with a restored mtime when the entry is racily clean', async () => {
+    await writeFiles(root, { '1/a.sql': 'select 1;' });
+    const recently = Math.floor(Date.now() / 1000);
+    await setMtime('1/a.sql', recently);
+    await scanRepository({ root, cachePath });
+    const before = await stat(join(root, '1/a.sql'));
+    await writeFile(join(root, '1/a.sql'), 'select 9;');
+    await setMtime('1/a.sql', recently);
+    const after = await stat(join(root, '1/a.sql'));
+    expect([after.size, after.mtimeMs, after.ino]).toEqual([before.size, before.mtimeMs, before.ino]);
+
+    const { files, hashedFiles } = await scanRepository({ root, cachePath });
+    expect(hashedFiles).toBe(1);
+    expect(files[0]!.hash).toBe(createHash('sha256').update('select 9;').digest('hex'));
+  });
+
+  it('trusts an entry for a file last modified well before the cache was written', async () => {
+    await writeOldFiles({ '1/a.sql': 'select 1;' });
+    const first = await scanRepository({ root, cachePath });
+    await writeFile(join(root, '1/a.sql'), 'select 9;');
+    await setMtime('1/a.sql', AN_HOUR_AGO_S);
+    const second = await scanRepository({ root, cachePath });
+    // Same size, mtime and inode, long before the cache: the cached hash is reused without reading.
+    expect(second.hashedFiles).toBe(0);
+    expect(second.files[0]!.hash).toBe(first.files[0]!.hash);
+  });
+
+  it('re-hashes an entry whose mtime falls within two seconds of the cache write', async () => {
+    await writeOldFiles({ '1/a.sql': 'select 1;' });
+    await scanRepository({ root, cachePath });
+    const cache = await readCache();
+    await writeFile(cachePath, JSON.stringify({ ...cache, writtenAtMs: AN_HOUR_AGO_S * 1000 + 1999 }));
+    expect((await scanRepository({ root, cachePath })).hashedFiles).toBe(1);
+    await writeFile(cachePath, JSON.stringify({ ...cache, writtenAtMs: AN_HOUR_AGO_S * 1000 + 2001 }));
+    expect((await scanRepository({ root, cachePath })).hashedFiles).toBe(0);
+  });
+
+  it('ignores a corrupt or foreign cache and rebuilds it', async () => {
+    await writeOldFiles({ '1/a.sql': 'select 1;' });
+    for (const content of ['{ not json', 'null', '{"version":2,"writtenAtMs":0,"entries":{}}', '{"version":1}']) {
+      await mkdir(join(base, 'state'), { recursive: true });
+      await writeFile(cachePath, content);
+      expect((await scanRepository({ root, cachePath })).hashedFiles).toBe(1);
+      expect((await readCache()).version).toBe(1);
+    }
+  });
+
+  it('never trusts a malformed entry', async () => {
+    await writeOldFiles({ '1/a.sql': 'select 1;' });
+    await scanRepository({ root, cachePath });
+    const cache = await readCache();
+    const entry = cache.entries['1/a.sql'] as Record<string, unknown>;
+    await writeFile(cachePath, JSON.stringify({ ...cache, entries: { '1/a.sql': { ...entry, hash: 42 } } }));
+    const { files, hashedFiles } = await scanRepository({ root, cachePath });
+    expect(hashedFiles).toBe(1);
+    expect(files[0]!.hash).toBe(createHash('sha256').update('select 1;').digest('hex'));
+  });
+
+  it('drops entries of deleted files', async () => {
+    await writeOldFiles({ '1/a.sql': '', '1/b.sql': '' });
+    await scanRepository({ root, cachePath });
+    await rm(join(root, '1/b.sql'));
+    expect((await scanRepository({ root, cachePath })).hashedFiles).toBe(0);
+    expect(Object.keys((await readCache()).entries)).toEqual(['1/a.sql']);
+  });
+
+  it('still scans when the cache cannot be written', async () => {
+    await writeOldFiles({ '1/a.sql': '' });
+    await writeFiles(base, { blocker: '' });
+    const { files } = await scanRepository({ root, cachePath: join(base, 'blocker', 'scan-cache.json') });
+    expect(files).toHaveLength(1);
+  });
+});

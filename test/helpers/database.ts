@@ -1,0 +1,33 @@
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import pg from 'pg';
+
+export function testClientConfig(database = 'postgres', port = inject('serverPort')): pg.ClientConfig {
+  return { host: '127.0.0.1', port, user: 'postgres', database };
+}
+
+export async function query<T extends pg.QueryResultRow = pg.QueryResultRow>(database: string, sql: string, port?: number) {
+  const client = new pg.Client(testClientConfig(database, port));
+  await client.connect();
+  try {
+    return (await client.query<T>(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+/** A new empty database for one test, with a client connected to it; `drop` cleans both up. */
+export async function freshDatabase(port?: number) {
+  const name = `t_${randomBytes(6).toString('hex')}`;
+  await query('postgres', `CREATE DATABASE ${name}`, port);
+  const client = new pg.Client(testClientConfig(name, port));
+  await client.connect();
+  return {
+    name,
+    client,
+    async drop() {
+      await client.end().catch(() => {});
+      await query('postgres', `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`, port);
+    },
+  };
+}
