@@ -35,10 +35,14 @@ const CONNECT_TIMEOUT_MS = 10_000;
 export async function resolveTarget(config: DbfastConfig): Promise<ServerTarget> {
   if (config.database === null) {
     const { ensureServer } = await import('./server.js');
-    const server = await ensureServer(config.stateDir);
-    return targetFor({ ...server, database: 'postgres', params: new URLSearchParams() }, true);
+    return embeddedTarget(await ensureServer(config.stateDir));
   }
   return targetFor(await endpointFor(config.database, config.configPath ?? 'dbfast.toml'), false);
+}
+
+/** The embedded server: superuser `postgres`, trust authentication on 127.0.0.1. */
+export function embeddedTarget(server: { host: string; port: number; user: string }): ServerTarget {
+  return targetFor({ ...server, database: 'postgres', params: new URLSearchParams() }, true);
 }
 
 export async function endpointFor(settings: DatabaseSettings, configFile: string, env = process.env): Promise<Endpoint> {

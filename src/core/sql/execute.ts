@@ -23,7 +23,7 @@ export interface ExecuteOptions {
   repositoryRoot: string;
   /** Flush a batch of statements once it holds this many bytes. */
   batchBytes?: number;
-  onFileStart?: (file: SqlFile, index: number) => void;
+  onFileStart?: (file: SqlFile, index: number, total: number) => void;
   /** `\echo` output. */
   onEcho?: (text: string) => void;
 }
@@ -40,7 +40,7 @@ const DEFAULT_BATCH_BYTES = 1 << 20;
 export async function executeFiles(client: pg.Client, files: SqlFile[], options: ExecuteOptions): Promise<ExecutionStats> {
   const stats: ExecutionStats = { files: 0, statements: 0, rowsCopied: 0 };
   for (const [index, file] of files.entries()) {
-    options.onFileStart?.(file, index);
+    options.onFileStart?.(file, index, files.length);
     // Each file gets the session a fresh `psql -f` would: no SET, role or temp table leaks in.
     if (index > 0) await client.query('DISCARD ALL');
     const runner = new ScriptRunner(client, options, stats);

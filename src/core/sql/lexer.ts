@@ -6,6 +6,7 @@
  */
 import { DbfastError } from '../errors.js';
 import { type LineIndex, lineIndex } from './position.js';
+import { quoteIdentifier, quoteLiteral } from './quote.js';
 
 /** A run of the sent text that came from `sourceOffset` in the file (or replaced a variable there). */
 export interface TextPiece {
@@ -334,13 +335,4 @@ function isCopyFromStdin(words: string[]): boolean {
   if (words[0] !== 'copy') return false;
   const from = words.indexOf('from');
   return from > 0 && words[from + 1] === 'stdin';
-}
-
-export function quoteLiteral(value: string): string {
-  const escaped = value.replace(/'/g, "''");
-  return value.includes('\\') ? ` E'${escaped.replace(/\\/g, '\\\\')}'` : `'${escaped}'`;
-}
-
-export function quoteIdentifier(value: string): string {
-  return `"${value.replace(/"/g, '""')}"`;
 }

@@ -2,7 +2,8 @@
  * Arguments of psql meta-commands: whitespace-separated, 'single-quoted' with psql's escapes,
  * "double-quoted" kept as written, and :var / :'var' / :"var" interpolation outside quotes.
  */
-import { quoteIdentifier, quoteLiteral, type Variables } from './lexer.js';
+import type { Variables } from './lexer.js';
+import { quoteIdentifier, quoteLiteral } from './quote.js';
 
 const ESCAPES: Record<string, string> = { n: '\n', t: '\t', b: '\b', r: '\r', f: '\f' };
 

@@ -1,0 +1,26 @@
+import type { GlobalOptions } from './main.js';
+import { dim, green, info, printJson } from './output.js';
+import { buildProgress } from './progress.js';
+import { withProject } from './project.js';
+
+export async function build(globals: GlobalOptions, options: { force?: boolean; json?: boolean }): Promise<void> {
+  await withProject(globals, async (project) => {
+    const progress = buildProgress();
+    const started = performance.now();
+    const result = await project
+      .build({
+        force: options.force,
+        onFileStart: progress.onFileStart,
+        onEcho: progress.onEcho,
+      })
+      .finally(progress.done);
+    const { template, rebuilt, stats } = result;
+    if (options.json) return printJson({ template: template.name, rebuilt, ...template, stats: stats ?? null });
+    const seconds = ((performance.now() - started) / 1000).toFixed(2);
+    if (!rebuilt) return info(`${template.name} is up to date ${dim(`(built ${template.builtAt}, ${template.files} files)`)}`);
+    info(
+      `${green('built')} ${template.name}: ${stats!.files} files, ${stats!.statements} statements, ` +
+        `${stats!.rowsCopied} rows copied in ${seconds}s`,
+    );
+  });
+}

@@ -1,0 +1,31 @@
+import type { GlobalOptions } from './main.js';
+import { info, printData, printJson } from './output.js';
+import { withProject } from './project.js';
+
+export async function list(globals: GlobalOptions, options: { json?: boolean }): Promise<void> {
+  await withProject(globals, async (project) => {
+    const clones = await project.list();
+    if (options.json) return printJson(clones);
+    if (clones.length === 0) return info('no clones');
+    for (const clone of clones) {
+      printData(`${clone.name}\t${clone.template}\t${clone.createdAt}\t${formatBytes(clone.sizeBytes)}`);
+    }
+  });
+}
+
+export async function drop(globals: GlobalOptions, names: string[]): Promise<void> {
+  await withProject(globals, async (project) => {
+    for (const name of await project.drop(...names)) info(`dropped ${name}`);
+  });
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}

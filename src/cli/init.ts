@@ -1,0 +1,19 @@
+import { relative } from 'node:path';
+import { initProject } from '../core/init.js';
+import type { GlobalOptions } from './main.js';
+import { green, info } from './output.js';
+
+export async function init(
+  globals: GlobalOptions,
+  options: { repoDir: string; templateName?: string; force?: boolean },
+): Promise<void> {
+  const result = await initProject({
+    dir: globals.config ? relative(process.cwd(), globals.config).replace(/[^/]*$/, '') || '.' : process.cwd(),
+    repoDir: options.repoDir,
+    templateName: options.templateName,
+    force: options.force,
+  });
+  info(`${green('wrote')} ${relative(process.cwd(), result.path) || result.path}`);
+  if (result.directories.length === 0) info(`no numbered folders found in ${options.repoDir}/; environments are commented out`);
+  for (const [name, directories] of Object.entries(result.environments)) info(`  ${name}: ${directories.join(', ')}`);
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+/**
+ * The dbfast command line: parses flags, calls the library, prints. Each command's module is
+ * imported only when that command runs, to keep start-up fast.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { exitCodeFor } from '../core/errors.js';
+import { formatError, info } from './output.js';
+
+export interface GlobalOptions {
+  config?: string;
+  verbose?: boolean;
+}
+
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('dbfast')
+  .description('Seeded PostgreSQL databases in milliseconds, from a repository of SQL files.')
+  .version(version, '-V, --version')
+  .option('-c, --config <path>', 'path to dbfast.toml (default: searched upward from the current folder)')
+  .option('--verbose', 'show details and stack traces of errors')
+  .showHelpAfterError('(run dbfast --help for usage)')
+  .exitOverride()
+  .addHelpText(
+    'after',
+    `
+Exit codes: 0 ok, 1 failure, 2 usage or configuration error.
+Environment: DBFAST_DATABASE_URL, DBFAST_STATE_DIR, DBFAST_PG_BIN, NO_COLOR, and the libpq
+variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE (plus ~/.pgpass).`,
+  );
+
+/** Runs one command: known errors become one message and an exit code, no stack trace. */
+function action<A extends unknown[]>(load: () => Promise<(globals: GlobalOptions, ...args: A) => Promise<number | undefined | void>>) {
+  return async (...args: A) => {
+    const globals = program.opts<GlobalOptions>();
+    try {
+      const command = await load();
+      process.exitCode = (await command(globals, ...args)) ?? 0;
+    } catch (error) {
+      info(formatError(error, Boolean(globals.verbose || process.env.DBFAST_DEBUG)));
+      process.exitCode = exitCodeFor(error);
+    }
+  };
+}
+
+program
+  .command('init')
+  .description('write a commented dbfast.toml for this folder')
+  .option('--repo-dir <dir>', 'the SQL repository folder', 'db')
+  .option('--template-name <name>', 'name of the template database')
+  .option('--force', 'overwrite an existing dbfast.toml')
+  .action(action(async () => (await import('./init.js')).init));
+
+program
+  .command('build')
+  .description('build the template database from the SQL files (only when they changed)')
+  .option('--force', 'rebuild even when nothing changed')
+  .option('--json', 'print the result as JSON')
+  .action(action(async () => (await import('./build.js')).build));
+
+program
+  .command('seed')
+  .description('print the URL of a new database cloned from the up-to-date template')
+  .option('-o, --output <name>', 'name of the new database (default: <template>_<id>)')
+  .option('--replace', 'drop and recreate the database if a dbfast clone of that name exists')
+  .option('--json', 'print a JSON object instead of the URL')
+  .action(action(async () => (await import('./seed.js')).seed));
+
+program
+  .command('list')
+  .description('list the databases dbfast cloned')
+  .option('--json', 'print JSON')
+  .action(action(async () => (await import('./clones.js')).list));
+
+program
+  .command('drop')
+  .description('drop databases dbfast cloned (terminating their connections)')
+  .argument('<names...>', 'clone names')
+  .action(action(async () => (await import('./clones.js')).drop));
+
+const server = program.command('server').description('manage the embedded PostgreSQL server');
+server
+  .command('start')
+  .description('start the embedded server (done automatically on first use)')
+  .addOption(new Option('--port <port>', 'TCP port on 127.0.0.1 (default: a free one, then remembered)').argParser(Number))
+  .action(action(async () => (await import('./server.js')).start));
+server
+  .command('stop')
+  .description('stop the embedded server')
+  .action(action(async () => (await import('./server.js')).stop));
+server
+  .command('status')
+  .description('show whether the embedded server runs, and where')
+  .option('--json', 'print JSON')
+  .action(action(async () => (await import('./server.js')).status));
+server
+  .command('url')
+  .description('print the URL of the embedded server (starting it if needed)')
+  .argument('[database]', 'database name', 'postgres')
+  .action(action(async () => (await import('./server.js')).urlCommand));
+
+try {
+  await program.parseAsync();
+} catch (error) {
+  if (!(error instanceof CommanderError)) throw error;
+  // Help and version are not failures; every other parsing error is a usage error.
+  const done = error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help';
+  process.exitCode = done ? 0 : 2;
+}

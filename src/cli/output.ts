@@ -1,0 +1,49 @@
+/**
+ * Everything the CLI prints goes through here: data on stdout, people-facing text on stderr,
+ * colour only on a terminal and never with NO_COLOR.
+ */
+import { DbfastError } from '../core/errors.js';
+
+const useColor = (() => {
+  if ('NO_COLOR' in process.env && process.env.NO_COLOR !== '') return false;
+  if (process.env.FORCE_COLOR && process.env.FORCE_COLOR !== '0') return true;
+  return Boolean(process.stderr.isTTY) && process.env.TERM !== 'dumb';
+})();
+
+const paint = (code: number) => (text: string) => (useColor ? `\u001b[${code}m${text}\u001b[0m` : text);
+export const red = paint(31);
+export const yellow = paint(33);
+export const green = paint(32);
+export const dim = paint(2);
+export const bold = paint(1);
+
+/** One line of data for programs (`$(dbfast seed)`). */
+export function printData(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function info(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+export function warn(message: string, hint?: string): void {
+  info(`${yellow('warning:')} ${message}${hint ? dim(` (${hint})`) : ''}`);
+}
+
+export function formatError(error: unknown, verbose: boolean): string {
+  if (!(error instanceof DbfastError)) {
+    const text = error instanceof Error ? error.message : String(error);
+    const trace = verbose && error instanceof Error && error.stack ? `\n${dim(error.stack)}` : dim('\n  (run with --verbose for details)');
+    return `${red('error:')} ${text}${trace}`;
+  }
+  const lines = [`${red('error:')} ${error.located}`];
+  if (error.detail) lines.push(...error.detail.split('\n').map((line) => `  ${line}`));
+  if (error.hint) lines.push(`  ${bold('hint:')} ${error.hint}`);
+  if (verbose && error.stack) lines.push(dim(error.stack));
+  if (verbose && error.cause instanceof Error && error.cause.stack) lines.push(dim(`caused by: ${error.cause.stack}`));
+  return lines.join('\n');
+}

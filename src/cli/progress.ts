@@ -1,0 +1,41 @@
+/**
+ * Build progress on stderr: one line rewritten in place on a terminal (file n/N, path, elapsed),
+ * plain lines otherwise, so CI logs stay readable.
+ */
+import type { SqlFile } from '../core/sql/execute.js';
+import { dim, info } from './output.js';
+
+export interface Progress {
+  onFileStart(file: SqlFile, index: number, total: number): void;
+  onEcho(text: string): void;
+  done(): void;
+}
+
+export function buildProgress(): Progress {
+  const started = performance.now();
+  const live = Boolean(process.stderr.isTTY);
+  let current = '';
+  let timer: NodeJS.Timeout | undefined;
+  const render = () => {
+    const seconds = ((performance.now() - started) / 1000).toFixed(1);
+    process.stderr.write(`\r\u001b[K${current} ${dim(`${seconds}s`)}`);
+  };
+  const clear = () => live && process.stderr.write('\r\u001b[K');
+  return {
+    onFileStart(file, index, total) {
+      current = `[${index + 1}/${total}] ${file.relativePath}`;
+      if (!live) return info(`  ${current}`);
+      render();
+      timer ??= setInterval(render, 100).unref();
+    },
+    onEcho(text) {
+      clear();
+      info(text);
+      if (live && current) render();
+    },
+    done() {
+      if (timer) clearInterval(timer);
+      clear();
+    },
+  };
+}

@@ -1,0 +1,20 @@
+import { Project } from '../core/project.js';
+import type { GlobalOptions } from './main.js';
+import { warn } from './output.js';
+
+/** Opens the project named by --config (or found upward) and shows configuration warnings. */
+export async function openProject(globals: GlobalOptions): Promise<Project> {
+  const project = await Project.open({ configPath: globals.config });
+  for (const warning of project.config.warnings) warn(`${warning.file}: ${warning.message}`, warning.hint);
+  return project;
+}
+
+/** Runs `work` with the project open, and always closes it. */
+export async function withProject<T>(globals: GlobalOptions, work: (project: Project) => Promise<T>): Promise<T> {
+  const project = await openProject(globals);
+  try {
+    return await work(project);
+  } finally {
+    await project.close();
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Clones: databases created from a template with CREATE DATABASE ... TEMPLATE, marked in their
+ * comment so that list/drop only ever touch databases dbfast created.
+ */
+import { randomBytes } from 'node:crypto';
+import type pg from 'pg';
+import { DbfastError } from './errors.js';
+import { validateDatabaseName } from './names.js';
+import { quoteIdentifier as ident, quoteLiteral } from './sql/quote.js';
+import { dropDatabase, formatMetadata, parseMetadata, retryWhileBusy } from './template.js';
+
+export interface CloneMetadata {
+  kind: 'clone';
+  template: string;
+  fingerprint: string;
+  createdAt: string;
+}
+
+export interface CloneInfo extends CloneMetadata {
+  name: string;
+  sizeBytes: number;
+}
+
+export interface CreateCloneOptions {
+  template: string;
+  fingerprint: string;
+  /** Defaults to `<template>_<short id>`. */
+  name?: string;
+  /** Replace an existing clone of that name (never a database dbfast did not create). */
+  replace?: boolean;
+}
+
+export function generateCloneName(template: string): string {
+  return `${template}_${randomBytes(4).toString('hex')}`;
+}
+
+export async function createClone(admin: pg.Client, options: CreateCloneOptions): Promise<string> {
+  const name = validateDatabaseName(options.name ?? generateCloneName(options.template));
+  const existing = await admin.query<{ comment: string | null }>(
+    `SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1`,
+    [name],
+  );
+  if (existing.rows[0]) {
+    if (!parseMetadata(existing.rows[0].comment, 'clone')) {
+      throw new DbfastError('USAGE', `database "${name}" already exists and was not created by dbfast`, {
+        hint: 'choose another name with --output',
+      });
+    }
+    if (!options.replace) {
+      throw new DbfastError('USAGE', `database "${name}" already exists`, { hint: 'use --replace to drop and recreate it' });
+    }
+    await dropDatabase(admin, name);
+  }
+  const metadata: CloneMetadata = {
+    kind: 'clone',
+    template: options.template,
+    fingerprint: options.fingerprint,
+    createdAt: new Date().toISOString(),
+  };
+  await retryWhileBusy(() => admin.query(`CREATE DATABASE ${ident(name)} TEMPLATE ${ident(options.template)}`));
+  await admin.query(`COMMENT ON DATABASE ${ident(name)} IS ${quoteLiteral(formatMetadata(metadata))}`);
+  return name;
+}
+
+export async function listClones(admin: pg.Client): Promise<CloneInfo[]> {
+  const { rows } = await admin.query<{ datname: string; comment: string; size: string }>(
+    `SELECT datname, shobj_description(oid, 'pg_database') AS comment, pg_database_size(oid)::text AS size
+       FROM pg_database WHERE shobj_description(oid, 'pg_database') LIKE '{"dbfast"%' ORDER BY datname`,
+  );
+  return rows.flatMap((row) => {
+    const metadata = parseMetadata<CloneMetadata>(row.comment, 'clone');
+    return metadata ? [{ ...metadata, name: row.datname, sizeBytes: Number(row.size) }] : [];
+  });
+}
+
+/** Drops clones by name, terminating their connections; refuses anything dbfast did not create. */
+export async function dropClones(admin: pg.Client, names: string[]): Promise<string[]> {
+  const clones = new Set((await listClones(admin)).map((clone) => clone.name));
+  const unknown = names.filter((name) => !clones.has(name));
+  if (unknown.length > 0) {
+    throw new DbfastError('USAGE', `not a dbfast clone: ${unknown.join(', ')}`, {
+      hint: 'dbfast list shows the databases it created',
+    });
+  }
+  for (const name of names) await dropDatabase(admin, name);
+  return names;
+}

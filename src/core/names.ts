@@ -1,0 +1,15 @@
+import { DbfastError } from './errors.js';
+
+/** PostgreSQL truncates identifiers to 63 bytes (NAMEDATALEN - 1); dbfast refuses instead. */
+const MAX_NAME_BYTES = 63;
+
+export function validateDatabaseName(name: string, what = 'database name'): string {
+  if (name.length === 0) throw new DbfastError('USAGE', `${what} is empty`);
+  if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
+    throw new DbfastError('USAGE', `${what} "${name}" is longer than ${MAX_NAME_BYTES} bytes`);
+  }
+  if (!/^[\p{L}\p{N}_$-]+$/u.test(name)) {
+    throw new DbfastError('USAGE', `${what} "${name}" may contain only letters, digits, _, $ and -`);
+  }
+  return name;
+}

@@ -1,0 +1,144 @@
+/**
+ * A dbfast project: its configuration, its server and its SQL files. This is what the CLI
+ * commands and programs (test runners) call; the CLI adds only flags and printing.
+ */
+import { join, posix, relative } from 'node:path';
+import type pg from 'pg';
+import { type CloneInfo, createClone, dropClones, listClones } from './clone.js';
+import { type DbfastConfig, type LoadConfigOptions, loadConfig } from './config.js';
+import { connect, type ServerTarget, resolveTarget } from './connection.js';
+import { DbfastError } from './errors.js';
+import { computeFingerprint } from './fingerprint.js';
+import { type ScanResult, scanRepository } from './scan.js';
+import type { SqlFile } from './sql/execute.js';
+import { type BuildOptions, type EnsureResult, ensureTemplate, readTemplate } from './template.js';
+
+export interface RepositoryState {
+  scan: ScanResult;
+  /** The files to run, with paths shown relative to the project folder (`db/0_schema/01.sql`). */
+  files: SqlFile[];
+  fingerprint: string;
+}
+
+export interface SeedOptions extends Omit<BuildOptions, 'force'> {
+  /** Name of the new database; default `<template>_<short id>`. */
+  name?: string;
+  replace?: boolean;
+}
+
+export interface SeedResult {
+  database: string;
+  url: string;
+  template: string;
+  rebuilt: boolean;
+  timings: { check_ms: number; build_ms: number; clone_ms: number; total_ms: number };
+}
+
+export class Project {
+  private target: Promise<ServerTarget> | undefined;
+  private admin: Promise<pg.Client> | undefined;
+
+  constructor(readonly config: DbfastConfig) {}
+
+  static async open(options: LoadConfigOptions = {}): Promise<Project> {
+    return new Project(await loadConfig(options));
+  }
+
+  get templateName(): string {
+    return this.config.templateName;
+  }
+
+  /** The server, started first when it is the embedded one. */
+  server(): Promise<ServerTarget> {
+    this.target ??= resolveTarget(this.config);
+    return this.target;
+  }
+
+  async scan(): Promise<RepositoryState> {
+    const { repository, stateDir, projectDir } = this.config;
+    const scan = await scanRepository({
+      root: repository.path,
+      include: repository.include,
+      exclude: repository.exclude,
+      cachePath: join(stateDir, 'scan-cache.json'),
+    });
+    const shownRoot = relative(projectDir, scan.root).split('\\').join('/');
+    const files = scan.files.map((file) => ({
+      absolutePath: file.absolutePath,
+      relativePath: shownRoot ? posix.join(shownRoot, file.relativePath) : file.relativePath,
+    }));
+    const selection = { include: repository.include, exclude: repository.exclude };
+    return { scan, files, fingerprint: computeFingerprint({ files: scan.files, selection }) };
+  }
+
+  /** Builds the template when the files changed since it was built (always with `force`). */
+  async build(options: BuildOptions = {}): Promise<EnsureResult> {
+    const state = await this.scan();
+    if (state.files.length === 0) {
+      const { repository } = this.config;
+      throw new DbfastError('REPOSITORY_EMPTY', `no SQL files in ${relative(process.cwd(), repository.path) || '.'}`, {
+        hint: `nothing matches ${repository.include.join(', ')}; add files or change [repository] include_patterns`,
+      });
+    }
+    return ensureTemplate(
+      await this.server(),
+      { name: this.templateName, fingerprint: state.fingerprint, files: state.files, projectDir: this.config.projectDir },
+      options,
+    );
+  }
+
+  /** A new database cloned from an up-to-date template (rebuilt first when the files changed). */
+  async seed(options: SeedOptions = {}): Promise<SeedResult> {
+    const started = performance.now();
+    const admin = await this.adminClient();
+    const state = await this.scan();
+    const current = await readTemplate(admin, this.templateName);
+    const checked = performance.now();
+    let rebuilt = false;
+    let fingerprint = state.fingerprint;
+    if (current?.fingerprint !== state.fingerprint) {
+      const result = await this.build(options);
+      rebuilt = result.rebuilt;
+      fingerprint = result.template.fingerprint;
+    }
+    const built = performance.now();
+    const database = await createClone(admin, { ...options, template: this.templateName, fingerprint });
+    const done = performance.now();
+    return {
+      database,
+      url: (await this.server()).url(database),
+      template: this.templateName,
+      rebuilt,
+      timings: {
+        check_ms: round(checked - started),
+        build_ms: round(built - checked),
+        clone_ms: round(done - built),
+        total_ms: round(done - started),
+      },
+    };
+  }
+
+  async list(): Promise<CloneInfo[]> {
+    return listClones(await this.adminClient());
+  }
+
+  async drop(...names: string[]): Promise<string[]> {
+    return dropClones(await this.adminClient(), names);
+  }
+
+  /** Closes the project's connection; the embedded server keeps running for the next command. */
+  async close(): Promise<void> {
+    const admin = this.admin;
+    this.admin = undefined;
+    if (admin) await (await admin).end().catch(() => {});
+  }
+
+  private adminClient(): Promise<pg.Client> {
+    this.admin ??= this.server().then((target) => connect(target));
+    return this.admin;
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}
