@@ -31,12 +31,13 @@ variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE (plus ~/.pgpass).`,
   );
 
 /** Runs one command: known errors become one message and an exit code, no stack trace. */
-function action<A extends unknown[]>(load: () => Promise<(globals: GlobalOptions, ...args: A) => Promise<number | undefined | void>>) {
+function action<A extends unknown[]>(load: () => Promise<(globals: GlobalOptions, ...args: A) => Promise<unknown>>) {
   return async (...args: A) => {
     const globals = program.opts<GlobalOptions>();
     try {
       const command = await load();
-      process.exitCode = (await command(globals, ...args)) ?? 0;
+      const exitCode = await command(globals, ...args);
+      process.exitCode = typeof exitCode === 'number' ? exitCode : 0;
     } catch (error) {
       info(formatError(error, Boolean(globals.verbose || process.env.DBFAST_DEBUG)));
       process.exitCode = exitCodeFor(error);

@@ -1,0 +1,168 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { afterEach, describe, expect, inject, it } from 'vitest';
+import { Project } from '../../src/core/project.js';
+import { query } from '../helpers/database.js';
+import { tempRepo, writeFiles } from '../helpers/repo.js';
+
+const serverUrl = () => `postgresql://postgres@127.0.0.1:${inject('serverPort')}/postgres`;
+const opened: Project[] = [];
+
+afterEach(async () => {
+  for (const project of opened.splice(0)) {
+    for (const clone of await project.list()) if (clone.template === project.templateName) await project.drop(clone.name);
+    await project.close();
+  }
+});
+
+/** A project on the test server with its own template name, over `files`. */
+async function makeProject(files: Record<string, string>) {
+  const templateName = `t_${randomBytes(4).toString('hex')}`;
+  const root = await tempRepo({ 'dbfast.toml': `[database]\ntemplate_name = "${templateName}"\n`, ...prefix('db/', files) });
+  const project = await Project.open({ cwd: root, env: { DBFAST_DATABASE_URL: serverUrl() } });
+  opened.push(project);
+  return { project, root, templateName };
+}
+
+function prefix(dir: string, files: Record<string, string>) {
+  return Object.fromEntries(Object.entries(files).map(([path, content]) => [dir + path, content]));
+}
+
+async function databases(pattern: string) {
+  const rows = await query<{ datname: string }>('postgres', `SELECT datname FROM pg_database WHERE datname LIKE '${pattern}' ORDER BY 1`);
+  return rows.map((row) => row.datname);
+}
+
+const schema = {
+  '0_schema/01_tables.sql': 'CREATE TABLE items (id int PRIMARY KEY, name text);',
+  '1_seed/01_items.sql': "INSERT INTO items VALUES (1, 'one'), (2, 'two');",
+};
+
+describe('template build', () => {
+  it('builds a template closed to connections, with its metadata on the server', async () => {
+    const { project, templateName } = await makeProject(schema);
+    const result = await project.build();
+    expect(result.rebuilt).toBe(true);
+    expect(result.stats).toMatchObject({ files: 2, statements: 2 });
+    const [row] = await query('postgres', `SELECT datistemplate, datallowconn FROM pg_database WHERE datname = '${templateName}'`);
+    expect(row).toEqual({ datistemplate: true, datallowconn: false });
+    expect(result.template).toMatchObject({ name: templateName, files: 2, fingerprint: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(await databases(`${templateName}\\_\\_%`)).toEqual([]);
+  });
+
+  it('rebuilds only when file contents, names or the file set change (a touch is not a change)', async () => {
+    const { project, root } = await makeProject(schema);
+    expect((await project.build()).rebuilt).toBe(true);
+    expect((await project.build()).rebuilt).toBe(false);
+
+    const file = join(root, 'db/1_seed/01_items.sql');
+    const later = new Date(Date.now() + 60_000);
+    await utimes(file, later, later);
+    expect((await project.build()).rebuilt).toBe(false);
+
+    await writeFile(file, "INSERT INTO items VALUES (1, 'uno');");
+    expect((await project.build()).rebuilt).toBe(true);
+
+    await writeFiles(root, { 'db/1_seed/02_more.sql': "INSERT INTO items VALUES (3, 'three');" });
+    expect((await project.build()).rebuilt).toBe(true);
+
+    await rename(join(root, 'db/1_seed/02_more.sql'), join(root, 'db/1_seed/03_more.sql'));
+    expect((await project.build()).rebuilt).toBe(true);
+
+    await rm(join(root, 'db/1_seed/03_more.sql'));
+    expect((await project.build()).rebuilt).toBe(true);
+    expect((await project.build({ force: true })).rebuilt).toBe(true);
+  });
+
+  it('keeps the previous template, still clonable, when a file fails', async () => {
+    const { project, root, templateName } = await makeProject(schema);
+    const before = (await project.build()).template;
+    await writeFiles(root, { 'db/1_seed/02_bad.sql': 'INSERT INTO items VALUES (3);\nINSERT INTO nope VALUES (1);' });
+    await expect(project.build()).rejects.toMatchObject({ code: 'SQL_FAILED', file: 'db/1_seed/02_bad.sql', line: 2 });
+    expect(await databases(`${templateName}\\_\\_%`)).toEqual([]);
+
+    const clone = await project.seed().catch((error) => error);
+    expect(clone).toMatchObject({ code: 'SQL_FAILED' }); // never a stale template while files are broken
+    await rm(join(root, 'db/1_seed/02_bad.sql'));
+    const fresh = await project.seed();
+    expect(fresh.rebuilt).toBe(false);
+    expect((await project.build()).template.builtAt).toBe(before.builtAt);
+    expect(await query(fresh.database, 'SELECT count(*)::int AS n FROM items')).toEqual([{ n: 2 }]);
+  });
+
+  it('refuses to replace a database it did not create', async () => {
+    const { project, templateName } = await makeProject(schema);
+    await query('postgres', `CREATE DATABASE ${templateName}`);
+    await expect(project.build()).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining('not created by dbfast') });
+    await query('postgres', `DROP DATABASE ${templateName}`);
+  });
+
+  it('cleans up the temporary database of a build that was killed', async () => {
+    const { project, root, templateName } = await makeProject({
+      ...schema,
+      '1_seed/02_slow.sql': 'SELECT pg_sleep(60);',
+    });
+    const cli = resolve(import.meta.dirname, '../../dist/cli/main.js');
+    const child = spawn(process.execPath, [cli, 'build'], {
+      cwd: root,
+      env: { ...process.env, DBFAST_DATABASE_URL: serverUrl() },
+      stdio: 'ignore',
+    });
+    // Wait until the build is inside the slow file, then kill it without a chance to clean up.
+    for (let i = 0; i < 200; i++) {
+      const active = await query('postgres', `SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'`);
+      if (active.length > 0) break;
+      await new Promise((done) => setTimeout(done, 50));
+    }
+    expect(await databases(`${templateName}\\_\\_b%`)).toHaveLength(1);
+    child.kill('SIGKILL');
+    await new Promise((done) => child.once('exit', done));
+
+    await writeFiles(root, { 'db/1_seed/02_slow.sql': 'SELECT 1;' });
+    expect((await project.build()).rebuilt).toBe(true);
+    expect(await databases(`${templateName}\\_\\_%`)).toEqual([]);
+  });
+});
+
+describe('clones', () => {
+  it('has the template data and is independent of it', async () => {
+    const { project, templateName } = await makeProject(schema);
+    const first = await project.seed();
+    expect(first).toMatchObject({ template: templateName, rebuilt: true, database: expect.stringMatching(new RegExp(`^${templateName}_[0-9a-f]{8}$`)) });
+    expect(first.url).toBe(`postgresql://postgres@127.0.0.1:${inject('serverPort')}/${first.database}`);
+    await query(first.database, "INSERT INTO items VALUES (9, 'only in the clone')");
+
+    const second = await project.seed();
+    expect(second.rebuilt).toBe(false);
+    expect(await query(second.database, 'SELECT id, name FROM items ORDER BY id')).toEqual([
+      { id: 1, name: 'one' },
+      { id: 2, name: 'two' },
+    ]);
+    expect((await project.list()).map((clone) => clone.name).sort()).toEqual([first.database, second.database].sort());
+  });
+
+  it('rebuilds exactly once when several seeds race after a change', async () => {
+    const { root } = await makeProject(schema);
+    await writeFiles(root, { 'db/1_seed/01_items.sql': "INSERT INTO items VALUES (1, 'changed');" });
+    const racers = await Promise.all(Array.from({ length: 6 }, () => Project.open({ cwd: root, env: { DBFAST_DATABASE_URL: serverUrl() } })));
+    opened.push(...racers);
+    const results = await Promise.all(racers.map((racer) => racer.seed()));
+    expect(results.filter((result) => result.rebuilt)).toHaveLength(1);
+    for (const result of results) {
+      expect(await query(result.database, 'SELECT name FROM items WHERE id = 1')).toEqual([{ name: 'changed' }]);
+    }
+  });
+
+  it('refuses an existing name unless replacing a clone, and validates names', async () => {
+    const { project } = await makeProject(schema);
+    const name = `c_${randomBytes(4).toString('hex')}`;
+    await project.seed({ name });
+    await expect(project.seed({ name })).rejects.toMatchObject({ code: 'USAGE', hint: expect.stringContaining('--replace') });
+    await expect(project.seed({ name, replace: true })).resolves.toMatchObject({ database: name });
+    await expect(project.seed({ name: 'x'.repeat(64) })).rejects.toMatchObject({ code: 'USAGE' });
+    await expect(project.seed({ name: 'bad name' })).rejects.toMatchObject({ code: 'USAGE' });
+  });
+});
+
