@@ -82,7 +82,13 @@ export class Project {
     }
     return ensureTemplate(
       await this.server(),
-      { name: this.templateName, fingerprint: state.fingerprint, files: state.files, projectDir: this.config.projectDir },
+      {
+        name: this.templateName,
+        fingerprint: state.fingerprint,
+        files: state.files,
+        projectDir: this.config.projectDir,
+        validation: this.config.validation,
+      },
       options,
     );
   }

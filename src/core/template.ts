@@ -5,10 +5,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
+import type { ValidationSettings } from './config.js';
 import { type ServerTarget, withClient } from './connection.js';
 import { DbfastError } from './errors.js';
 import { type ExecuteOptions, type ExecutionStats, executeFiles, type SqlFile } from './sql/execute.js';
 import { quoteIdentifier as ident, quoteLiteral } from './sql/quote.js';
+import { validateDatabase } from './validate.js';
 
 export interface TemplateMetadata {
   kind: 'template';
@@ -31,6 +33,8 @@ export interface TemplateSpec {
   files: SqlFile[];
   /** Included files (\i) inside this folder are shown relative to it. */
   projectDir: string;
+  /** Checked after the files ran and before the swap. */
+  validation?: ValidationSettings;
 }
 
 export interface BuildOptions extends Pick<ExecuteOptions, 'onFileStart' | 'onEcho' | 'batchBytes'> {
@@ -122,6 +126,7 @@ async function build(target: ServerTarget, admin: pg.Client, spec: TemplateSpec,
   try {
     const stats = await withClient(target, temporary, async (client) => {
       const result = await executeFiles(client, spec.files, { ...options, repositoryRoot: spec.projectDir });
+      if (spec.validation) await validateDatabase(client, spec.validation);
       // Statistics travel with the template, so every clone plans well from its first query.
       await client.query('ANALYZE');
       return result;

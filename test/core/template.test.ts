@@ -18,9 +18,10 @@ afterEach(async () => {
 });
 
 /** A project on the test server with its own template name, over `files`. */
-async function makeProject(files: Record<string, string>) {
+async function makeProject(files: Record<string, string>, extraToml = '') {
   const templateName = `t_${randomBytes(4).toString('hex')}`;
-  const root = await tempRepo({ 'dbfast.toml': `[database]\ntemplate_name = "${templateName}"\n`, ...prefix('db/', files) });
+  const toml = `[database]\ntemplate_name = "${templateName}"\n${extraToml}`;
+  const root = await tempRepo({ 'dbfast.toml': toml, ...prefix('db/', files) });
   const project = await Project.open({ cwd: root, env: { DBFAST_DATABASE_URL: serverUrl() } });
   opened.push(project);
   return { project, root, templateName };
@@ -123,6 +124,39 @@ describe('template build', () => {
     await writeFiles(root, { 'db/1_seed/02_slow.sql': 'SELECT 1;' });
     expect((await project.build()).rebuilt).toBe(true);
     expect(await databases(`${templateName}\\_\\_%`)).toEqual([]);
+  });
+});
+
+describe('template validation', () => {
+  const validation = (tables: string, functions: string, minimum: number) => `
+[validation]
+required_tables = [${tables}]
+required_functions = [${functions}]
+test_queries = [{ query = "SELECT * FROM items", min_expected_results = ${minimum} }]
+`;
+
+  it('swaps in a template that passes every check', async () => {
+    const { project } = await makeProject(
+      { ...schema, '0_schema/02_fn.sql': 'CREATE FUNCTION public.answer() RETURNS int LANGUAGE sql RETURN 42;' },
+      validation('"items", "public.items"', '"answer", "public.answer()"', 2),
+    );
+    expect((await project.build()).rebuilt).toBe(true);
+  });
+
+  it('names everything missing and keeps the previous template', async () => {
+    const { project, root, templateName } = await makeProject(schema);
+    const before = (await project.build()).template;
+    await writeFile(join(root, 'dbfast.toml'), `[database]\ntemplate_name = "${templateName}"\n${validation('"items", "orders"', '"missing_fn"', 3)}`);
+    await writeFiles(root, { 'db/1_seed/02_more.sql': 'SELECT 1;' });
+    const strict = await Project.open({ cwd: root, env: { DBFAST_DATABASE_URL: serverUrl() } });
+    opened.push(strict);
+    await expect(strict.build()).rejects.toMatchObject({
+      code: 'VALIDATION_FAILED',
+      message: 'template validation failed: missing table orders; missing function missing_fn; test query returned 2 rows, expected at least 3: SELECT * FROM items',
+    });
+    expect(await databases(`${templateName}\\_\\_%`)).toEqual([]);
+    await rm(join(root, 'db/1_seed/02_more.sql'));
+    expect((await project.build()).template.builtAt).toBe(before.builtAt);
   });
 });
 
