@@ -1,3 +1,5 @@
+import { DbfastError } from '../core/errors.js';
+import { parseDuration } from './duration.js';
 import type { GlobalOptions } from './main.js';
 import { info, printData, printJson } from './output.js';
 import { withProject } from './project.js';
@@ -16,6 +18,18 @@ export async function list(globals: GlobalOptions, options: { json?: boolean }):
 export async function drop(globals: GlobalOptions, names: string[]): Promise<void> {
   await withProject(globals, async (project) => {
     for (const name of await project.drop(...names)) info(`dropped ${name}`);
+  });
+}
+
+export async function clean(globals: GlobalOptions, options: { olderThan?: string; keepLast?: number; all?: boolean }): Promise<void> {
+  if (!options.all && options.olderThan === undefined && options.keepLast === undefined) {
+    throw new DbfastError('USAGE', 'dbfast clean needs --all, --older-than or --keep-last', { hint: 'for example: dbfast clean --older-than 7d' });
+  }
+  const olderThanMs = options.olderThan === undefined ? undefined : parseDuration(options.olderThan);
+  await withProject(globals, async (project) => {
+    const dropped = await project.clean({ all: options.all, olderThanMs, keepLast: options.keepLast });
+    for (const name of dropped) info(`dropped ${name}`);
+    if (dropped.length === 0) info('nothing to clean');
   });
 }
 

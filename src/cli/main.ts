@@ -80,6 +80,21 @@ program
   .argument('<names...>', 'clone names')
   .action(action(async () => (await import('./clones.js')).drop));
 
+program
+  .command('clean')
+  .description("drop this template's clones: old ones, all but the newest, or all")
+  .option('--older-than <duration>', 'only clones created longer ago than this (30m, 12h, 7d)')
+  .addOption(new Option('--keep-last <n>', 'always keep the n newest clones').argParser(Number))
+  .option('--all', 'every clone of this template')
+  .action(action(async () => (await import('./clones.js')).clean));
+
+program
+  .command('status')
+  .description('server, repository (changed since the build?), template and clones')
+  .option('--json', 'print JSON')
+  .option('--verbose', 'also list the files changed since the template was built')
+  .action(action(async () => (await import('./status.js')).status));
+
 const server = program.command('server').description('manage the embedded PostgreSQL server');
 server
   .command('start')

@@ -73,6 +73,22 @@ export async function listClones(admin: pg.Client): Promise<CloneInfo[]> {
   });
 }
 
+export interface CleanupRules {
+  /** Drop clones created longer ago than this. */
+  olderThanMs?: number;
+  /** Always keep this many of the newest clones. */
+  keepLast?: number;
+  all?: boolean;
+}
+
+/** Which clones `clean` drops: old ones (or all), sparing the `keepLast` newest. */
+export function selectForCleanup(clones: CloneInfo[], rules: CleanupRules, now = Date.now()): CloneInfo[] {
+  const newestFirst = [...clones].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  const candidates = newestFirst.slice(rules.keepLast ?? 0);
+  if (rules.all || rules.olderThanMs === undefined) return candidates;
+  return candidates.filter((clone) => now - Date.parse(clone.createdAt) > rules.olderThanMs!);
+}
+
 /** Drops clones by name, terminating their connections; refuses anything dbfast did not create. */
 export async function dropClones(admin: pg.Client, names: string[]): Promise<string[]> {
   const clones = new Set((await listClones(admin)).map((clone) => clone.name));

@@ -4,13 +4,14 @@
  */
 import { join, posix, relative } from 'node:path';
 import type pg from 'pg';
-import { type CloneInfo, createClone, dropClones, listClones } from './clone.js';
+import { type CleanupRules, type CloneInfo, createClone, dropClones, listClones, selectForCleanup } from './clone.js';
 import { type DbfastConfig, type LoadConfigOptions, loadConfig } from './config.js';
 import { connect, type ServerTarget, resolveTarget } from './connection.js';
 import { DbfastError } from './errors.js';
 import { computeFingerprint } from './fingerprint.js';
 import { type ScanResult, scanRepository } from './scan.js';
 import type { SqlFile } from './sql/execute.js';
+import { collectStatus, type ProjectStatus, recordBuild } from './status.js';
 import { type BuildOptions, type EnsureResult, ensureTemplate, readTemplate } from './template.js';
 
 export interface RepositoryState {
@@ -80,7 +81,7 @@ export class Project {
         hint: `nothing matches ${repository.include.join(', ')}; add files or change [repository] include_patterns`,
       });
     }
-    return ensureTemplate(
+    const result = await ensureTemplate(
       await this.server(),
       {
         name: this.templateName,
@@ -91,6 +92,8 @@ export class Project {
       },
       options,
     );
+    if (result.rebuilt) await recordBuild(this.config, state);
+    return result;
   }
 
   /** A new database cloned from an up-to-date template (rebuilt first when the files changed). */
@@ -124,8 +127,24 @@ export class Project {
     };
   }
 
+  /** Server, repository, template and clones; does not start a stopped embedded server. */
+  async status(): Promise<ProjectStatus> {
+    return collectStatus({
+      config: this.config,
+      scan: () => this.scan(),
+      server: () => this.server(),
+      admin: () => this.adminClient(),
+    });
+  }
+
   async list(): Promise<CloneInfo[]> {
     return listClones(await this.adminClient());
+  }
+
+  /** Drops this template's clones chosen by `rules`; returns their names. */
+  async clean(rules: CleanupRules): Promise<string[]> {
+    const clones = (await this.list()).filter((clone) => clone.template === this.templateName);
+    return this.drop(...selectForCleanup(clones, rules).map((clone) => clone.name));
   }
 
   async drop(...names: string[]): Promise<string[]> {
@@ -136,11 +155,19 @@ export class Project {
   async close(): Promise<void> {
     const admin = this.admin;
     this.admin = undefined;
-    if (admin) await (await admin).end().catch(() => {});
+    const client = await admin?.catch(() => null);
+    await client?.end().catch(() => {});
   }
 
   private adminClient(): Promise<pg.Client> {
-    this.admin ??= this.server().then((target) => connect(target));
+    if (!this.admin) {
+      const admin = this.server().then((target) => connect(target));
+      // A failed connection is not remembered: the next call tries again.
+      admin.catch(() => {
+        if (this.admin === admin) this.admin = undefined;
+      });
+      this.admin = admin;
+    }
     return this.admin;
   }
 }

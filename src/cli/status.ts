@@ -1,0 +1,26 @@
+import { formatBytes } from './clones.js';
+import type { GlobalOptions } from './main.js';
+import { bold, dim, green, info, printJson, red, yellow } from './output.js';
+import { withProject } from './project.js';
+
+export async function status(globals: GlobalOptions, options: { json?: boolean; verbose?: boolean }): Promise<number> {
+  return withProject(globals, async (project) => {
+    const current = await project.status();
+    if (options.json) printJson(current);
+    else {
+      const { server, repository, template, clones } = current;
+      const kind = server.embedded ? 'embedded' : 'configured';
+      info(`${bold('server')}      ${kind}, ${server.reachable ? green(`reachable at ${server.address}, PostgreSQL ${server.version}`) : red(server.error ?? 'unreachable')}`);
+      const changed = repository.changed === null ? dim('no template to compare') : repository.changed ? yellow('changed since the template was built') : green('unchanged');
+      info(`${bold('repository')}  ${repository.path}, ${repository.files} files, ${changed}`);
+      if ((options.verbose || globals.verbose) && repository.changedFiles) {
+        for (const [what, paths] of Object.entries(repository.changedFiles)) for (const path of paths) info(`              ${what}: ${path}`);
+      }
+      info(
+        `${bold('template')}    ${template ? `${template.name}, built ${template.builtAt} in ${(template.durationMs / 1000).toFixed(2)}s, ${template.files} files, ${formatBytes(template.sizeBytes)}, fingerprint ${template.fingerprint.slice(0, 12)}` : 'not built yet'}`,
+      );
+      info(`${bold('clones')}      ${clones.count}, ${formatBytes(clones.totalBytes)}`);
+    }
+    return current.server.reachable ? 0 : 1;
+  });
+}
