@@ -28,6 +28,10 @@ export interface CreateCloneOptions {
   name?: string;
   /** Replace an existing clone of that name (never a database dbfast did not create). */
   replace?: boolean;
+  /** At most this many CREATE DATABASE at once on the server, across all processes. */
+  maxConcurrent?: number;
+  /** Give up (waiting for a slot and copying) after this long; 0 for no limit. */
+  timeoutMs?: number;
 }
 
 export function generateCloneName(template: string): string {
@@ -57,9 +61,56 @@ export async function createClone(admin: pg.Client, options: CreateCloneOptions)
     fingerprint: options.fingerprint,
     createdAt: new Date().toISOString(),
   };
-  await retryWhileBusy(() => admin.query(`CREATE DATABASE ${ident(name)} TEMPLATE ${ident(options.template)}`));
+  const deadline = options.timeoutMs ? Date.now() + options.timeoutMs : Number.POSITIVE_INFINITY;
+  const timedOut = () => cloneTimeout(options.timeoutMs!);
+  await withCloneSlot(admin, options.maxConcurrent ?? 0, deadline, timedOut, async () => {
+    const remaining = deadline - Date.now();
+    if (Number.isFinite(remaining)) await admin.query(`SET statement_timeout = ${Math.max(1, Math.floor(remaining))}`);
+    try {
+      await retryWhileBusy(() => admin.query(`CREATE DATABASE ${ident(name)} TEMPLATE ${ident(options.template)}`));
+    } catch (error) {
+      if ((error as { code?: string }).code === QUERY_CANCELED) throw timedOut();
+      throw error;
+    } finally {
+      if (Number.isFinite(remaining)) await admin.query('RESET statement_timeout');
+    }
+  });
   await admin.query(`COMMENT ON DATABASE ${ident(name)} IS ${quoteLiteral(formatMetadata(metadata))}`);
   return name;
+}
+
+const QUERY_CANCELED = '57014';
+/** Advisory lock namespace ("dbfs") for clone slots; the second key is the slot number. */
+const CLONE_SLOTS = 0x64626673;
+
+function cloneTimeout(ms: number): DbfastError {
+  return new DbfastError('TIMEOUT', `cloning took longer than clone_timeout_ms (${ms} ms)`, {
+    hint: 'raise [performance] clone_timeout_ms, or lower max_concurrent_clones contention',
+  });
+}
+
+/** A server-wide semaphore of `max` advisory-lock slots, so it holds across processes. */
+async function withCloneSlot<T>(
+  admin: pg.Client,
+  max: number,
+  deadline: number,
+  timedOut: () => DbfastError,
+  work: () => Promise<T>,
+): Promise<T> {
+  if (max <= 0) return work();
+  for (let attempt = 0; ; attempt++) {
+    for (let slot = 0; slot < max; slot++) {
+      const { rows } = await admin.query('SELECT pg_try_advisory_lock($1, $2) AS taken', [CLONE_SLOTS, slot]);
+      if (!rows[0].taken) continue;
+      try {
+        return await work();
+      } finally {
+        await admin.query('SELECT pg_advisory_unlock($1, $2)', [CLONE_SLOTS, slot]);
+      }
+    }
+    if (Date.now() >= deadline) throw timedOut();
+    await new Promise((resolve) => setTimeout(resolve, Math.min(5 * 2 ** attempt, 100)));
+  }
 }
 
 export async function listClones(admin: pg.Client): Promise<CloneInfo[]> {

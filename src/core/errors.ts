@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'SQL_META_COMMAND'
   | 'SQL_FAILED'
   | 'VALIDATION_FAILED'
+  | 'TIMEOUT'
   | 'SERVER_START_FAILED'
   | 'SERVER_UNREACHABLE'
   | 'AUTH_FAILED'

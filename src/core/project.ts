@@ -74,7 +74,10 @@ export class Project {
 
   /** Builds the template when the files changed since it was built (always with `force`). */
   async build(options: BuildOptions = {}): Promise<EnsureResult> {
-    const state = await this.scan();
+    return this.buildFrom(await this.scan(), options);
+  }
+
+  private async buildFrom(state: RepositoryState, options: BuildOptions): Promise<EnsureResult> {
     if (state.files.length === 0) {
       const { repository } = this.config;
       throw new DbfastError('REPOSITORY_EMPTY', `no SQL files in ${relative(process.cwd(), repository.path) || '.'}`, {
@@ -89,6 +92,7 @@ export class Project {
         files: state.files,
         projectDir: this.config.projectDir,
         validation: this.config.validation,
+        timeoutMs: this.config.performance.buildTimeoutMs,
       },
       options,
     );
@@ -106,12 +110,19 @@ export class Project {
     let rebuilt = false;
     let fingerprint = state.fingerprint;
     if (current?.fingerprint !== state.fingerprint) {
-      const result = await this.build(options);
+      const result = await this.buildFrom(state, options);
       rebuilt = result.rebuilt;
       fingerprint = result.template.fingerprint;
     }
     const built = performance.now();
-    const database = await createClone(admin, { ...options, template: this.templateName, fingerprint });
+    const { maxConcurrentClones, cloneTimeoutMs } = this.config.performance;
+    const database = await createClone(admin, {
+      ...options,
+      template: this.templateName,
+      fingerprint,
+      maxConcurrent: maxConcurrentClones,
+      timeoutMs: cloneTimeoutMs,
+    });
     const done = performance.now();
     return {
       database,

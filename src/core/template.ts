@@ -35,6 +35,8 @@ export interface TemplateSpec {
   projectDir: string;
   /** Checked after the files ran and before the swap. */
   validation?: ValidationSettings;
+  /** Abandon the build after this long; 0 or undefined for no limit. */
+  timeoutMs?: number;
 }
 
 export interface BuildOptions extends Pick<ExecuteOptions, 'onFileStart' | 'onEcho' | 'batchBytes'> {
@@ -124,13 +126,15 @@ async function build(target: ServerTarget, admin: pg.Client, spec: TemplateSpec,
   const temporary = `${spec.name}${BUILDING}${randomBytes(4).toString('hex')}`;
   await admin.query(`CREATE DATABASE ${ident(temporary)} TEMPLATE template0`);
   try {
-    const stats = await withClient(target, temporary, async (client) => {
-      const result = await executeFiles(client, spec.files, { ...options, repositoryRoot: spec.projectDir });
-      if (spec.validation) await validateDatabase(client, spec.validation);
-      // Statistics travel with the template, so every clone plans well from its first query.
-      await client.query('ANALYZE');
-      return result;
-    });
+    const stats = await withClient(target, temporary, (client) =>
+      withTimeout(admin, client, spec.timeoutMs, async (signal) => {
+        const result = await executeFiles(client, spec.files, { ...options, signal, repositoryRoot: spec.projectDir });
+        if (spec.validation) await validateDatabase(client, spec.validation);
+        // Statistics travel with the template, so every clone plans well from its first query.
+        await client.query('ANALYZE');
+        return result;
+      }),
+    );
     const metadata: TemplateMetadata = {
       kind: 'template',
       fingerprint: spec.fingerprint,
@@ -143,6 +147,36 @@ async function build(target: ServerTarget, admin: pg.Client, spec: TemplateSpec,
   } catch (error) {
     await dropDatabase(admin, temporary).catch(() => {});
     throw error;
+  }
+}
+
+/** Runs `work`; past `timeoutMs`, aborts it and cancels the statement running on `client`. */
+async function withTimeout<T>(
+  admin: pg.Client,
+  client: pg.Client,
+  timeoutMs: number | undefined,
+  work: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  if (!timeoutMs) return work(new AbortController().signal);
+  const controller = new AbortController();
+  const timer = setTimeout(() => {
+    controller.abort();
+    const pid = (client as unknown as { processID: number }).processID;
+    admin.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => {});
+  }, timeoutMs);
+  try {
+    return await work(controller.signal);
+  } catch (error) {
+    if (!controller.signal.aborted) throw error;
+    const at = error instanceof DbfastError ? error : undefined;
+    throw new DbfastError('TIMEOUT', `the build took longer than build_timeout_ms (${timeoutMs} ms)`, {
+      file: at?.file,
+      line: at?.line,
+      column: at?.column,
+      hint: 'raise [performance] build_timeout_ms in dbfast.toml, or set it to 0 for no limit',
+    });
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -160,6 +160,34 @@ test_queries = [{ query = "SELECT * FROM items", min_expected_results = ${minimu
   });
 });
 
+describe('performance limits', () => {
+  it('abandons a build past build_timeout_ms, naming the file, and keeps the previous template', async () => {
+    const { project, root, templateName } = await makeProject(schema, '[performance]\nbuild_timeout_ms = 500\n');
+    const before = (await project.build()).template;
+    await writeFiles(root, { 'db/1_seed/02_slow.sql': 'SELECT 1;\nSELECT pg_sleep(30);\n' });
+    await expect(project.build()).rejects.toMatchObject({ code: 'TIMEOUT', file: 'db/1_seed/02_slow.sql', line: 2 });
+    expect(await databases(`${templateName}\\_\\_%`)).toEqual([]);
+    await rm(join(root, 'db/1_seed/02_slow.sql'));
+    expect((await project.build()).template.builtAt).toBe(before.builtAt);
+  });
+
+  it('waits for a free clone slot (max_concurrent_clones) and gives up after clone_timeout_ms', async () => {
+    const { project } = await makeProject(schema, '[performance]\nmax_concurrent_clones = 1\nclone_timeout_ms = 400\n');
+    await project.build();
+    const pg = (await import('pg')).default;
+    const holder = new pg.Client({ host: '127.0.0.1', port: inject('serverPort'), user: 'postgres', database: 'postgres' });
+    await holder.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock($1, 0)', [0x64626673]);
+      await expect(project.seed()).rejects.toMatchObject({ code: 'TIMEOUT', message: expect.stringContaining('clone_timeout_ms (400 ms)') });
+      await holder.query('SELECT pg_advisory_unlock($1, 0)', [0x64626673]);
+      await expect(project.seed()).resolves.toMatchObject({ rebuilt: false });
+    } finally {
+      await holder.end();
+    }
+  });
+});
+
 describe('clones', () => {
   it('has the template data and is independent of it', async () => {
     const { project, templateName } = await makeProject(schema);

@@ -26,6 +26,8 @@ export interface ExecuteOptions {
   onFileStart?: (file: SqlFile, index: number, total: number) => void;
   /** `\echo` output. */
   onEcho?: (text: string) => void;
+  /** Stops between statements once aborted (a statement already running is the caller's to cancel). */
+  signal?: AbortSignal;
 }
 
 export interface ExecutionStats {
@@ -105,6 +107,7 @@ class ScriptRunner {
 
   async run(source: Source, variables: Variables, includeStack: string[]): Promise<void> {
     for (const segment of lexScript(source.text, { file: source.displayPath, variables })) {
+      this.options.signal?.throwIfAborted();
       if (segment.kind === 'meta') {
         await this.drain();
         await this.meta(segment, source, variables, includeStack);
