@@ -32,6 +32,8 @@ export interface CreateCloneOptions {
   maxConcurrent?: number;
   /** Give up (waiting for a slot and copying) after this long; 0 for no limit. */
   timeoutMs?: number;
+  /** PostgreSQL 15+ only; older servers always copy files. */
+  strategy?: 'file_copy' | 'wal_log';
 }
 
 export function generateCloneName(template: string): string {
@@ -67,7 +69,8 @@ export async function createClone(admin: pg.Client, options: CreateCloneOptions)
     const remaining = deadline - Date.now();
     if (Number.isFinite(remaining)) await admin.query(`SET statement_timeout = ${Math.max(1, Math.floor(remaining))}`);
     try {
-      await retryWhileBusy(() => admin.query(`CREATE DATABASE ${ident(name)} TEMPLATE ${ident(options.template)}`));
+      const strategy = options.strategy ? ` STRATEGY ${options.strategy.toUpperCase()}` : '';
+      await retryWhileBusy(() => admin.query(`CREATE DATABASE ${ident(name)} TEMPLATE ${ident(options.template)}${strategy}`));
     } catch (error) {
       if ((error as { code?: string }).code === QUERY_CANCELED) throw timedOut();
       throw error;

@@ -51,6 +51,8 @@ export interface PerformanceSettings {
   /** 0 means no limit. */
   buildTimeoutMs: number;
   statementBatchBytes: number;
+  /** CREATE DATABASE strategy on PostgreSQL 15+: FILE_COPY measured faster here at 8 MB and 886 MB. */
+  cloneStrategy: 'file_copy' | 'wal_log';
 }
 
 export interface TestQuery {
@@ -226,6 +228,7 @@ const fileSchema = v.object({
       clone_timeout_ms: integerAtLeast(1),
       build_timeout_ms: integerAtLeast(0),
       statement_batch_bytes: integerAtLeast(1),
+      clone_strategy: v.optional(v.picklist(['file_copy', 'wal_log'], 'must be "file_copy" or "wal_log"')),
     }),
   ),
   validation: v.optional(
@@ -527,6 +530,7 @@ function buildSettings(
       cloneTimeoutMs: performance?.clone_timeout_ms ?? 60_000,
       buildTimeoutMs: performance?.build_timeout_ms ?? 0,
       statementBatchBytes: performance?.statement_batch_bytes ?? 1_048_576,
+      cloneStrategy: performance?.clone_strategy ?? 'file_copy',
     },
     validation: {
       requiredTables: validation?.required_tables ?? [],

@@ -94,7 +94,7 @@ export class Project {
         validation: this.config.validation,
         timeoutMs: this.config.performance.buildTimeoutMs,
       },
-      options,
+      { batchBytes: this.config.performance.statementBatchBytes, ...options },
     );
     if (result.rebuilt) await recordBuild(this.config, state);
     return result;
@@ -115,13 +115,14 @@ export class Project {
       fingerprint = result.template.fingerprint;
     }
     const built = performance.now();
-    const { maxConcurrentClones, cloneTimeoutMs } = this.config.performance;
+    const { maxConcurrentClones, cloneTimeoutMs, cloneStrategy } = this.config.performance;
     const database = await createClone(admin, {
       ...options,
       template: this.templateName,
       fingerprint,
       maxConcurrent: maxConcurrentClones,
       timeoutMs: cloneTimeoutMs,
+      strategy: (await this.serverVersion()) >= 150000 ? cloneStrategy : undefined,
     });
     const done = performance.now();
     return {
@@ -168,6 +169,14 @@ export class Project {
     this.admin = undefined;
     const client = await admin?.catch(() => null);
     await client?.end().catch(() => {});
+  }
+
+  private version: Promise<number> | undefined;
+
+  /** `server_version_num`, asked once per project. */
+  private serverVersion(): Promise<number> {
+    this.version ??= this.adminClient().then(async (admin) => Number((await admin.query('SHOW server_version_num')).rows[0].server_version_num));
+    return this.version;
   }
 
   private adminClient(): Promise<pg.Client> {

@@ -102,6 +102,7 @@ describe('defaults', () => {
         cloneTimeoutMs: 60000,
         buildTimeoutMs: 0,
         statementBatchBytes: 1048576,
+        cloneStrategy: 'file_copy',
       },
       validation: { requiredTables: [], requiredFunctions: [], testQueries: [] },
       backups: { directory: path.join(cwd, '.dbfast', 'backups'), format: 'custom' },
@@ -161,6 +162,7 @@ max_concurrent_clones = 4
 clone_timeout_ms = 5000
 build_timeout_ms = 0
 statement_batch_bytes = 65536
+clone_strategy = "wal_log"
 
 [validation]
 required_tables = ["users"]
@@ -209,6 +211,7 @@ format = "plain"
       cloneTimeoutMs: 5000,
       buildTimeoutMs: 0,
       statementBatchBytes: 65536,
+      cloneStrategy: 'wal_log',
     });
     expect(config.validation).toEqual({
       requiredTables: ['users'],
