@@ -9,7 +9,6 @@
  * await dbfast.close();
  * ```
  */
-import type { LoadConfigOptions } from './core/config.js';
 import { Project } from './core/project.js';
 
 export type { CloneInfo } from './core/clone.js';
@@ -18,13 +17,24 @@ export { loadConfig } from './core/config.js';
 export type { ErrorCode } from './core/errors.js';
 export { DbfastError, exitCodeFor, isDbfastError } from './core/errors.js';
 export { type InitOptions, type InitResult, initProject } from './core/init.js';
+export type { CleanupRules } from './core/clone.js';
 export { Project, type RepositoryState, type SeedOptions, type SeedResult } from './core/project.js';
+export type { ProjectStatus } from './core/status.js';
 export { type ScannedFile, type ScanResult, scanRepository } from './core/scan.js';
 export { ensureServer, serverStatus, stopServer } from './core/server.js';
 export { type ExecuteOptions, type ExecutionStats, executeFiles, type SqlFile } from './core/sql/execute.js';
 export type { EnsureResult, TemplateInfo } from './core/template.js';
 
-/** Opens the project whose dbfast.toml is found from `options.cwd` (or `options.configPath`). */
-export function openProject(options: LoadConfigOptions = {}): Promise<Project> {
-  return Project.open(options);
+export interface OpenProjectOptions {
+  /** Path to dbfast.toml; by default it is searched upward from `cwd`. */
+  config?: string;
+  /** Defaults to process.cwd(). */
+  cwd?: string;
+  /** Environment for DBFAST_* and PG* variables; defaults to process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Opens a project: its configuration now, its server (started if embedded) on first use. */
+export function openProject(options: OpenProjectOptions = {}): Promise<Project> {
+  return Project.open({ configPath: options.config, cwd: options.cwd, env: options.env });
 }
