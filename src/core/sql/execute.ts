@@ -182,7 +182,7 @@ class ScriptRunner {
       sourceOffset = sourceOffsetOf(entry.statement, offset - entry.textOffset);
     }
     const { statement, source } = batch.statements[Math.max(index, 0)]!;
-    return sqlError(error, source, sourceOffset ?? statement.offset);
+    return sqlError(error, source, sourceOffset ?? doBlockLineOffset(error, statement, source) ?? statement.offset);
   }
 
   private async copy(statement: Statement, source: Source): Promise<void> {
@@ -266,6 +266,20 @@ function sourceOffsetOf(statement: Statement, textOffset: number): number {
   const piece = statement.pieces.findLast((candidate) => candidate.textOffset <= textOffset);
   if (!piece) return statement.offset;
   return piece.substituted ? piece.sourceOffset : piece.sourceOffset + (textOffset - piece.textOffset);
+}
+
+/**
+ * A runtime error in a DO block names the line of its body (`inline_code_block line 3`); the
+ * body's line 1 is the one holding the opening dollar quote. Points at that line's first token.
+ */
+function doBlockLineOffset(error: Error, statement: Statement, source: Source): number | undefined {
+  const bodyLine = Number(/^PL\/pgSQL function inline_code_block line (\d+)/.exec((error as pg.DatabaseError).where ?? '')?.[1]);
+  const quote = /\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$/.exec(statement.text);
+  if (statement.words[0] !== 'do' || !bodyLine || !quote) return undefined;
+  const firstLine = source.lines.locate(sourceOffsetOf(statement, quote.index)).line;
+  const lineStart = source.lines.offsetOfLine(firstLine + bodyLine - 1);
+  const indent = /^[ \t]*/.exec(source.text.slice(lineStart))![0].length;
+  return lineStart + indent;
 }
 
 /** Errors in COPY data name the data line (`COPY actor, line 17`): point at that line of the file. */

@@ -314,6 +314,11 @@ describe('executor: errors name file, line and column', () => {
     await expect(run({ 'latin1.sql': bytes })).rejects.toMatchObject({ code: 'FILE_ENCODING', file: 'latin1.sql', line: 2, column: 12 });
   });
 
+  it('locates a runtime error inside a DO block at its line in the file', async () => {
+    const file = "SELECT 1;\nDO $$\nDECLARE n int := 0;\nBEGIN\n  n := n + 1;\n  RAISE EXCEPTION 'boom %', n;\nEND\n$$;\n";
+    await expect(run({ 'do.sql': file })).rejects.toMatchObject({ file: 'do.sql', line: 6, column: 3, message: 'boom 1' });
+  });
+
   it('reports an error inside an included file at its own path', async () => {
     await expect(run({ 'a.sql': '\\ir sub/b.sql', 'sub/b.sql': '\nSELEC 1;' }, { only: ['a.sql'] })).rejects.toMatchObject({
       file: 'sub/b.sql',
