@@ -11,6 +11,13 @@ export interface Progress {
   done(): void;
 }
 
+const BAR_WIDTH = 20;
+
+function bar(fraction: number): string {
+  const filled = Math.round(fraction * BAR_WIDTH);
+  return `${'█'.repeat(filled)}${dim('░'.repeat(BAR_WIDTH - filled))}`;
+}
+
 export function buildProgress(): Progress {
   const started = performance.now();
   const live = Boolean(process.stderr.isTTY);
@@ -23,7 +30,7 @@ export function buildProgress(): Progress {
   const clear = () => live && process.stderr.write('\r\u001b[K');
   return {
     onFileStart(file, index, total) {
-      current = `[${index + 1}/${total}] ${file.relativePath}`;
+      current = `${live ? `${bar(index / total)} ` : ''}[${index + 1}/${total}] ${file.relativePath}`;
       if (!live) return info(`  ${current}`);
       render();
       timer ??= setInterval(render, 100).unref();
