@@ -61,7 +61,7 @@ export class Project {
       root: repository.path,
       include: repository.include,
       exclude: repository.exclude,
-      cachePath: join(stateDir, 'scan-cache.json'),
+      cachePath: join(stateDir, 'scan-cache.tsv'),
     });
     const shownRoot = relative(projectDir, scan.root).split('\\').join('/');
     const files = scan.files.map((file) => ({

@@ -53,8 +53,27 @@ async function setMtime(relativePath: string, seconds: number): Promise<void> {
   await utimes(join(root, relativePath), seconds, seconds);
 }
 
-async function readCache(): Promise<{ version: number; writtenAtMs: number; entries: Record<string, unknown> }> {
-  return JSON.parse(await readFile(cachePath, 'utf8'));
+interface CacheFile {
+  version: number;
+  writtenAtMs: number;
+  entries: Record<string, { size: number; mtimeMs: number; ino: number; hash: string }>;
+}
+
+/** The documented cache format: a header line, then `size, mtimeMs, ino, hash, path` tab-separated per file. */
+async function readCache(): Promise<CacheFile> {
+  const [header, ...lines] = (await readFile(cachePath, 'utf8')).split('\n');
+  const [magic, writtenAtMs] = header!.split('\t');
+  const entries: CacheFile['entries'] = {};
+  for (const line of lines) {
+    const [size, mtimeMs, ino, hash, ...path] = line.split('\t');
+    entries[path.join('\t')] = { size: Number(size), mtimeMs: Number(mtimeMs), ino: Number(ino), hash: hash! };
+  }
+  return { version: Number(magic!.split(' ')[1]), writtenAtMs: Number(writtenAtMs), entries };
+}
+
+async function writeCache(cache: CacheFile): Promise<void> {
+  const lines = Object.entries(cache.entries).map(([path, e]) => [e.size, e.mtimeMs, e.ino, e.hash, path].join('\t'));
+  await writeFile(cachePath, [`dbfast-scan-cache ${cache.version}\t${cache.writtenAtMs}`, ...lines].join('\n'));
 }
 
 describe('compareExecutionOrder', () => {
@@ -294,7 +313,7 @@ describe('scanRepository with a stat cache', () => {
     const { files } = await scanRepository({ root, cachePath });
     const cache = await readCache();
     const stats = await stat(join(root, '1/a.sql'));
-    expect(cache.version).toBe(1);
+    expect(cache.version).toBe(2);
     expect(cache.writtenAtMs).toBeGreaterThanOrEqual(before);
     expect(cache.entries).toEqual({
       '1/a.sql': { size: stats.size, mtimeMs: stats.mtimeMs, ino: stats.ino, hash: files[0]!.hash },
@@ -363,19 +382,20 @@ describe('scanRepository with a stat cache', () => {
     await writeOldFiles({ '1/a.sql': 'select 1;' });
     await scanRepository({ root, cachePath });
     const cache = await readCache();
-    await writeFile(cachePath, JSON.stringify({ ...cache, writtenAtMs: AN_HOUR_AGO_S * 1000 + 1999 }));
+    await writeCache({ ...cache, writtenAtMs: AN_HOUR_AGO_S * 1000 + 1999 });
     expect((await scanRepository({ root, cachePath })).hashedFiles).toBe(1);
-    await writeFile(cachePath, JSON.stringify({ ...cache, writtenAtMs: AN_HOUR_AGO_S * 1000 + 2001 }));
+    await writeCache({ ...cache, writtenAtMs: AN_HOUR_AGO_S * 1000 + 2001 });
     expect((await scanRepository({ root, cachePath })).hashedFiles).toBe(0);
   });
 
   it('ignores a corrupt or foreign cache and rebuilds it', async () => {
     await writeOldFiles({ '1/a.sql': 'select 1;' });
-    for (const content of ['{ not json', 'null', '{"version":2,"writtenAtMs":0,"entries":{}}', '{"version":1}']) {
+    const foreign = ['{ not json', 'null', 'dbfast-scan-cache 1\t0', 'dbfast-scan-cache 2\tsoon', '', 'dbfast-scan-cache 2'];
+    for (const content of foreign) {
       await mkdir(join(base, 'state'), { recursive: true });
       await writeFile(cachePath, content);
       expect((await scanRepository({ root, cachePath })).hashedFiles).toBe(1);
-      expect((await readCache()).version).toBe(1);
+      expect((await readCache()).version).toBe(2);
     }
   });
 
@@ -383,8 +403,8 @@ describe('scanRepository with a stat cache', () => {
     await writeOldFiles({ '1/a.sql': 'select 1;' });
     await scanRepository({ root, cachePath });
     const cache = await readCache();
-    const entry = cache.entries['1/a.sql'] as Record<string, unknown>;
-    await writeFile(cachePath, JSON.stringify({ ...cache, entries: { '1/a.sql': { ...entry, hash: 42 } } }));
+    const entry = cache.entries['1/a.sql']!;
+    await writeCache({ ...cache, entries: { '1/a.sql': { ...entry, hash: 'not-a-sha256' } } });
     const { files, hashedFiles } = await scanRepository({ root, cachePath });
     expect(hashedFiles).toBe(1);
     expect(files[0]!.hash).toBe(createHash('sha256').update('select 1;').digest('hex'));
