@@ -253,7 +253,7 @@ async function readStatCache(cachePath: string): Promise<StatCache | undefined> 
       const line = lines[i]!;
       // Skip the four numeric fields; whatever follows the fourth tab is the path.
       let at = -1;
-      for (let field = 0; field < 4 && (at = line.indexOf('\t', at + 1)) !== -1; field++);
+      for (let field = 0; field < 4 && (field === 0 || at !== -1); field++) at = line.indexOf('\t', at + 1);
       if (at !== -1) entries.set(line.slice(at + 1), line.slice(0, at));
     }
     return { writtenAtMs: Number(writtenAt), entries };
