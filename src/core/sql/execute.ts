@@ -47,29 +47,45 @@ export async function executeFiles(client: pg.Client, files: SqlFile[], options:
     if (index > 0) await client.query('DISCARD ALL');
     const runner = new ScriptRunner(client, options, stats);
     const source = await readSource(file.absolutePath, file.relativePath);
-    await runner.run(source, new Map(), []);
+    await runner.run(source, psqlVariables(client), []);
     await runner.finishFile(source);
     stats.files++;
   }
   return stats;
 }
 
-/** Statements PostgreSQL will not run inside a transaction block, so never inside a batch. */
+/** The variables psql defines before it reads a script. */
+function psqlVariables(client: pg.Client): Variables {
+  return new Map([
+    ['DBNAME', client.database ?? ''],
+    ['USER', client.user ?? ''],
+    ['HOST', client.host],
+    ['PORT', String(client.port)],
+    ['ENCODING', 'UTF8'],
+    ['ON_ERROR_STOP', '1'],
+  ]);
+}
+
+/**
+ * Statements that must not share a batch: what PostgreSQL refuses inside a transaction block,
+ * procedures and DO blocks (they may COMMIT, which an implicit transaction forbids), and SET
+ * LOCAL (which outside BEGIN must not reach the statements after it).
+ */
 function runsAlone(words: string[]): boolean {
   const [first, second, third] = words;
+  if (words.includes('concurrently')) return true;
   switch (first) {
     case 'vacuum':
     case 'reindex':
     case 'cluster':
+    case 'call':
+    case 'do':
       return true;
+    case 'set':
+      return second === 'local' || second === 'transaction';
     case 'create':
     case 'drop':
-      return (
-        second === 'database' ||
-        second === 'tablespace' ||
-        second === 'subscription' ||
-        words.includes('concurrently')
-      );
+      return second === 'database' || second === 'tablespace' || second === 'subscription';
     case 'alter':
       return second === 'system' || second === 'subscription' || (second === 'database' && words.includes('tablespace'));
     case 'commit':
@@ -80,6 +96,10 @@ function runsAlone(words: string[]): boolean {
     default:
       return false;
   }
+}
+
+function startsTransaction(words: string[]): boolean {
+  return words[0] === 'begin' || (words[0] === 'start' && words[1] === 'transaction');
 }
 
 /** A new enum value cannot be used in the transaction that added it. */
@@ -114,6 +134,10 @@ class ScriptRunner {
       } else if (segment.copy) {
         await this.drain();
         await this.copy(segment, source);
+      } else if (startsTransaction(segment.words)) {
+        // Statements before BEGIN must not become part of the transaction it opens.
+        await this.drain();
+        this.add(segment, source);
       } else if (runsAlone(segment.words)) {
         await this.drain();
         this.add(segment, source);
@@ -195,11 +219,16 @@ class ScriptRunner {
   }
 
   private async meta(command: MetaCommand, source: Source, variables: Variables, includeStack: string[]): Promise<void> {
-    const args = parseMetaArgs(command.args, variables);
     const fail = (message: string, hint?: string): never => {
       const { line, column } = source.lines.locate(command.offset);
       throw new DbfastError('SQL_META_COMMAND', message, { file: source.displayPath, line, column, hint });
     };
+    let args: string[] = [];
+    try {
+      args = parseMetaArgs(command.args, variables);
+    } catch (error) {
+      fail((error as Error).message);
+    }
     switch (command.name) {
       case 'i':
       case 'include':

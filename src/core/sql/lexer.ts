@@ -52,6 +52,8 @@ const IDENT_START = /[A-Za-z_\u0080-\uffff]/;
 const IDENT_CONT = /[A-Za-z_0-9$\u0080-\uffff]/;
 const VARIABLE_CHAR = /[A-Za-z_0-9\u0080-\uffff]/;
 const DOLLAR_TAG = /\$([A-Za-z_\u0080-\uffff][A-Za-z_0-9\u0080-\uffff]*)?\$/y;
+const LINE_END = /\r\n?|\n/g;
+const QUOTE_CONTINUATION = /[ \t\f]*(?:\r\n?|\n)[ \t\f\r\n]*'/y;
 
 /**
  * Yields statements and meta-commands in file order. Lazy on purpose: a `\set` handled by the
@@ -225,10 +227,11 @@ class Lexer {
     const line = text.slice(offset + 1, end).replace(/\r$/, '');
     const match = /^([A-Za-z_][A-Za-z0-9_]*|\S)/.exec(line);
     const name = match ? match[1]! : '';
-    // `\\` ends a meta-command early in psql; the rest of the line is SQL again.
-    const separator = line.indexOf('\\\\', name.length);
-    const argsEnd = separator === -1 ? line.length : separator;
-    this.pos = separator === -1 ? end : offset + 1 + separator + 2;
+    const argsEnd = unquotedBackslash(line, name.length);
+    // As in psql: `\\` ends the meta-command and the rest of the line is SQL again; any other
+    // unquoted backslash starts the next meta-command on the same line.
+    const separator = line.startsWith('\\\\', argsEnd);
+    this.pos = argsEnd === line.length ? end : offset + 1 + argsEnd + (separator ? 2 : 0);
     return { kind: 'meta', name, args: line.slice(name.length, argsEnd).trim(), offset };
   }
 
@@ -258,9 +261,11 @@ class Lexer {
     }
   }
 
+  /** Ends at \n or a lone \r, as psql's lexer does (old Mac line endings). */
   private skipLineComment(): void {
-    const end = this.text.indexOf('\n', this.pos);
-    this.pos = end === -1 ? this.text.length : end + 1;
+    LINE_END.lastIndex = this.pos;
+    const match = LINE_END.exec(this.text);
+    this.pos = match ? match.index + match[0].length : this.text.length;
   }
 
   private skipBlockComment(): void {
@@ -293,8 +298,14 @@ class Lexer {
       } else if (ch === quote) {
         if (text[i + 1] === quote) i += 2;
         else {
-          this.pos = i + 1;
-          return;
+          // 'a'<newline>'b' is one string in SQL; for E'' strings that decides how \' is read.
+          QUOTE_CONTINUATION.lastIndex = i + 1;
+          const continuation = quote === "'" ? QUOTE_CONTINUATION.exec(text) : null;
+          if (!continuation) {
+            this.pos = i + 1;
+            return;
+          }
+          i = continuation.index + continuation[0].length;
         }
       } else {
         i++;
@@ -325,6 +336,23 @@ class Lexer {
 }
 
 const ROUTINE_WORDS = new Set(['create', 'function', 'procedure', 'or', 'replace']);
+
+/** Index of the first backslash outside quotes at or after `from`, or the line's length. */
+function unquotedBackslash(line: string, from: number): number {
+  let quote: string | null = null;
+  for (let i = from; i < line.length; i++) {
+    const ch = line[i]!;
+    if (quote) {
+      if (quote === "'" && ch === '\\') i++;
+      else if (ch === quote) quote = null;
+    } else if (ch === "'" || ch === '"' || ch === '`') {
+      quote = ch;
+    } else if (ch === '\\') {
+      return i;
+    }
+  }
+  return line.length;
+}
 
 function isRoutineDefinition(leading: string[]): boolean {
   const [a, b, c, d] = leading;

@@ -23,13 +23,21 @@ export function parseMetaArgs(args: string, variables: Variables): string[] {
             token += "'";
             i += 2;
           } else if (args[i] === '\\' && i + 1 < args.length) {
-            token += ESCAPES[args[i + 1]!] ?? args[i + 1];
-            i += 2;
+            const numeric = /^(?:([0-7]{1,3})|x([0-9A-Fa-f]{1,2}))/.exec(args.slice(i + 1, i + 4));
+            if (numeric) {
+              token += String.fromCharCode(numeric[1] ? Number.parseInt(numeric[1], 8) : Number.parseInt(numeric[2]!, 16));
+              i += 1 + numeric[0].length;
+            } else {
+              token += ESCAPES[args[i + 1]!] ?? args[i + 1];
+              i += 2;
+            }
           } else {
             token += args[i++];
           }
         }
         i++;
+      } else if (ch === '`') {
+        throw new Error('shell commands in backquotes are not supported: dbfast does not run programs from SQL files');
       } else if (ch === '"') {
         const end = args.indexOf('"', i + 1);
         const stop = end === -1 ? args.length : end + 1;

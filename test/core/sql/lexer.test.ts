@@ -1,0 +1,357 @@
+/**
+ * lexScript on its own (no server): where statements end, what text is sent, where each segment
+ * starts, and how meta-commands, variables and COPY data are cut out of the script, following
+ * psql's lexer (src/fe_utils/psqlscan.l). End-to-end parity with psql is in psql-parity.test.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import { DbfastError } from '../../../src/core/errors.js';
+import { lexScript, type MetaCommand, type Segment, type Statement } from '../../../src/core/sql/lexer.js';
+
+function lex(text: string, variables?: Map<string, string>): Segment[] {
+  return [...lexScript(text, { file: 'script.sql', variables })];
+}
+
+/** The text of each statement sent to the server. */
+function texts(text: string, variables?: Map<string, string>): string[] {
+  return lex(text, variables).map((segment) => (segment.kind === 'statement' ? segment.text : `\\${segment.name} ${segment.args}`));
+}
+
+function statements(text: string): Statement[] {
+  return lex(text).filter((segment): segment is Statement => segment.kind === 'statement');
+}
+
+/** The SQL_SYNTAX error lexing `text` throws. */
+function syntaxError(text: string): DbfastError {
+  try {
+    lex(text);
+  } catch (error) {
+    expect(error).toBeInstanceOf(DbfastError);
+    return error as DbfastError;
+  }
+  throw new Error('expected a SQL_SYNTAX error');
+}
+
+describe('statement boundaries', () => {
+  it('splits at semicolons and drops the whitespace and comments around statements', () => {
+    const script = '-- leading comment\n  /* block */ SELECT 1 -- trailing\n; \n\nSELECT\n 2 /* inner */ + 3;;; SELECT 4 -- end';
+    expect(texts(script)).toEqual(['SELECT 1', 'SELECT\n 2 /* inner */ + 3', 'SELECT 4']);
+  });
+
+  it('yields nothing for a script of comments, whitespace and empty statements', () => {
+    expect(lex('  -- only a comment\n/* and /* nested */ this */ ;\n;;\n')).toEqual([]);
+    expect(lex('')).toEqual([]);
+  });
+
+  it('sends the last statement without a semicolon, as psql does at the end of a file', () => {
+    expect(texts('SELECT 1;\nSELECT 2\n\n')).toEqual(['SELECT 1', 'SELECT 2']);
+  });
+
+  it('keeps semicolons inside standard strings, with doubled quotes', () => {
+    expect(texts("SELECT 'a;b', 'it''s; fine', ''''; SELECT 2")).toEqual(["SELECT 'a;b', 'it''s; fine', ''''", 'SELECT 2']);
+  });
+
+  it('treats a backslash in a standard string as an ordinary character', () => {
+    expect(texts("SELECT '\\'; SELECT 'C:\\dir\\'; SELECT 3")).toEqual(["SELECT '\\'", "SELECT 'C:\\dir\\'", 'SELECT 3']);
+  });
+
+  it('honours backslash escapes in E strings, upper or lower case', () => {
+    expect(texts("SELECT E'it\\'s; \\\\'; SELECT e'\\';'; SELECT 3")).toEqual([
+      "SELECT E'it\\'s; \\\\'",
+      "SELECT e'\\';'",
+      'SELECT 3',
+    ]);
+  });
+
+  it("reads U&'', N'', B'' and X'' literals, where a backslash escapes nothing", () => {
+    expect(texts("SELECT U&'\\0041;'; SELECT u&'!0041;' UESCAPE '!'; SELECT N'n;'; SELECT B'1\\'; SELECT x'\\'; SELECT 6")).toEqual([
+      "SELECT U&'\\0041;'",
+      "SELECT u&'!0041;' UESCAPE '!'",
+      "SELECT N'n;'",
+      "SELECT B'1\\'",
+      "SELECT x'\\'",
+      'SELECT 6',
+    ]);
+  });
+
+  it('does not take an identifier ending in e, b, x, n or u as a literal prefix', () => {
+    expect(texts("SELECT some'a;b'; SELECT 2")).toEqual(["SELECT some'a;b'", 'SELECT 2']);
+    expect(texts("SELECT 1 AS e, 2 AS b; SELECT 'x'")).toEqual(['SELECT 1 AS e, 2 AS b', "SELECT 'x'"]);
+  });
+
+  it('keeps semicolons, quotes and comment markers inside quoted identifiers', () => {
+    expect(texts('CREATE TABLE "a;b" ("say ""hi"";" int, "--x" int, "/*" int); SELECT 2')).toEqual([
+      'CREATE TABLE "a;b" ("say ""hi"";" int, "--x" int, "/*" int)',
+      'SELECT 2',
+    ]);
+    expect(texts('SELECT U&"d\\0061t;a"; SELECT 2')).toEqual(['SELECT U&"d\\0061t;a"', 'SELECT 2']);
+  });
+
+  it('keeps dollar-quoted bodies whole: anonymous, tagged, and other tags nested inside', () => {
+    const script = "SELECT $$a;'b$$; SELECT $fn$ $$; $inner$ ; $inner$ $Fn$ $fn$; SELECT $_1$;$_1$; SELECT 4";
+    expect(texts(script)).toEqual(["SELECT $$a;'b$$", 'SELECT $fn$ $$; $inner$ ; $inner$ $Fn$ $fn$', 'SELECT $_1$;$_1$', 'SELECT 4']);
+  });
+
+  it('does not start a dollar quote inside an identifier like foo$bar$', () => {
+    expect(texts('SELECT 1 AS foo$bar$; SELECT 2 AS x$$; SELECT $bar$;$bar$')).toEqual([
+      'SELECT 1 AS foo$bar$',
+      'SELECT 2 AS x$$',
+      'SELECT $bar$;$bar$',
+    ]);
+  });
+
+  it('reads $1 as a parameter: a tag cannot start with a digit', () => {
+    expect(texts('PREPARE p(int) AS SELECT $1; SELECT $1$; SELECT 3')).toEqual(['PREPARE p(int) AS SELECT $1', 'SELECT $1$', 'SELECT 3']);
+  });
+
+  it('skips nested block comments and line comments holding semicolons and quotes', () => {
+    const script = "SELECT /* a /* nested; */ still ' comment; */ 1; -- c; ' \" $$\nSELECT 2 -- x;\n, 3;";
+    expect(texts(script)).toEqual(["SELECT /* a /* nested; */ still ' comment; */ 1", 'SELECT 2 -- x;\n, 3']);
+  });
+
+  it('keeps semicolons inside parentheses: CREATE RULE with several actions', () => {
+    const rule = 'CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2))';
+    expect(texts(`${rule}; SELECT 2`)).toEqual([rule, 'SELECT 2']);
+  });
+
+  it('keeps DO blocks and PL/pgSQL bodies whole', () => {
+    const doBlock = "DO $$ BEGIN INSERT INTO t VALUES ('x;'); END $$";
+    const fn = 'CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $body$\nBEGIN\n  RETURN 1;\nEND;\n$body$';
+    expect(texts(`${doBlock};\n${fn};\nSELECT f()`)).toEqual([doBlock, fn, 'SELECT f()']);
+  });
+
+  it('keeps BEGIN ATOMIC ... END together, counting CASE ... END inside it', () => {
+    const fn = `CREATE OR REPLACE FUNCTION s(n int) RETURNS text LANGUAGE sql
+BEGIN ATOMIC
+  SELECT CASE WHEN n < 0 THEN 'neg' ELSE CASE WHEN n = 0 THEN 'zero' ELSE 'pos' END END;
+  SELECT 'second';
+END`;
+    const procedure = 'create procedure p() language sql begin atomic insert into t values (1); insert into t values (2); end';
+    expect(texts(`${fn};\n${procedure};\nSELECT 3`)).toEqual([fn, procedure, 'SELECT 3']);
+  });
+
+  it('does not count CASE outside BEGIN, nor BEGIN outside CREATE FUNCTION or PROCEDURE', () => {
+    const returnCase = "CREATE FUNCTION p(n int) RETURNS text LANGUAGE sql RETURN CASE WHEN n > 0 THEN 'p' ELSE 'n' END";
+    expect(texts(`${returnCase}; SELECT 2`)).toEqual([returnCase, 'SELECT 2']);
+    expect(texts('BEGIN; INSERT INTO t VALUES (1); END; SELECT CASE WHEN true THEN 1 END; COMMIT')).toEqual([
+      'BEGIN',
+      'INSERT INTO t VALUES (1)',
+      'END',
+      'SELECT CASE WHEN true THEN 1 END',
+      'COMMIT',
+    ]);
+    // A BEGIN inside the parameter list is a parameter name, not a block.
+    expect(texts('CREATE FUNCTION f(begin int) RETURNS int LANGUAGE sql RETURN 1; SELECT 2')).toEqual([
+      'CREATE FUNCTION f(begin int) RETURNS int LANGUAGE sql RETURN 1',
+      'SELECT 2',
+    ]);
+  });
+
+  it("follows psql's heuristic where it misfires: a bare begin in a CREATE FUNCTION opens a block", () => {
+    // psql 15 sends `CREATE FUNCTION pf(begin int) ... RETURN begin; SELECT 2;` as one query too.
+    expect(texts('CREATE FUNCTION f(begin int) RETURNS int LANGUAGE sql RETURN begin; SELECT 2')).toEqual([
+      'CREATE FUNCTION f(begin int) RETURNS int LANGUAGE sql RETURN begin; SELECT 2',
+    ]);
+  });
+
+  it('keeps CRLF line endings inside statements and strings as they are', () => {
+    expect(texts("SELECT 'a\r\nb'\r\n  , 2;\r\nSELECT 3\r\n")).toEqual(["SELECT 'a\r\nb'\r\n  , 2", 'SELECT 3']);
+  });
+
+  it('reads multi-byte identifiers and text', () => {
+    expect(texts('SELECT "データ", bıgınt, \'🐘;\' FROM 表; SELECT 2')).toEqual(['SELECT "データ", bıgınt, \'🐘;\' FROM 表', 'SELECT 2']);
+  });
+});
+
+describe('offsets and words', () => {
+  it('gives each segment the offset of its first character in the file', () => {
+    const script = '-- comment\nSELECT 1;\n  \\echo hi\n/* c */ INSERT INTO t\nVALUES (1);';
+    const segments = lex(script);
+    expect(segments.map((segment) => segment.offset)).toEqual([11, 23, 40]);
+    expect(script.slice(segments[0]!.offset)).toMatch(/^SELECT 1;/);
+    expect(script.slice(segments[1]!.offset)).toMatch(/^\\echo hi/);
+    expect(script.slice(segments[2]!.offset)).toMatch(/^INSERT INTO t/);
+  });
+
+  it('counts offsets in UTF-16 code units, as JavaScript strings index them', () => {
+    const script = "SELECT '🐘'; SELECT 2";
+    const [, second] = statements(script);
+    expect(second!.offset).toBe(script.indexOf('SELECT 2'));
+    expect(second!.offset).toBe(13);
+  });
+
+  it('lists the lower-cased bare words at parenthesis depth 0', () => {
+    const [index] = statements('CREATE INDEX CONCURRENTLY "Idx" ON Public.T (lower(name), "Col") WHERE x > 1');
+    expect(index!.words).toEqual(['create', 'index', 'concurrently', 'on', 'public', 't', 'where', 'x']);
+  });
+
+  it('leaves strings, quoted identifiers, dollar quotes, comments and numbers out of the words', () => {
+    const [statement] = statements("ALTER TYPE mood ADD VALUE 'ok' /* after */ -- x\n BEFORE $$happy$$ 42 \"Quoted\" e'x' b'1'");
+    expect(statement!.words).toEqual(['alter', 'type', 'mood', 'add', 'value', 'before']);
+  });
+
+  it('words for the statements the executor must run on their own', () => {
+    const words = statements('VACUUM (ANALYZE) t; drop database if exists d; REINDEX INDEX CONCURRENTLY i').map((s) => s.words);
+    expect(words).toEqual([
+      ['vacuum', 't'],
+      ['drop', 'database', 'if', 'exists', 'd'],
+      ['reindex', 'index', 'concurrently', 'i'],
+    ]);
+  });
+
+  it('keeps at most 64 words', () => {
+    const [statement] = statements(`SELECT ${Array.from({ length: 100 }, (_, i) => `c${i}`).join(', ')}`);
+    expect(statement!.words).toHaveLength(64);
+    expect(statement!.words.slice(0, 2)).toEqual(['select', 'c0']);
+  });
+});
+
+describe('psql variables', () => {
+  const vars = (entries: Record<string, string>) => new Map(Object.entries(entries));
+
+  it("substitutes :var as is, :'var' as a literal and :\"var\" as an identifier", () => {
+    expect(texts(`SELECT :n, :'s', :"id" FROM t`, vars({ n: '42', s: "it's", id: 'My "T"' }))).toEqual([
+      `SELECT 42, 'it''s', "My ""T""" FROM t`,
+    ]);
+  });
+
+  it("quotes a value with backslashes as psql does: E'' after a space", () => {
+    expect(texts(`SELECT :'p'`, vars({ p: 'C:\\dir' }))).toEqual([`SELECT  E'C:\\\\dir'`]);
+  });
+
+  it('reads :: as a cast and := as an assignment, not as variables', () => {
+    const variables = vars({ int: 'WRONG', text: 'WRONG', n: '5', '': 'WRONG' });
+    expect(texts(`SELECT 1::int, :n::text, f(a := 1), :n::int`, variables)).toEqual([`SELECT 1::int, 5::text, f(a := 1), 5::int`]);
+  });
+
+  it('leaves unknown :names alone, as psql does', () => {
+    expect(texts(`SELECT :nope, :'nope', :"nope", arr[1:2]`, vars({}))).toEqual([`SELECT :nope, :'nope', :"nope", arr[1:2]`]);
+    expect(texts(`SELECT :n`)).toEqual(['SELECT :n']);
+  });
+
+  it('does not interpolate inside strings, quoted identifiers, dollar quotes or comments', () => {
+    const script = `SELECT ':n', E':n', ":n", $$:n$$ /* :n */ -- :n\n, :n`;
+    expect(texts(script, vars({ n: '1' }))).toEqual([`SELECT ':n', E':n', ":n", $$:n$$ /* :n */ -- :n\n, 1`]);
+  });
+
+  it('does not re-lex a value: a semicolon in it stays inside the statement', () => {
+    expect(texts('SELECT :v; SELECT 2', vars({ v: "1; SELECT '" }))).toEqual(["SELECT 1; SELECT '", 'SELECT 2']);
+  });
+
+  it('maps substituted text back to the file through pieces', () => {
+    const [statement] = lex('SELECT :n + 1', vars({ n: '12345' }));
+    expect(statement).toMatchObject({
+      text: 'SELECT 12345 + 1',
+      pieces: [
+        { textOffset: 0, sourceOffset: 0, substituted: false },
+        { textOffset: 7, sourceOffset: 7, substituted: true },
+        { textOffset: 12, sourceOffset: 9, substituted: false },
+      ],
+    });
+  });
+
+  it('reads the map when each statement is lexed: a \\set handled between segments affects what follows', () => {
+    const variables = vars({ n: '1' });
+    const seen: string[] = [];
+    for (const segment of lexScript('SELECT :n;\n\\set n 2\nSELECT :n;\nSELECT :n', { file: 'f', variables })) {
+      if (segment.kind === 'meta') variables.set('n', segment.args.split(' ')[1]!);
+      else seen.push(segment.text);
+      if (seen.length === 2) variables.set('n', '3');
+    }
+    expect(seen).toEqual(['SELECT 1', 'SELECT 2', 'SELECT 3']);
+  });
+});
+
+describe('meta-commands', () => {
+  it('yields a meta-command with its name and raw arguments up to the end of the line', () => {
+    expect(lex("\\set greeting 'hello world'  \n\\echo :greeting\n\\ir ../x.sql\r\n")).toEqual([
+      { kind: 'meta', name: 'set', args: "greeting 'hello world'", offset: 0 },
+      { kind: 'meta', name: 'echo', args: ':greeting', offset: 30 },
+      { kind: 'meta', name: 'ir', args: '../x.sql', offset: 46 },
+    ]);
+  });
+
+  it('runs a meta-command in the middle of a statement before the statement, as psql does', () => {
+    // psql -f: `SELECT 1 \echo hi` prints "hi" at once and keeps collecting the statement, which it
+    // sends at the next semicolon (or at the end of the file) without the meta-command's text.
+    const segments = lex('SELECT 1 \\echo hi\n, 2;\nSELECT 3 \\echo at the end');
+    expect(segments.map((s) => (s.kind === 'meta' ? s : { kind: s.kind, text: s.text.trimEnd(), offset: s.offset }))).toEqual([
+      { kind: 'meta', name: 'echo', args: 'hi', offset: 9 },
+      { kind: 'statement', text: 'SELECT 1 \n, 2', offset: 0 },
+      { kind: 'meta', name: 'echo', args: 'at the end', offset: 32 },
+      { kind: 'statement', text: 'SELECT 3', offset: 23 },
+    ]);
+  });
+
+  it('ends a meta-command at \\\\ and reads the rest of the line as SQL', () => {
+    expect(texts('\\echo before \\\\ SELECT 1; SELECT 2')).toEqual(['\\echo before', 'SELECT 1', 'SELECT 2']);
+  });
+
+  it('does not see meta-commands inside strings, dollar quotes or comments', () => {
+    expect(texts("SELECT '\\echo no', $$\\set no$$ -- \\echo no\n; /* \\i no */ SELECT 2")).toEqual([
+      "SELECT '\\echo no', $$\\set no$$",
+      'SELECT 2',
+    ]);
+  });
+});
+
+describe('COPY FROM stdin data', () => {
+  it('takes the lines after the statement up to \\. as data, with their offset in the file', () => {
+    const script = 'COPY t (a, b) FROM stdin;\n1\t\\N\n2\tx\\ty; -- not sql\n\\.\nSELECT 1;';
+    const [copy, next] = statements(script);
+    expect(copy).toMatchObject({ text: 'COPY t (a, b) FROM stdin', offset: 0 });
+    expect(copy!.copy).toEqual({ data: '1\t\\N\n2\tx\\ty; -- not sql\n', offset: 26 });
+    expect(script.slice(copy!.copy!.offset)).toMatch(/^1\t\\N/);
+    expect(next!.text).toBe('SELECT 1');
+  });
+
+  it('accepts CRLF data, an empty block and lower-case copy ... from STDIN', () => {
+    const [crlf, empty, lower] = statements('COPY t FROM stdin;\r\n1\r\n\\.\r\nCOPY t FROM STDIN;\n\\.\ncopy public.t from stdin with (format csv);\n"a;b"\n\\.');
+    expect(crlf!.copy).toEqual({ data: '1\r\n', offset: 20 });
+    expect(empty!.copy).toMatchObject({ data: '' });
+    expect(lower!.copy).toMatchObject({ data: '"a;b"\n' });
+  });
+
+  it('does not take a \\. that is not alone on its line as the end', () => {
+    const [copy] = statements('COPY t FROM stdin;\n\\.x\na\\.\n \\.\n\\.\n');
+    expect(copy!.copy!.data).toBe('\\.x\na\\.\n \\.\n');
+  });
+
+  it('only reads data for COPY ... FROM stdin', () => {
+    const segments = statements("COPY t TO stdout; COPY t FROM '/tmp/file'; COPY (SELECT 1) TO stdout");
+    expect(segments.map((s) => s.copy)).toEqual([undefined, undefined, undefined]);
+  });
+
+  it('does not interpolate variables or see meta-commands in the data', () => {
+    const [copy, next] = lex('COPY t FROM stdin;\n:n\t\\echo no\n\\.\n\\echo yes', new Map([['n', '1']]));
+    expect((copy as Statement).copy!.data).toBe(':n\t\\echo no\n');
+    expect(next).toMatchObject({ kind: 'meta', name: 'echo', args: 'yes' } satisfies Partial<MetaCommand>);
+  });
+});
+
+describe('unterminated constructs', () => {
+  it.each([
+    ["SELECT 1;\nSELECT 'abc", 'unterminated quoted string', 2, 8],
+    ["SELECT 1;\n  SELECT E'it\\'s", 'unterminated quoted string', 2, 10],
+    ["SELECT U&'x", 'unterminated quoted string', 1, 8],
+    ['SELECT 1;\nSELECT "abc', 'unterminated quoted identifier', 2, 8],
+    ['SELECT 1;\n\nDO $body$ BEGIN END $$;', 'unterminated dollar-quoted string $body$', 3, 4],
+    ['SELECT 1; /* a /* b */ still open', 'unterminated /* comment', 1, 11],
+    ['SELECT 1;\nCOPY t FROM stdin;\n1\n2\n', 'COPY data never ends', 2, 1],
+  ])('%j fails at the start of the construct', (script, message, line, column) => {
+    const error = syntaxError(script);
+    expect(error).toMatchObject({ code: 'SQL_SYNTAX', file: 'script.sql', line, column });
+    expect(error.message).toContain(message);
+  });
+
+  it('yields the statements before the unterminated one first (the generator is lazy)', () => {
+    const seen: string[] = [];
+    expect(() => {
+      for (const segment of lexScript("SELECT 1;\nSELECT 'open", { file: 'f' })) if (segment.kind === 'statement') seen.push(segment.text);
+    }).toThrow(DbfastError);
+    expect(seen).toEqual(['SELECT 1']);
+  });
+
+  it('counts the column in characters after multi-byte text', () => {
+    expect(syntaxError("SELECT '🐘', 'open")).toMatchObject({ line: 1, column: 13 });
+  });
+});
