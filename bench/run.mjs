@@ -1,0 +1,108 @@
+/**
+ * Runs the benchmarks against one embedded server started for this run, prints a table per benchmark and,
+ * with --json, writes bench/results.json. Usage: node bench/run.mjs [--json] [benchmark ...]
+ *
+ * A benchmark returns rows `{ name, dbfastMs, ... }` with either a floor measured in the same run
+ * (`floorMs`, `ratio`, `goal`: the highest acceptable ratio) or an absolute goal (`goalMs`).
+ */
+import { execFileSync } from 'node:child_process';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { ensureServer, stopServer } from '../dist/core/server.js';
+import { benchExecute } from './execute.mjs';
+import { benchScan } from './scan.mjs';
+
+const BENCHMARKS = [
+  { name: 'execute', title: 'Execute SQL files: dbfast vs one psql -f ... session', run: ({ server }) => benchExecute(server) },
+  { name: 'scan', title: 'Scan a repository (absolute goals)', run: () => benchScan() },
+];
+
+const args = process.argv.slice(2);
+const writeJson = args.includes('--json');
+const wanted = args.filter((arg) => !arg.startsWith('--'));
+const unknown = wanted.filter((name) => !BENCHMARKS.some((benchmark) => benchmark.name === name));
+if (unknown.length > 0) {
+  console.error(`unknown benchmark: ${unknown.join(', ')} (known: ${BENCHMARKS.map((b) => b.name).join(', ')})`);
+  process.exit(2);
+}
+const selected = BENCHMARKS.filter((benchmark) => wanted.length === 0 || wanted.includes(benchmark.name));
+
+await withServer(async (server) => {
+  const started = performance.now();
+  const machine = await describeMachine(server);
+  console.log(`machine: ${machine.summary}\n`);
+  const results = {};
+  for (const benchmark of selected) {
+    const rows = await benchmark.run({ server });
+    results[benchmark.name] = rows;
+    console.log(`${benchmark.title}\n${formatTable(rows)}\n`);
+  }
+  console.log(`total ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  if (writeJson) {
+    const path = new URL('./results.json', import.meta.url);
+    await writeFile(path, `${JSON.stringify({ date: new Date().toISOString(), machine, results }, null, 2)}\n`);
+    console.log(`wrote ${path.pathname}`);
+  }
+});
+
+/** One server for the whole run, in a temporary state folder that is removed afterwards, also on Ctrl-C. */
+async function withServer(use) {
+  const stateDir = await mkdtemp(join(tmpdir(), 'dbfast-bench-'));
+  // When running as root the server runs as the postgres user, which must be able to enter this folder.
+  await chmod(stateDir, 0o755);
+  let cleaned;
+  const cleanUp = () => {
+    cleaned ??= stopServer(stateDir)
+      .catch((error) => console.error(`could not stop the benchmark server: ${error.message}`))
+      .then(() => rm(stateDir, { recursive: true, force: true }));
+    return cleaned;
+  };
+  // `on`, not `once`: a second SIGINT arrives while pg_ctl stops the server (to the whole process group, it
+  // seems) and would kill this process with the default action before the folder is removed.
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.on(signal, () => cleanUp().finally(() => process.exit(130)));
+  }
+  try {
+    await use(await ensureServer(stateDir));
+  } finally {
+    await cleanUp();
+  }
+}
+
+async function describeMachine(server) {
+  const client = new pg.Client({ host: server.host, port: server.port, user: server.user, database: 'postgres' });
+  await client.connect();
+  const { rows } = await client.query('select version()').finally(() => client.end());
+  const machine = {
+    cpu: cpus()[0]?.model.trim() ?? 'unknown CPU',
+    cores: cpus().length,
+    ramGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    postgres: rows[0].version.replace(/,? compiled by .*$/, ''),
+    psql: execFileSync(process.env.DBFAST_BENCH_PSQL ?? '/usr/bin/psql', ['--version'], { encoding: 'utf8' }).trim(),
+  };
+  const summary = `${machine.cpu}, ${machine.cores} cores, ${machine.ramGiB} GiB RAM, Node ${machine.node}, ${machine.postgres}, ${machine.psql}`;
+  return { ...machine, summary };
+}
+
+function formatTable(rows) {
+  const header = ['benchmark', 'dbfast ms', 'floor ms', 'ratio', 'goal', 'result'];
+  const lines = rows.map((row) => {
+    const relative = row.floorMs !== undefined;
+    const pass = relative ? row.ratio <= row.goal : row.dbfastMs <= row.goalMs;
+    return [
+      row.name,
+      row.dbfastMs.toFixed(1),
+      relative ? row.floorMs.toFixed(1) : '-',
+      relative ? `${row.ratio.toFixed(2)}x` : '-',
+      relative ? `<= ${row.goal.toFixed(2)}x` : `<= ${row.goalMs} ms`,
+      pass ? 'pass' : 'MISS',
+    ];
+  });
+  const widths = header.map((title, column) => Math.max(title.length, ...lines.map((line) => line[column].length)));
+  const format = (cells) =>
+    cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join('  ');
+  return [format(header), widths.map((width) => '-'.repeat(width)).join('  '), ...lines.map(format)].join('\n');
+}

@@ -1,0 +1,107 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CliProject, cliProject, uniqueName } from '../helpers/cli.js';
+import { query, testClientConfig } from '../helpers/database.js';
+
+let project: CliProject;
+
+beforeAll(async () => {
+  project = await cliProject({ 'db/0_schema/01_tables.sql': 'CREATE TABLE items (id int);' });
+});
+
+afterAll(async () => {
+  await project.remove();
+});
+
+async function seed(...args: string[]): Promise<string> {
+  const result = await project.run(['seed', '--json', ...args]);
+  expect(result.code).toBe(0);
+  return JSON.parse(result.stdout).database;
+}
+
+async function exists(name: string): Promise<boolean> {
+  return (await query('postgres', `SELECT 1 FROM pg_database WHERE datname = '${name}'`)).length === 1;
+}
+
+interface Listed {
+  name: string;
+  template: string;
+  fingerprint: string;
+  createdAt: string;
+  sizeBytes: number;
+}
+
+async function listMine(): Promise<Listed[]> {
+  const result = await project.run(['list', '--json']);
+  expect(result.code).toBe(0);
+  const all = JSON.parse(result.stdout) as Listed[];
+  return all.filter((clone) => clone.template === project.templateName);
+}
+
+describe('dbfast list and drop', () => {
+  it('list --json shows the clones with their template, fingerprint, creation time and size', async () => {
+    const named = uniqueName('listed');
+    const generated = await seed();
+    await seed('-o', named);
+    const clones = await listMine();
+    expect(clones.map((clone) => clone.name).sort()).toEqual([generated, named].sort());
+    for (const clone of clones) {
+      expect(clone.fingerprint).toMatch(/^[0-9a-f]{64}$/);
+      expect(Date.parse(clone.createdAt)).toBeGreaterThan(Date.now() - 600_000);
+      expect(clone.sizeBytes).toBeGreaterThan(0);
+    }
+
+    const plain = await project.run(['list']);
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toMatch(new RegExp(`^${named}\\t${project.templateName}\\t\\S+\\t[\\d.]+ \\w?B$`, 'm'));
+  });
+
+  it('drop removes a clone even while a client is connected to it', async () => {
+    const name = await seed();
+    const client = new pg.Client(testClientConfig(name));
+    client.on('error', () => {});
+    await client.connect();
+    try {
+      const result = await project.run(['drop', name]);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toBe('');
+      expect(result.errLines).toEqual([`dropped ${name}`]);
+      expect(await exists(name)).toBe(false);
+      expect((await listMine()).map((clone) => clone.name)).not.toContain(name);
+    } finally {
+      await client.end().catch(() => {});
+    }
+  });
+
+  it('drop takes several names', async () => {
+    const names = [await seed(), await seed()];
+    const result = await project.run(['drop', ...names]);
+    expect(result.code).toBe(0);
+    expect(result.errLines).toEqual(names.map((name) => `dropped ${name}`));
+    for (const name of names) expect(await exists(name)).toBe(false);
+  });
+
+  it('drop refuses a database dbfast did not create (exit 2), and drops nothing of the list', async () => {
+    const foreign = uniqueName('foreign');
+    await query('postgres', `CREATE DATABASE ${foreign}`);
+    const clone = await seed();
+    try {
+      const result = await project.run(['drop', clone, foreign]);
+      expect(result.code).toBe(2);
+      expect(result.stdout).toBe('');
+      expect(result.errLines).toEqual([`error: not a dbfast clone: ${foreign}`, '  hint: dbfast list shows the databases it created']);
+      expect(await exists(foreign)).toBe(true);
+      expect(await exists(clone)).toBe(true);
+    } finally {
+      await query('postgres', `DROP DATABASE IF EXISTS ${foreign} WITH (FORCE)`);
+    }
+  });
+
+  it('drop refuses the template itself', async () => {
+    await seed();
+    const result = await project.run(['drop', project.templateName]);
+    expect(result.code).toBe(2);
+    expect(result.errLines[0]).toBe(`error: not a dbfast clone: ${project.templateName}`);
+    expect(await exists(project.templateName)).toBe(true);
+  });
+});

@@ -1,0 +1,117 @@
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  type CliProject,
+  cliProject,
+  lines,
+  runCli,
+  STACK_FRAME,
+  testServerUrl,
+  uniqueName,
+} from '../helpers/cli.js';
+import { query } from '../helpers/database.js';
+import { tempRepo } from '../helpers/repo.js';
+
+const sql = { 'db/0_schema/01_tables.sql': 'CREATE TABLE items (id int);' };
+
+const projects: CliProject[] = [];
+async function project(extraToml: string, files: Record<string, string> = sql) {
+  const made = await cliProject(files, extraToml);
+  projects.push(made);
+  return made;
+}
+
+afterAll(async () => {
+  for (const made of projects) await made.remove();
+});
+
+describe('configuration errors', () => {
+  it('-c naming a missing file exits 2', async () => {
+    const { run } = await project('');
+    const result = await run(['-c', 'missing.toml', 'seed']);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.errLines).toEqual(['error: missing.toml: config file not found: missing.toml']);
+  });
+
+  it('an invalid value exits 2 and names the file and the key', async () => {
+    const { run } = await project('\n[environments.local]\ninclude_directories = "x"\n');
+    const result = await run(['seed']);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toContain('dbfast.toml: environments.local.include_directories must be a list of strings');
+    expect(result.stderr).not.toMatch(STACK_FRAME);
+  });
+
+  it('invalid TOML exits 2 with the line and column', async () => {
+    const { run } = await project('port = \n');
+    const result = await run(['list']);
+    expect(result.code).toBe(2);
+    expect(result.errLines[0]).toMatch(/^error: dbfast\.toml:3:\d+: invalid TOML: /);
+  });
+
+  it('an unknown key is a warning with a did-you-mean hint, and the command still succeeds', async () => {
+    const { run } = await project('\n[repositry]\npath = "db"\n');
+    const result = await run(['seed']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toContain('warning: dbfast.toml: unknown key repositry (did you mean "repository"?)');
+    expect(lines(result.stdout)).toHaveLength(1);
+    expect(result.stdout).toMatch(/^postgresql:\/\//);
+  });
+
+  it('a password in dbfast.toml exits 2 without ever printing it', async () => {
+    const { run } = await project('password = "s3cret-value"\n');
+    for (const args of [['seed'], ['--verbose', 'seed'], ['list', '--json']]) {
+      const result = await run(args);
+      expect(result.code).toBe(2);
+      expect(result.errLines[0]).toBe(
+        'error: dbfast.toml: database.password is not allowed: passwords do not belong in dbfast.toml',
+      );
+      expect(result.stdout + result.stderr).not.toContain('s3cret-value');
+    }
+  });
+
+  it('a missing repository folder exits 2', async () => {
+    const { run } = await project('\n[repository]\npath = "nowhere"\n');
+    const result = await run(['seed']);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.errLines[0]).toMatch(/^error: repository folder not found: .*nowhere$/);
+  });
+
+  it('a repository without SQL files exits 2', async () => {
+    const { run, root } = await project('', { 'db/README.md': 'no SQL here\n' });
+    await mkdir(join(root, 'db/0_schema'));
+    await writeFile(join(root, 'db/0_schema/notes.txt'), 'nothing');
+    const result = await run(['seed']);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.errLines[0]).toBe('error: no SQL files in db');
+    expect(result.stderr).toContain('hint: nothing matches **/*.sql');
+  });
+
+  it('a template_name naming a database dbfast did not create exits 2 and leaves it alone', async () => {
+    const foreign = uniqueName('foreign');
+    let cleanupRoot: string | undefined;
+    await query('postgres', `CREATE DATABASE ${foreign}`);
+    try {
+      await query(foreign, 'CREATE TABLE precious (id int)');
+      const root = await tempRepo({ 'dbfast.toml': `[database]\ntemplate_name = "${foreign}"\n`, ...sql });
+      cleanupRoot = root;
+      for (const args of [['seed'], ['build', '--force']]) {
+        const result = await runCli(args, { cwd: root, env: { DBFAST_DATABASE_URL: testServerUrl() } });
+        expect(result.code).toBe(2);
+        expect(result.stdout).toBe('');
+        expect(result.errLines[0]).toBe(`error: database "${foreign}" exists and was not created by dbfast`);
+      }
+      expect(await query(foreign, "SELECT to_regclass('precious')::text AS t")).toEqual([{ t: 'precious' }]);
+      expect(await query('postgres', `SELECT datistemplate FROM pg_database WHERE datname = '${foreign}'`)).toEqual([
+        { datistemplate: false },
+      ]);
+    } finally {
+      await query('postgres', `DROP DATABASE IF EXISTS ${foreign} WITH (FORCE)`);
+      if (cleanupRoot) await rm(cleanupRoot, { recursive: true, force: true });
+    }
+  });
+});
