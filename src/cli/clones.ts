@@ -4,9 +4,9 @@ import type { GlobalOptions } from './main.js';
 import { info, printData, printJson } from './output.js';
 import { withProject } from './project.js';
 
-export async function list(globals: GlobalOptions, options: { json?: boolean }): Promise<void> {
+export async function list(globals: GlobalOptions, options: { json?: boolean; all?: boolean }): Promise<void> {
   await withProject(globals, async (project) => {
-    const clones = await project.list();
+    const clones = await project.list({ all: options.all });
     if (options.json) return printJson(clones);
     if (clones.length === 0) return info('no clones');
     for (const clone of clones) {

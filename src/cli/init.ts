@@ -1,4 +1,4 @@
-import { relative } from 'node:path';
+import { basename, dirname, relative, resolve } from 'node:path';
 import { initProject } from '../core/init.js';
 import type { GlobalOptions } from './main.js';
 import { green, info } from './output.js';
@@ -8,7 +8,8 @@ export async function init(
   options: { repoDir: string; templateName?: string; force?: boolean },
 ): Promise<void> {
   const result = await initProject({
-    dir: globals.config ? relative(process.cwd(), globals.config).replace(/[^/]*$/, '') || '.' : process.cwd(),
+    dir: globals.config ? dirname(resolve(globals.config)) : process.cwd(),
+    fileName: globals.config ? basename(globals.config) : undefined,
     repoDir: options.repoDir,
     templateName: options.templateName,
     force: options.force,

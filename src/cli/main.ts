@@ -4,7 +4,7 @@
  * imported only when that command runs, to keep start-up fast.
  */
 import { readFileSync } from 'node:fs';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { exitCodeFor } from '../core/errors.js';
 import { formatError, info } from './output.js';
 
@@ -29,6 +29,14 @@ Exit codes: 0 ok, 1 failure, 2 usage or configuration error.
 Environment: DBFAST_DATABASE_URL, DBFAST_STATE_DIR, DBFAST_PG_BIN, NO_COLOR, and the libpq
 variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE (plus ~/.pgpass).`,
   );
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port < 1 || port > 65535) {
+    throw new InvalidArgumentError('expected a port number from 1 to 65535');
+  }
+  return port;
+}
 
 /** Runs one command: known errors become one message and an exit code, no stack trace. */
 function action<A extends unknown[]>(load: () => Promise<(globals: GlobalOptions, ...args: A) => Promise<unknown>>) {
@@ -70,7 +78,8 @@ program
 
 program
   .command('list')
-  .description('list the databases dbfast cloned')
+  .description("list this template's clones")
+  .option('--all', 'every clone dbfast made on the server, of any project')
   .option('--json', 'print JSON')
   .action(action(async () => (await import('./clones.js')).list));
 
@@ -99,7 +108,7 @@ const server = program.command('server').description('manage the embedded Postgr
 server
   .command('start')
   .description('start the embedded server (done automatically on first use)')
-  .addOption(new Option('--port <port>', 'TCP port on 127.0.0.1 (default: a free one, then remembered)').argParser(Number))
+  .addOption(new Option('--port <port>', 'TCP port on 127.0.0.1 (default: a free one, then remembered)').argParser(parsePort))
   .action(action(async () => (await import('./server.js')).start));
 server
   .command('stop')

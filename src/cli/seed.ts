@@ -1,9 +1,13 @@
+import { DbfastError } from '../core/errors.js';
 import type { GlobalOptions } from './main.js';
 import { dim, info, printData, printJson } from './output.js';
 import { buildProgress } from './progress.js';
 import { withProject } from './project.js';
 
 export async function seed(globals: GlobalOptions, options: { output?: string; replace?: boolean; json?: boolean }): Promise<void> {
+  if (options.replace && options.output === undefined) {
+    throw new DbfastError('USAGE', '--replace needs --output NAME', { hint: 'generated names are always new' });
+  }
   await withProject(globals, async (project) => {
     const progress = buildProgress();
     const result = await project

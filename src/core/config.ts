@@ -312,7 +312,8 @@ async function readConfigFile(configPath: string, file: string): Promise<string>
   }
 }
 
-function displayPath(absolute: string, cwd: string): string {
+/** A path as users should see it: relative to `cwd` when inside it. */
+export function displayPath(absolute: string, cwd = process.cwd()): string {
   const relative = path.relative(cwd, absolute);
   const inside = relative !== '' && relative.split(path.sep)[0] !== '..' && !path.isAbsolute(relative);
   return inside ? relative : absolute;
@@ -333,8 +334,27 @@ function parseConfigText(
   checkEnvironmentReferences(result.output, file);
   return {
     settings: result.output,
-    warnings: unknownKeys(normalized, fileSchema as unknown as SchemaShape, '', file),
+    warnings: [
+      ...unknownKeys(normalized, fileSchema as unknown as SchemaShape, '', file),
+      ...passwordsInUrls(result.output, file),
+    ],
   };
+}
+
+/** A password written into a url works (it is never printed), but belongs in password_env. */
+function passwordsInUrls(settings: FileSettings, file: string): ConfigWarning[] {
+  const urls: [string, string | undefined][] = [
+    ['database.url', settings.database?.url],
+    ...Object.entries(settings.remotes ?? {}).map(([name, remote]): [string, string | undefined] => [`remotes.${name}.url`, remote.url]),
+  ];
+  return urls
+    .filter(([, url]) => url !== undefined && /^[a-z]+:\/\/[^/@?#]*:[^/@?#]*@|[?&]password=/i.test(url))
+    .map(([key]) => ({
+      file,
+      key,
+      message: `${key} contains a password`,
+      hint: 'move it to password_env or password_file, so dbfast.toml can be committed',
+    }));
 }
 
 function parseTomlText(text: string, file: string): Record<string, unknown> {
@@ -557,7 +577,11 @@ function databaseSettings(
   resolve: (file: string) => string,
   env: NodeJS.ProcessEnv,
 ): DatabaseSettings | null {
-  if (env.DBFAST_DATABASE_URL) return { url: env.DBFAST_DATABASE_URL };
+  // The URL replaces where to connect; how to get the password still comes from the file.
+  if (env.DBFAST_DATABASE_URL) {
+    const { passwordEnv, passwordFile } = connectionSettings(section, resolve);
+    return definedOnly({ url: env.DBFAST_DATABASE_URL, passwordEnv, passwordFile });
+  }
   const configured = CONNECTION_KEYS.some((key) => section[key] !== undefined);
   // libpq variables reach the server through node-postgres, so PGHOST alone means "use that server".
   if (!configured && !env.PGHOST && !env.PGHOSTADDR) return null;

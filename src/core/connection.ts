@@ -6,7 +6,8 @@
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import pg from 'pg';
-import type { DatabaseSettings, DbfastConfig } from './config.js';
+import pgPass from 'pgpass';
+import { CONFIG_FILE_NAME, type DatabaseSettings, type DbfastConfig, displayPath } from './config.js';
 import { DbfastError } from './errors.js';
 
 export interface ServerTarget {
@@ -37,7 +38,8 @@ export async function resolveTarget(config: DbfastConfig): Promise<ServerTarget>
     const { ensureServer } = await import('./server.js');
     return embeddedTarget(await ensureServer(config.stateDir));
   }
-  return targetFor(await endpointFor(config.database, config.configPath ?? 'dbfast.toml'), false);
+  const configFile = config.configPath ? displayPath(config.configPath) : CONFIG_FILE_NAME;
+  return targetFor(await endpointFor(config.database, configFile), false);
 }
 
 /** The embedded server: superuser `postgres`, trust authentication on 127.0.0.1. */
@@ -52,7 +54,7 @@ export async function endpointFor(settings: DatabaseSettings, configFile: string
     port: settings.port ?? fromUrl?.port ?? (Number(env.PGPORT) || 5432),
     user: settings.user ?? fromUrl?.user ?? env.PGUSER ?? userInfo().username,
     database: settings.database ?? fromUrl?.database ?? env.PGDATABASE ?? 'postgres',
-    password: (await passwordFor(settings, configFile, env)) ?? fromUrl?.password,
+    password: (await passwordFor(settings, configFile, env)) ?? fromUrl?.password ?? env.PGPASSWORD,
     params: fromUrl?.params ?? new URLSearchParams(),
   };
 }
@@ -77,7 +79,6 @@ async function passwordFor(settings: DatabaseSettings, configFile: string, env: 
     });
     return text.replace(/\r?\n$/, '');
   }
-  // Undefined lets node-postgres fall back to PGPASSWORD and ~/.pgpass, as libpq does.
   return undefined;
 }
 
@@ -93,12 +94,15 @@ function parseUrl(text: string) {
   }
   const params = new URLSearchParams(url.searchParams);
   const host = params.get('host') ?? (url.hostname ? decodeURIComponent(url.hostname) : undefined);
+  // libpq accepts ?password=; it is used, and never copied into the URLs dbfast prints.
+  const queryPassword = params.get('password') ?? undefined;
   params.delete('host');
+  params.delete('password');
   return {
     host: host?.replace(/^\[(.*)\]$/, '$1'),
     port: url.port ? Number(url.port) : undefined,
     user: url.username ? decodeURIComponent(url.username) : undefined,
-    password: url.password ? decodeURIComponent(url.password) : undefined,
+    password: url.password ? decodeURIComponent(url.password) : queryPassword,
     database: url.pathname.length > 1 ? decodeURIComponent(url.pathname.slice(1)) : undefined,
     params,
   };
@@ -114,7 +118,9 @@ function targetFor(endpoint: Endpoint, embedded: boolean): ServerTarget {
       host: endpoint.host,
       port: endpoint.port,
       user: endpoint.user,
-      password: endpoint.password,
+      // Without a configured password, ~/.pgpass (or PGPASSFILE) is asked, as libpq does.
+      // node-postgres calls it with the connection parameters and accepts undefined (@types/pg is narrower).
+      password: endpoint.password ?? (passwordFromPgpass as () => Promise<string>),
       database,
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       ...(endpoint.params.has('sslmode') && endpoint.params.get('sslmode') !== 'disable'
@@ -128,6 +134,10 @@ function targetFor(endpoint: Endpoint, embedded: boolean): ServerTarget {
       return `postgresql://${encodeURIComponent(endpoint.user)}@${hostInUrl}:${endpoint.port}/${encodeURIComponent(database)}${query}`;
     },
   };
+}
+
+function passwordFromPgpass(connection: { host?: string; port?: number; user?: string; database?: string }) {
+  return new Promise<string | undefined>((resolve) => pgPass(connection, resolve));
 }
 
 export async function connect(target: ServerTarget, database?: string): Promise<pg.Client> {

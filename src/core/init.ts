@@ -1,17 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { lstat, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import {
-  CONFIG_FILE_NAME,
-  defaultTemplateName,
-  isValidTemplateName,
-  TEMPLATE_NAME_EXPECTATION,
-} from './config.js';
+import { CONFIG_FILE_NAME, defaultTemplateName, displayPath, isValidTemplateName, TEMPLATE_NAME_EXPECTATION } from './config.js';
 import { DbfastError } from './errors.js';
 
 export interface InitOptions {
-  /** Where dbfast.toml goes. */
+  /** Where the configuration file goes. */
   dir: string;
+  /** Its name; default dbfast.toml (`dbfast -c other.toml init` writes other.toml). */
+  fileName?: string;
   /** Repository folder, relative to dir; default 'db'. */
   repoDir?: string;
   templateName?: string;
@@ -33,12 +30,9 @@ export async function initProject(options: InitOptions): Promise<InitResult> {
   if (!isValidTemplateName(templateName)) {
     throw new DbfastError('USAGE', `template name "${templateName}" ${TEMPLATE_NAME_EXPECTATION}`);
   }
-  const target = path.join(dir, CONFIG_FILE_NAME);
+  const target = path.join(dir, options.fileName ?? CONFIG_FILE_NAME);
   if (!options.force && (await exists(target))) {
-    throw new DbfastError('CONFIG_EXISTS', `${CONFIG_FILE_NAME} already exists`, {
-      file: target,
-      hint: 'use --force to overwrite it',
-    });
+    throw new DbfastError('CONFIG_EXISTS', 'already exists', { file: displayPath(target), hint: 'use --force to overwrite it' });
   }
   const directories = await findNumberedDirectories(path.resolve(dir, repoDir));
   const content = renderConfig({ repoDir, templateName, directories });

@@ -9,6 +9,7 @@ import { type DbfastConfig, type LoadConfigOptions, loadConfig } from './config.
 import { connect, type ServerTarget, resolveTarget } from './connection.js';
 import { DbfastError } from './errors.js';
 import { computeFingerprint } from './fingerprint.js';
+import { validateDatabaseName } from './names.js';
 import { type ScanResult, scanRepository } from './scan.js';
 import type { SqlFile } from './sql/execute.js';
 import { collectStatus, type ProjectStatus, recordBuild } from './status.js';
@@ -103,6 +104,8 @@ export class Project {
   /** A new database cloned from an up-to-date template (rebuilt first when the files changed). */
   async seed(options: SeedOptions = {}): Promise<SeedResult> {
     const started = performance.now();
+    // A bad name must fail before minutes of building, not after.
+    if (options.name !== undefined) validateDatabaseName(options.name);
     const admin = await this.adminClient();
     const state = await this.scan();
     const current = await readTemplate(admin, this.templateName);
@@ -149,14 +152,15 @@ export class Project {
     });
   }
 
-  async list(): Promise<CloneInfo[]> {
-    return listClones(await this.adminClient());
+  /** This template's clones, or with `all` every clone dbfast made on the server. */
+  async list(options: { all?: boolean } = {}): Promise<CloneInfo[]> {
+    const clones = await listClones(await this.adminClient());
+    return options.all ? clones : clones.filter((clone) => clone.template === this.templateName);
   }
 
   /** Drops this template's clones chosen by `rules`; returns their names. */
   async clean(rules: CleanupRules): Promise<string[]> {
-    const clones = (await this.list()).filter((clone) => clone.template === this.templateName);
-    return this.drop(...selectForCleanup(clones, rules).map((clone) => clone.name));
+    return this.drop(...selectForCleanup(await this.list(), rules).map((clone) => clone.name));
   }
 
   async drop(...names: string[]): Promise<string[]> {

@@ -101,6 +101,9 @@ function isAlive(pid: number): boolean {
  * in this process or others, serialize on a lock file and end up sharing one server.
  */
 export async function ensureServer(stateDir: string, options: { port?: number } = {}): Promise<RunningServer> {
+  if (options.port !== undefined && !(Number.isInteger(options.port) && options.port >= 1 && options.port <= 65535)) {
+    throw new DbfastError('USAGE', `invalid port ${options.port}: expected a number from 1 to 65535`);
+  }
   const current = await serverStatus(stateDir);
   if (current.running && options.port === undefined) return runningServer(current, false);
   const paths = serverPaths(stateDir);
@@ -245,13 +248,15 @@ async function start(binaries: Binaries, owner: Owner, paths: ServerPaths, port?
   const firstTry = await startOnPort(binaries, owner, paths);
   if (firstTry === 'started') return;
   if (port !== undefined) {
+    // Forget the refused port, so the next plain start uses the one that worked before.
+    if (remembered !== undefined && remembered !== port) await writePort(paths, remembered);
     throw new DbfastError('PORT_IN_USE', `port ${port} on ${HOST} is already in use`, {
       hint: 'choose another: dbfast server start --port N',
     });
   }
   // The remembered port was taken by another program while the server was down: move.
   const next = await freePort();
-  process.stderr.write(`dbfast: port ${chosen} is taken, moving the embedded server to port ${next}\n`);
+  process.stderr.write(`warning: port ${chosen} is taken; the embedded server moves to port ${next}\n`);
   await writePort(paths, next);
   if ((await startOnPort(binaries, owner, paths)) !== 'started') {
     throw new DbfastError('PORT_IN_USE', `port ${next} on ${HOST} is already in use`);

@@ -97,7 +97,7 @@ describe('a server that asks for a password', () => {
     const result = await runCli(['seed'], { cwd: root });
     expect(result.code).toBe(2);
     expect(result.stdout).toBe('');
-    expect(result.errLines[0]).toMatch(/^error: .*dbfast\.toml: database\.password_env names MY_PW, which is not set$/);
+    expect(result.errLines[0]).toBe('error: dbfast.toml: database.password_env names MY_PW, which is not set');
     expect(result.stderr).not.toMatch(STACK_FRAME);
   });
 
@@ -124,5 +124,30 @@ describe('a server that asks for a password', () => {
     const result = await runCli(['seed'], { cwd: root, env: { DBFAST_DATABASE_URL: url, HOME: home } });
     expectSeeded(result);
     expect(result.stderr).not.toContain('right-pass');
+    expect(result.stderr).not.toContain('Deprecation');
+  });
+
+  it('DBFAST_DATABASE_URL keeps password_env from dbfast.toml', async () => {
+    const root = await repo('password_env = "MY_PW"\n');
+    const result = await runCli(['seed'], { cwd: root, env: { DBFAST_DATABASE_URL: url, MY_PW: 'right-pass' } });
+    expectSeeded(result);
+    const unset = await runCli(['seed'], { cwd: root, env: { DBFAST_DATABASE_URL: url } });
+    expect(unset.code).toBe(2);
+    expect(unset.errLines[0]).toBe('error: dbfast.toml: database.password_env names MY_PW, which is not set');
+  });
+
+  it('uses a ?password= URL parameter and never prints it', async () => {
+    const root = await repo('');
+    const result = await runCli(['seed'], { cwd: root, env: { DBFAST_DATABASE_URL: `${url}?password=right-pass` } });
+    expectSeeded(result);
+    expect(result.stdout + result.stderr).not.toContain('right-pass');
+  });
+
+  it('warns about a password written into url in dbfast.toml, and never prints it', async () => {
+    const root = await repo(`url = "${url.replace('postgres@', 'postgres:right-pass@')}"\n`);
+    const result = await runCli(['seed'], { cwd: root });
+    expectSeeded(result);
+    expect(result.stderr).toContain('warning: dbfast.toml: database.url contains a password');
+    expect(result.stdout + result.stderr).not.toContain('right-pass');
   });
 });

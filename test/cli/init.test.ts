@@ -17,6 +17,15 @@ async function folder() {
 }
 
 describe('dbfast init', () => {
+  it('writes the file named by -c, which -c then reads', async () => {
+    const root = await folder();
+    const written = await runCli(['-c', 'conf/custom.toml', 'init', '--repo-dir', '../db'], { cwd: root });
+    expect(written.code).toBe(0);
+    expect(await readFile(join(root, 'conf/custom.toml'), 'utf8')).toContain('[repository]');
+    const again = await runCli(['-c', 'conf/custom.toml', 'init'], { cwd: root });
+    expect(again.errLines[0]).toBe('error: conf/custom.toml: already exists');
+  });
+
   it('writes dbfast.toml once, refuses to overwrite it without --force, and the file it writes works', async () => {
     const root = await folder();
     const templateName = uniqueName();
@@ -39,7 +48,7 @@ describe('dbfast init', () => {
     const second = await run(['init', '--template-name', templateName]);
     expect(second.code).toBe(2);
     expect(second.stdout).toBe('');
-    expect(second.errLines[0]).toMatch(/^error: .*dbfast\.toml already exists$/);
+    expect(second.errLines[0]).toBe('error: dbfast.toml: already exists');
     expect(second.stderr).toContain('--force');
     expect(await readFile(join(root, 'dbfast.toml'), 'utf8')).toContain('# my own notes');
 

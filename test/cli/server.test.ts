@@ -149,4 +149,16 @@ describe('dbfast server', () => {
       await new Promise((resolve) => blocker.close(resolve));
     }
   });
+
+  it('refuses an invalid --port with exit 2 and leaves the state folder usable', async () => {
+    const stateDir = await freshStateDir();
+    for (const port of ['70000', '0', '-5', 'abc']) {
+      const result = await server(stateDir, 'start', '--port', port);
+      expect(result.code, port).toBe(2);
+      expect(result.errLines[0]).toContain('expected a port number from 1 to 65535');
+    }
+    const started = await server(stateDir, 'start');
+    expect(started.code).toBe(0);
+    expect((await server(stateDir, 'stop')).code).toBe(0);
+  });
 });

@@ -77,7 +77,7 @@ describe('initProject', () => {
     await writeFile(path.join(root, 'dbfast.toml'), '# mine\n');
     await expect(initProject({ dir: root })).rejects.toMatchObject({
       code: 'CONFIG_EXISTS',
-      message: 'dbfast.toml already exists',
+      message: 'already exists',
       file: path.join(root, 'dbfast.toml'),
       hint: 'use --force to overwrite it',
     });
