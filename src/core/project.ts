@@ -94,6 +94,7 @@ export class Project {
         projectDir: this.config.projectDir,
         validation: this.config.validation,
         timeoutMs: this.config.performance.buildTimeoutMs,
+        strategy: await this.cloneStrategy(),
       },
       { batchBytes: this.config.performance.statementBatchBytes, ...options },
     );
@@ -118,14 +119,14 @@ export class Project {
       fingerprint = result.template.fingerprint;
     }
     const built = performance.now();
-    const { maxConcurrentClones, cloneTimeoutMs, cloneStrategy } = this.config.performance;
+    const { maxConcurrentClones, cloneTimeoutMs } = this.config.performance;
     const database = await createClone(admin, {
       ...options,
       template: this.templateName,
       fingerprint,
       maxConcurrent: maxConcurrentClones,
       timeoutMs: cloneTimeoutMs,
-      strategy: (await this.serverVersion()) >= 150000 ? cloneStrategy : undefined,
+      strategy: await this.cloneStrategy(),
     });
     const done = performance.now();
     return {
@@ -177,10 +178,10 @@ export class Project {
 
   private version: Promise<number> | undefined;
 
-  /** `server_version_num`, asked once per project. */
-  private serverVersion(): Promise<number> {
+  /** The configured CREATE DATABASE strategy, on servers that have strategies (15+). */
+  private async cloneStrategy(): Promise<'file_copy' | 'wal_log' | undefined> {
     this.version ??= this.adminClient().then(async (admin) => Number((await admin.query('SHOW server_version_num')).rows[0].server_version_num));
-    return this.version;
+    return (await this.version) >= 150000 ? this.config.performance.cloneStrategy : undefined;
   }
 
   private adminClient(): Promise<pg.Client> {

@@ -60,7 +60,7 @@ export async function collectStatus(sources: StatusSources): Promise<ProjectStat
     const admin = await sources.admin();
     status.server.version = (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
     status.server.reachable = true;
-    status.template = await readTemplate(admin, config.templateName);
+    status.template = await readTemplate(admin, config.templateName, { withSize: true });
     const clones = (await listClones(admin)).filter((clone) => clone.template === config.templateName);
     status.clones = { count: clones.length, totalBytes: clones.reduce((sum, clone) => sum + clone.sizeBytes, 0) };
   } catch (error) {

@@ -24,7 +24,8 @@ export interface TemplateMetadata {
 
 export interface TemplateInfo extends TemplateMetadata {
   name: string;
-  sizeBytes: number;
+  /** Only when asked for: pg_database_size stats every file of the database. */
+  sizeBytes?: number;
 }
 
 export interface TemplateSpec {
@@ -37,6 +38,8 @@ export interface TemplateSpec {
   validation?: ValidationSettings;
   /** Abandon the build after this long; 0 or undefined for no limit. */
   timeoutMs?: number;
+  /** CREATE DATABASE strategy for the build's scratch database (PostgreSQL 15+). */
+  strategy?: 'file_copy' | 'wal_log';
 }
 
 export interface BuildOptions extends Pick<ExecuteOptions, 'onFileStart' | 'onEcho' | 'batchBytes'> {
@@ -52,7 +55,7 @@ export interface EnsureResult {
 interface DatabaseRow {
   datname: string;
   comment: string | null;
-  size: string;
+  size: string | null;
 }
 
 /** What dbfast wrote in a database's comment, or null for databases dbfast did not create. */
@@ -70,10 +73,10 @@ export function formatMetadata(metadata: { kind: string }): string {
   return JSON.stringify({ dbfast: metadata });
 }
 
-export async function readTemplate(admin: pg.Client, name: string): Promise<TemplateInfo | null> {
+export async function readTemplate(admin: pg.Client, name: string, options: { withSize?: boolean } = {}): Promise<TemplateInfo | null> {
+  const size = options.withSize ? 'pg_database_size(oid)::text' : 'NULL';
   const { rows } = await admin.query<DatabaseRow>(
-    `SELECT datname, shobj_description(oid, 'pg_database') AS comment, pg_database_size(oid)::text AS size
-       FROM pg_database WHERE datname = $1`,
+    `SELECT datname, shobj_description(oid, 'pg_database') AS comment, ${size} AS size FROM pg_database WHERE datname = $1`,
     [name],
   );
   const row = rows[0];
@@ -84,7 +87,7 @@ export async function readTemplate(admin: pg.Client, name: string): Promise<Temp
       hint: 'dbfast never replaces a database it did not make: choose another template_name in dbfast.toml',
     });
   }
-  return { ...metadata, name, sizeBytes: Number(row.size) };
+  return row.size === null ? { ...metadata, name } : { ...metadata, name, sizeBytes: Number(row.size) };
 }
 
 /**
@@ -100,7 +103,7 @@ export async function ensureTemplate(target: ServerTarget, spec: TemplateSpec, o
     if (current && current.fingerprint === spec.fingerprint && !options.force) return { template: current, rebuilt: false };
     await dropOrphans(admin, spec.name);
     const stats = await build(target, admin, spec, options);
-    return { template: (await readTemplate(admin, spec.name))!, rebuilt: true, stats };
+    return { template: (await readTemplate(admin, spec.name, { withSize: true }))!, rebuilt: true, stats };
   });
 }
 
@@ -124,7 +127,8 @@ export async function dropDatabase(admin: pg.Client, name: string): Promise<void
 async function build(target: ServerTarget, admin: pg.Client, spec: TemplateSpec, options: BuildOptions): Promise<ExecutionStats> {
   const started = performance.now();
   const temporary = `${spec.name}${BUILDING}${randomBytes(4).toString('hex')}`;
-  await admin.query(`CREATE DATABASE ${ident(temporary)} TEMPLATE template0`);
+  const strategy = spec.strategy ? ` STRATEGY ${spec.strategy.toUpperCase()}` : '';
+  await admin.query(`CREATE DATABASE ${ident(temporary)} TEMPLATE template0${strategy}`);
   try {
     const stats = await withClient(target, temporary, (client) =>
       withTimeout(admin, client, spec.timeoutMs, async (signal) => {

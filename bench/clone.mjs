@@ -1,0 +1,221 @@
+/**
+ * Templates and clones, each against its raw floor in the same run:
+ * - `dbfast seed` as a whole process (Node start-up included) vs `createdb -T` (same strategy);
+ * - library `seed()` latency p50/p95 vs `CREATE DATABASE ... TEMPLATE` on an open connection;
+ * - `build --force` vs `psql -f` of the same files into a fresh database;
+ * - the freshness check (scan with a warm stat cache, fingerprint, template lookup) at 1,000 and 10,000 files.
+ * Templates: examples/blog (small) and Pagila plus ~1 GB of generated rows (large).
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { Project } from '../dist/core/project.js';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const CORPUS = fileURLToPath(new URL('../../shared/corpus/', import.meta.url));
+const CLI = join(REPO, 'dist/cli/main.js');
+const BIN = process.env.DBFAST_BENCH_PG_BIN ?? '/usr/bin';
+// Even counts: each tool goes first equally often.
+const CLONE_RUNS = 10;
+const LATENCY_RUNS = 24;
+const GOAL_CLONE = 1.3;
+const GOAL_BUILD = 1.3;
+/** ~1 GB: 6.5 million rows of ~150 bytes. */
+const BULK_ROWS = 6_500_000;
+
+export async function benchClone(server) {
+  const url = `postgresql://${server.user}@${server.host}:${server.port}/postgres`;
+  const work = await mkdtemp(join(tmpdir(), 'dbfast-bench-clone-'));
+  const rows = [];
+  try {
+    const templates = [
+      { label: 'blog', files: { db: join(REPO, 'examples/blog/db') } },
+      { label: 'pagila + 1 GB', files: { 'db/0_schema': join(CORPUS, 'pagila/0_schema'), 'db/1_seed': join(CORPUS, 'pagila/1_seed') }, bulk: true },
+    ];
+    for (const template of templates) {
+      const dir = await projectFolder(work, template);
+      const project = await Project.open({ cwd: dir, env: { DBFAST_DATABASE_URL: url } });
+      try {
+        rows.push(await benchBuild(project, server, template.label));
+        rows.push(await benchCli(project, server, dir, url, template.label));
+        rows.push(...(await benchLibrary(project, server, template.label)));
+        await project.clean({ all: true });
+      } finally {
+        await project.close();
+      }
+    }
+    for (const count of [1_000, 10_000]) rows.push(await benchFreshness(work, url, count));
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  return rows;
+}
+
+async function projectFolder(work, template) {
+  const dir = join(work, template.label.replace(/\W+/g, '_'));
+  await mkdir(join(dir, 'db'), { recursive: true });
+  const name = `bench_${template.label.toLowerCase().replace(/\W+/g, '_')}`;
+  await writeFile(join(dir, 'dbfast.toml'), `[database]\ntemplate_name = "${name}"\n`);
+  for (const [path, target] of Object.entries(template.files)) {
+    if (path === 'db') await rm(join(dir, 'db'), { recursive: true });
+    await symlink(target, join(dir, path));
+  }
+  if (template.bulk) {
+    await mkdir(join(dir, 'db/2_bulk'));
+    await writeFile(
+      join(dir, 'db/2_bulk/01_rows.sql'),
+      `CREATE TABLE public.bulk AS SELECT g AS id, md5(g::text) AS a, md5((g * 7)::text) AS b, now() AS at
+         FROM generate_series(1, ${BULK_ROWS}) AS g;\nALTER TABLE public.bulk ADD PRIMARY KEY (id);\n`,
+    );
+  }
+  return dir;
+}
+
+async function benchBuild(project, server, label) {
+  const { files } = await project.scan();
+  const started = performance.now();
+  const built = await project.build({ force: true });
+  const dbfastMs = performance.now() - started;
+  // The floor is what a person would run: createdb, then psql -f with every file in one session.
+  const floorMs = await withAdmin(server, async (admin) => {
+    const connection = ['-h', server.host, '-p', String(server.port), '-U', server.user];
+    try {
+      const created = await timeProcess(join(BIN, 'createdb'), [...connection, 'bench_floor_build']);
+      const args = ['-X', '-q', '-v', 'ON_ERROR_STOP=1', ...connection, '-d', 'bench_floor_build'];
+      return created + (await timeProcess(join(BIN, 'psql'), [...args, ...files.flatMap((file) => ['-f', file.absolutePath])]));
+    } finally {
+      await admin.query('DROP DATABASE IF EXISTS bench_floor_build');
+    }
+  });
+  const size = `${Math.round(built.template.sizeBytes / 2 ** 20)} MB`;
+  return row(`build ${label} (${size}) vs psql -f`, dbfastMs, floorMs, GOAL_BUILD);
+}
+
+/** Whole processes, alternating which goes first, median of CLONE_RUNS. */
+async function benchCli(project, server, dir, url, label) {
+  const times = { dbfast: [], floor: [] };
+  await withAdmin(server, async (admin) => {
+    for (let run = 0; run < CLONE_RUNS; run++) {
+      const name = `bench_createdb_${run}`;
+      const tools = [
+        ['dbfast', () => timeProcess(process.execPath, [CLI, 'seed', '-o', `bench_seed_${run}`], { cwd: dir, env: { ...cleanEnv(), DBFAST_DATABASE_URL: url } })],
+        ['floor', () => timeProcess(join(BIN, 'createdb'), ['-h', server.host, '-p', String(server.port), '-U', server.user, '-S', 'file_copy', '-T', project.templateName, name])],
+      ];
+      if (run % 2) tools.reverse();
+      for (const [tool, measure] of tools) {
+        // Each clone starts from the same state: no checkpoint debt left by the previous drop.
+        await admin.query('CHECKPOINT');
+        times[tool].push(await measure());
+      }
+      await admin.query(`DROP DATABASE ${name}`);
+      await project.drop(`bench_seed_${run}`);
+    }
+  });
+  return row(`seed CLI ${label} vs createdb -T`, median(times.dbfast), median(times.floor), GOAL_CLONE);
+}
+
+async function benchLibrary(project, server, label) {
+  const times = { dbfast: [], floor: [] };
+  await project.seed(); // warm: server version, connection
+  await withAdmin(server, async (admin) => {
+    const tools = [
+      ['dbfast', async () => (await project.seed()).database],
+      [
+        'floor',
+        async () => {
+          await admin.query(`CREATE DATABASE bench_raw TEMPLATE ${project.templateName} STRATEGY FILE_COPY`);
+          return 'bench_raw';
+        },
+      ],
+    ];
+    for (let run = 0; run < LATENCY_RUNS; run++) {
+      for (const [tool, clone] of run % 2 ? [...tools].reverse() : tools) {
+        await admin.query('CHECKPOINT');
+        const started = performance.now();
+        const database = await clone();
+        times[tool].push(performance.now() - started);
+        if (tool === 'dbfast') await project.drop(database);
+        else await admin.query(`DROP DATABASE ${database}`);
+      }
+    }
+  });
+  return [
+    row(`seed() p50 ${label} vs CREATE DATABASE`, percentile(times.dbfast, 0.5), percentile(times.floor, 0.5), GOAL_CLONE),
+    row(`seed() p95 ${label} vs CREATE DATABASE`, percentile(times.dbfast, 0.95), percentile(times.floor, 0.95), GOAL_CLONE),
+  ];
+}
+
+/** What every seed pays before cloning when nothing changed. Goal: the warm-scan goal (60 ms per 10,000 files). */
+async function benchFreshness(work, url, count) {
+  const dir = join(work, `fresh_${count}`);
+  const anHourAgo = new Date(Date.now() - 3_600_000);
+  for (let folder = 0; folder < 20; folder++) {
+    await mkdir(join(dir, 'db', `${folder}_part`), { recursive: true });
+    for (let file = 0; file < count / 20; file++) {
+      const path = join(dir, 'db', `${folder}_part`, `${String(file).padStart(4, '0')}.sql`);
+      await writeFile(path, `SELECT ${file}; -- ${'x'.repeat(200)}\n`);
+      // Old files, as in a real repository: recent ones are re-hashed on purpose (racy-clean rule).
+      await utimes(path, anHourAgo, anHourAgo);
+    }
+  }
+  await writeFile(join(dir, 'dbfast.toml'), `[database]\ntemplate_name = "bench_fresh_${count}"\n`);
+  const project = await Project.open({ cwd: dir, env: { DBFAST_DATABASE_URL: url } });
+  try {
+    await project.status(); // warms the stat cache and the connection
+    const times = [];
+    for (let run = 0; run < 9; run++) {
+      const started = performance.now();
+      const status = await project.status();
+      times.push(performance.now() - started);
+      if (status.repository.files !== count) throw new Error(`freshness check saw ${status.repository.files} files`);
+    }
+    return { name: `freshness check, ${count.toLocaleString('en')} files`, dbfastMs: round(median(times)), goalMs: (60 * count) / 10_000 };
+  } finally {
+    await project.close();
+  }
+}
+
+function row(name, dbfastMs, floorMs, goal) {
+  return { name, dbfastMs: round(dbfastMs), floorMs: round(floorMs), ratio: Math.round((dbfastMs / floorMs) * 100) / 100, goal };
+}
+
+async function withAdmin(server, use) {
+  const client = new pg.Client({ host: server.host, port: server.port, user: server.user, database: 'postgres' });
+  await client.connect();
+  try {
+    return await use(client);
+  } finally {
+    await client.end();
+  }
+}
+
+function cleanEnv() {
+  return Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('PG') && !key.startsWith('DBFAST_')));
+}
+
+function timeProcess(command, args, options = {}) {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], ...options });
+    let stderr = '';
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(performance.now() - started) : reject(new Error(`${command} failed: ${stderr}`))));
+  });
+}
+
+function median(values) {
+  return percentile(values, 0.5);
+}
+
+function percentile(values, p) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+function round(value) {
+  return Math.round(value * 10) / 10;
+}
