@@ -18,7 +18,7 @@ export type { ErrorCode } from './core/errors.js';
 export { DbfastError, exitCodeFor, isDbfastError } from './core/errors.js';
 export { type InitOptions, type InitResult, initProject } from './core/init.js';
 export type { CleanupRules } from './core/clone.js';
-export { Project, type RepositoryState, type SeedOptions, type SeedResult } from './core/project.js';
+export { type FreshnessCheck, Project, type RepositoryState, type SeedOptions, type SeedResult } from './core/project.js';
 export type { ProjectStatus } from './core/status.js';
 export { type ScannedFile, type ScanResult, scanRepository } from './core/scan.js';
 export { ensureServer, serverStatus, stopServer } from './core/server.js';

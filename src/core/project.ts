@@ -13,13 +13,19 @@ import { validateDatabaseName } from './names.js';
 import { type ScanResult, scanRepository } from './scan.js';
 import type { SqlFile } from './sql/execute.js';
 import { collectStatus, type ProjectStatus, recordBuild } from './status.js';
-import { type BuildOptions, type EnsureResult, ensureTemplate, readTemplate } from './template.js';
+import { type BuildOptions, type EnsureResult, ensureTemplate, readTemplate, type TemplateInfo } from './template.js';
 
 export interface RepositoryState {
   scan: ScanResult;
   /** The files to run, with paths shown relative to the project folder (`db/0_schema/01.sql`). */
   files: SqlFile[];
   fingerprint: string;
+}
+
+export interface FreshnessCheck {
+  state: RepositoryState;
+  template: TemplateInfo | null;
+  fresh: boolean;
 }
 
 export interface SeedOptions extends Omit<BuildOptions, 'force'> {
@@ -102,18 +108,26 @@ export class Project {
     return result;
   }
 
+  /**
+   * Is the template up to date with the files? What every seed pays when nothing changed: a scan
+   * that reads no file contents (stat cache) and one catalog query.
+   */
+  async check(): Promise<FreshnessCheck> {
+    const [state, template] = await Promise.all([this.scan(), this.adminClient().then((admin) => readTemplate(admin, this.templateName))]);
+    return { state, template, fresh: template?.fingerprint === state.fingerprint };
+  }
+
   /** A new database cloned from an up-to-date template (rebuilt first when the files changed). */
   async seed(options: SeedOptions = {}): Promise<SeedResult> {
     const started = performance.now();
     // A bad name must fail before minutes of building, not after.
     if (options.name !== undefined) validateDatabaseName(options.name);
     const admin = await this.adminClient();
-    const state = await this.scan();
-    const current = await readTemplate(admin, this.templateName);
+    const { state, fresh } = await this.check();
     const checked = performance.now();
     let rebuilt = false;
     let fingerprint = state.fingerprint;
-    if (current?.fingerprint !== state.fingerprint) {
+    if (!fresh) {
       const result = await this.buildFrom(state, options);
       rebuilt = result.rebuilt;
       fingerprint = result.template.fingerprint;

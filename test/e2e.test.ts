@@ -1,0 +1,67 @@
+/**
+ * The whole workflow, as a user runs it on a fresh machine: the real binary, its own embedded
+ * server, nothing configured but the SQL files. Grows with each capability (deploy next).
+ */
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from './helpers/cli.js';
+import { tempRepo } from './helpers/repo.js';
+
+const cleanup: string[] = [];
+let env: Record<string, string> = {};
+
+afterAll(async () => {
+  if (env.DBFAST_STATE_DIR) await runCli(['server', 'stop'], { cwd: cleanup[0], env });
+  for (const dir of cleanup) await rm(dir, { recursive: true, force: true });
+});
+
+async function psqlRows(url: string, sql: string) {
+  const pg = (await import('pg')).default;
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+describe('end to end', () => {
+  it('init, seed on the embedded server, edit a file, seed rebuilds, the clone has the change', async () => {
+    const root = await tempRepo({
+      'db/0_schema/01_tables.sql': 'CREATE TABLE notes (id int PRIMARY KEY, body text);',
+      'db/1_seed/01_notes.sql': "COPY notes FROM stdin;\n1\tfirst\n\\.\n",
+    });
+    const stateDir = await mkdtemp(join(tmpdir(), 'dbfast-e2e-state-'));
+    await chmod(stateDir, 0o755);
+    cleanup.push(root, stateDir);
+    env = { DBFAST_STATE_DIR: stateDir };
+
+    expect((await runCli(['init'], { cwd: root, env })).code).toBe(0);
+
+    const first = await runCli(['seed'], { cwd: root, env });
+    expect(first.code, first.stderr).toBe(0);
+    const firstUrl = first.stdout.trim();
+    expect(firstUrl).toMatch(/^postgresql:\/\/postgres@127\.0\.0\.1:\d+\/\w+_template_[0-9a-f]{8}$/);
+    expect(await psqlRows(firstUrl, 'SELECT body FROM notes')).toEqual([{ body: 'first' }]);
+
+    await writeFile(join(root, 'db/1_seed/02_more.sql'), "INSERT INTO notes VALUES (2, 'second');");
+    const status = JSON.parse((await runCli(['status', '--json'], { cwd: root, env })).stdout);
+    expect(status.repository).toMatchObject({ changed: true, changedFiles: { added: ['1_seed/02_more.sql'] } });
+
+    const second = await runCli(['seed', '--json'], { cwd: root, env });
+    expect(second.code, second.stderr).toBe(0);
+    const seeded = JSON.parse(second.stdout);
+    expect(seeded.rebuilt).toBe(true);
+    expect(await psqlRows(seeded.url, 'SELECT body FROM notes ORDER BY id')).toEqual([{ body: 'first' }, { body: 'second' }]);
+    expect(await psqlRows(firstUrl, 'SELECT count(*)::int AS n FROM notes')).toEqual([{ n: 1 }]);
+
+    const list = JSON.parse((await runCli(['list', '--json'], { cwd: root, env })).stdout);
+    expect(list).toHaveLength(2);
+    expect((await runCli(['clean', '--keep-last', '1'], { cwd: root, env })).code).toBe(0);
+    const left = JSON.parse((await runCli(['list', '--json'], { cwd: root, env })).stdout);
+    expect(left.map((clone: { name: string }) => clone.name)).toEqual([seeded.database]);
+  });
+});
