@@ -12,12 +12,14 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { ensureServer, stopServer } from '../dist/core/server.js';
 import { benchClone } from './clone.mjs';
+import { benchEnvironments } from './environments.mjs';
 import { benchExecute } from './execute.mjs';
 import { benchScan } from './scan.mjs';
 
 const BENCHMARKS = [
   { name: 'execute', title: 'Execute SQL files: dbfast vs one psql -f ... session', run: ({ server }) => benchExecute(server) },
   { name: 'scan', title: 'Scan a repository (absolute goals)', run: () => benchScan() },
+  { name: 'environments', title: 'Environment file selection (absolute goals)', run: () => benchEnvironments() },
   { name: 'clone', title: 'Templates and clones: dbfast vs createdb -T, CREATE DATABASE, psql -f', run: ({ server }) => benchClone(server) },
 ];
 

@@ -44,7 +44,8 @@ describe('end to end', () => {
     const first = await runCli(['seed'], { cwd: root, env });
     expect(first.code, first.stderr).toBe(0);
     const firstUrl = first.stdout.trim();
-    expect(firstUrl).toMatch(/^postgresql:\/\/postgres@127\.0\.0\.1:\d+\/\w+_template_[0-9a-f]{8}$/);
+    // init proposed environments with local as the default: the clone comes from <name>_template_local.
+    expect(firstUrl).toMatch(/^postgresql:\/\/postgres@127\.0\.0\.1:\d+\/\w+_template_local_[0-9a-f]{8}$/);
     expect(await psqlRows(firstUrl, 'SELECT body FROM notes')).toEqual([{ body: 'first' }]);
 
     await writeFile(join(root, 'db/1_seed/02_more.sql'), "INSERT INTO notes VALUES (2, 'second');");

@@ -10,6 +10,7 @@ import { formatError, info } from './output.js';
 
 export interface GlobalOptions {
   config?: string;
+  env?: string;
   verbose?: boolean;
 }
 
@@ -19,6 +20,7 @@ const program = new Command('dbfast')
   .description('Seeded PostgreSQL databases in milliseconds, from a repository of SQL files.')
   .version(version, '-V, --version')
   .option('-c, --config <path>', 'path to dbfast.toml (default: searched upward from the current folder)')
+  .option('-e, --env <name>', 'environment to build, seed or show (default: DBFAST_ENV, default_environment, or the only one)')
   .option('--verbose', 'show details and stack traces of errors')
   .showHelpAfterError('(run dbfast --help for usage)')
   .exitOverride()
@@ -26,7 +28,7 @@ const program = new Command('dbfast')
     'after',
     `
 Exit codes: 0 ok, 1 failure, 2 usage or configuration error.
-Environment: DBFAST_DATABASE_URL, DBFAST_STATE_DIR, DBFAST_PG_BIN, NO_COLOR, and the libpq
+Environment: DBFAST_DATABASE_URL, DBFAST_ENV, DBFAST_STATE_DIR, DBFAST_PG_BIN, NO_COLOR, and the libpq
 variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE (plus ~/.pgpass).`,
   );
 
@@ -103,6 +105,21 @@ program
   .option('--json', 'print JSON')
   .option('--verbose', 'also list the files changed since the template was built')
   .action(action(async () => (await import('./status.js')).status));
+
+program
+  .command('environments')
+  .description('every environment: file count and template state (missing, fresh, stale)')
+  .option('--verbose', 'also the rules and the selected files, in execution order')
+  .option('--json', 'print JSON')
+  .action(action(async () => (await import('./environments.js')).environments));
+
+program
+  .command('validate-env')
+  .description("check an environment's rules: unknown folders, empty selections, dev data in production")
+  .argument('[name]', 'the environment (or --env)')
+  .option('--strict', 'treat warnings as errors (for CI)')
+  .option('--json', 'print JSON')
+  .action(action(async () => (await import('./environments.js')).validateEnv));
 
 const server = program.command('server').description('manage the embedded PostgreSQL server');
 server

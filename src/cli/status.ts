@@ -20,6 +20,13 @@ export async function status(globals: GlobalOptions, options: { json?: boolean; 
         `${bold('template')}    ${template ? `${template.name}, built ${template.builtAt} in ${(template.durationMs / 1000).toFixed(2)}s, ${template.files} files, ${formatBytes(template.sizeBytes ?? 0)}, fingerprint ${template.fingerprint.slice(0, 12)}` : 'not built yet'}`,
       );
       info(`${bold('clones')}      ${clones.count}, ${formatBytes(clones.totalBytes)}`);
+      if (current.environments.length > 0) {
+        info(bold('environments'));
+        for (const row of current.environments) {
+          const mark = row.name === current.environment ? '*' : ' ';
+          info(`  ${mark} ${row.name.padEnd(14)} ${String(row.files).padStart(5)} files  ${row.template.padEnd(32)} ${row.state}${row.builtAt ? dim(` built ${row.builtAt}`) : ''}`);
+        }
+      }
     }
     return current.server.reachable ? 0 : 1;
   });

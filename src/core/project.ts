@@ -8,15 +8,26 @@ import { type CleanupRules, type CloneInfo, createClone, dropClones, listClones,
 import { type DbfastConfig, type LoadConfigOptions, loadConfig } from './config.js';
 import { connect, type ServerTarget, resolveTarget } from './connection.js';
 import { DbfastError } from './errors.js';
+import {
+  directoriesOf,
+  type EnvironmentIssue,
+  type EnvironmentSelection,
+  resolveEnvironment,
+  selectFiles,
+  validateEnvironment,
+} from './environments.js';
 import { computeFingerprint } from './fingerprint.js';
 import { validateDatabaseName } from './names.js';
-import { type ScanResult, scanRepository } from './scan.js';
+import { type ScannedFile, type ScanResult, scanRepository } from './scan.js';
 import type { SqlFile } from './sql/execute.js';
-import { collectStatus, type ProjectStatus, recordBuild } from './status.js';
+import { collectStatus, type EnvironmentStatus, environmentStates, type ProjectStatus, recordBuild } from './status.js';
 import { type BuildOptions, type EnsureResult, ensureTemplate, readTemplate, type TemplateInfo } from './template.js';
 
 export interface RepositoryState {
+  /** Every repository file (after [repository] patterns). */
   scan: ScanResult;
+  /** The environment's files, in execution order. */
+  selected: ScannedFile[];
   /** The files to run, with paths shown relative to the project folder (`db/0_schema/01.sql`). */
   files: SqlFile[];
   fingerprint: string;
@@ -42,18 +53,55 @@ export interface SeedResult {
   timings: { check_ms: number; build_ms: number; clone_ms: number; total_ms: number };
 }
 
+export interface OpenOptions extends LoadConfigOptions {
+  /** Environment to work on; else DBFAST_ENV, [database] default_environment or the only one. */
+  environment?: string;
+}
+
 export class Project {
   private target: Promise<ServerTarget> | undefined;
   private admin: Promise<pg.Client> | undefined;
 
-  constructor(readonly config: DbfastConfig) {}
+  private selected: EnvironmentSelection | undefined;
 
-  static async open(options: LoadConfigOptions = {}): Promise<Project> {
-    return new Project(await loadConfig(options));
+  constructor(
+    readonly config: DbfastConfig,
+    private readonly requestedEnvironment?: string,
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {}
+
+  static async open(options: OpenOptions = {}): Promise<Project> {
+    return new Project(await loadConfig(options), options.environment, options.env);
+  }
+
+  /**
+   * The environment this project works on: its files and its template. Resolved on first use, so
+   * that listing and validating environments works even when none is chosen.
+   */
+  get environment(): EnvironmentSelection {
+    this.selected ??= resolveEnvironment(this.config, this.requestedEnvironment, this.env);
+    return this.selected;
+  }
+
+  /** The selection for a configured environment by name (USAGE error for unknown names). */
+  environmentNamed(name: string): EnvironmentSelection {
+    return resolveEnvironment(this.config, name, this.env);
+  }
+
+  /** Problems of one environment's rules (empty: valid). Unknown names are a USAGE error. */
+  async validateEnvironment(name: string): Promise<EnvironmentIssue[]> {
+    resolveEnvironment(this.config, name, this.env);
+    const { files } = await this.scanRepository();
+    return validateEnvironment(this.config, name, files, directoriesOf(files));
+  }
+
+  /** Every configured environment: files, template and whether it is fresh. Does not start a stopped embedded server. */
+  async environments(): Promise<EnvironmentStatus[]> {
+    return environmentStates(this, await this.scanRepository());
   }
 
   get templateName(): string {
-    return this.config.templateName;
+    return this.environment.templateName;
   }
 
   /** The server, started first when it is the embedded one. */
@@ -62,21 +110,33 @@ export class Project {
     return this.target;
   }
 
+  /** The environment's files and fingerprint. */
   async scan(): Promise<RepositoryState> {
-    const { repository, stateDir, projectDir } = this.config;
-    const scan = await scanRepository({
+    return this.stateFor(this.environment, await this.scanRepository());
+  }
+
+  /** Every repository file (after [repository] patterns), through the stat cache. */
+  scanRepository(): Promise<ScanResult> {
+    const { repository, stateDir } = this.config;
+    return scanRepository({
       root: repository.path,
       include: repository.include,
       exclude: repository.exclude,
       cachePath: join(stateDir, 'scan-cache.tsv'),
     });
+  }
+
+  /** What `environment` selects from `scan`; its rules are part of the fingerprint. */
+  stateFor(environment: EnvironmentSelection, scan: ScanResult): RepositoryState {
+    const { repository, projectDir } = this.config;
+    const selected = environment.settings ? selectFiles(scan.files, environment.settings) : scan.files;
     const shownRoot = relative(projectDir, scan.root).split('\\').join('/');
-    const files = scan.files.map((file) => ({
+    const files = selected.map((file) => ({
       absolutePath: file.absolutePath,
       relativePath: shownRoot ? posix.join(shownRoot, file.relativePath) : file.relativePath,
     }));
-    const selection = { include: repository.include, exclude: repository.exclude };
-    return { scan, files, fingerprint: computeFingerprint({ files: scan.files, selection }) };
+    const selection = { include: repository.include, exclude: repository.exclude, environment: environment.settings };
+    return { scan, selected, files, fingerprint: computeFingerprint({ files: selected, selection }) };
   }
 
   /** Builds the template when the files changed since it was built (always with `force`). */
@@ -87,8 +147,12 @@ export class Project {
   private async buildFrom(state: RepositoryState, options: BuildOptions): Promise<EnsureResult> {
     if (state.files.length === 0) {
       const { repository } = this.config;
-      throw new DbfastError('REPOSITORY_EMPTY', `no SQL files in ${relative(process.cwd(), repository.path) || '.'}`, {
-        hint: `nothing matches ${repository.include.join(', ')}; add files or change [repository] include_patterns`,
+      const where = relative(process.cwd(), repository.path) || '.';
+      const { name } = this.environment;
+      throw new DbfastError('REPOSITORY_EMPTY', name ? `environment ${name} selects no SQL files in ${where}` : `no SQL files in ${where}`, {
+        hint: name
+          ? `check [environments.${name}] in dbfast.toml (dbfast validate-env ${name})`
+          : `nothing matches ${repository.include.join(', ')}; add files or change [repository] include_patterns`,
       });
     }
     const result = await ensureTemplate(
@@ -104,7 +168,7 @@ export class Project {
       },
       { batchBytes: this.config.performance.statementBatchBytes, ...options },
     );
-    if (result.rebuilt) await recordBuild(this.config, state);
+    if (result.rebuilt) await recordBuild(this.config.stateDir, this.templateName, state);
     return result;
   }
 
@@ -113,7 +177,7 @@ export class Project {
    * that reads no file contents (stat cache) and one catalog query.
    */
   async check(): Promise<FreshnessCheck> {
-    const [state, template] = await Promise.all([this.scan(), this.adminClient().then((admin) => readTemplate(admin, this.templateName))]);
+    const [state, template] = await Promise.all([this.scan(), this.connection().then((admin) => readTemplate(admin, this.templateName))]);
     return { state, template, fresh: template?.fingerprint === state.fingerprint };
   }
 
@@ -122,7 +186,7 @@ export class Project {
     const started = performance.now();
     // A bad name must fail before minutes of building, not after.
     if (options.name !== undefined) validateDatabaseName(options.name);
-    const admin = await this.adminClient();
+    const admin = await this.connection();
     const { state, fresh } = await this.check();
     const checked = performance.now();
     let rebuilt = false;
@@ -159,17 +223,12 @@ export class Project {
 
   /** Server, repository, template and clones; does not start a stopped embedded server. */
   async status(): Promise<ProjectStatus> {
-    return collectStatus({
-      config: this.config,
-      scan: () => this.scan(),
-      server: () => this.server(),
-      admin: () => this.adminClient(),
-    });
+    return collectStatus(this);
   }
 
   /** This template's clones, or with `all` every clone dbfast made on the server. */
   async list(options: { all?: boolean } = {}): Promise<CloneInfo[]> {
-    const clones = await listClones(await this.adminClient());
+    const clones = await listClones(await this.connection());
     return options.all ? clones : clones.filter((clone) => clone.template === this.templateName);
   }
 
@@ -179,7 +238,7 @@ export class Project {
   }
 
   async drop(...names: string[]): Promise<string[]> {
-    return dropClones(await this.adminClient(), names);
+    return dropClones(await this.connection(), names);
   }
 
   /** Closes the project's connection; the embedded server keeps running for the next command. */
@@ -194,11 +253,12 @@ export class Project {
 
   /** The configured CREATE DATABASE strategy, on servers that have strategies (15+). */
   private async cloneStrategy(): Promise<'file_copy' | 'wal_log' | undefined> {
-    this.version ??= this.adminClient().then(async (admin) => Number((await admin.query('SHOW server_version_num')).rows[0].server_version_num));
+    this.version ??= this.connection().then(async (admin) => Number((await admin.query('SHOW server_version_num')).rows[0].server_version_num));
     return (await this.version) >= 150000 ? this.config.performance.cloneStrategy : undefined;
   }
 
-  private adminClient(): Promise<pg.Client> {
+  /** The project's maintenance connection, opened on first use and shared: do not end it (close() does). */
+  connection(): Promise<pg.Client> {
     if (!this.admin) {
       const admin = this.server().then((target) => connect(target));
       // A failed connection is not remembered: the next call tries again.

@@ -4,11 +4,9 @@
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type pg from 'pg';
 import { listClones } from './clone.js';
-import type { DbfastConfig } from './config.js';
-import type { ServerTarget } from './connection.js';
-import type { RepositoryState } from './project.js';
+import type { Project, RepositoryState } from './project.js';
+import type { ScanResult } from './scan.js';
 import { readTemplate, type TemplateInfo } from './template.js';
 
 export interface ChangedFiles {
@@ -17,8 +15,19 @@ export interface ChangedFiles {
   modified: string[];
 }
 
+export interface EnvironmentStatus {
+  name: string;
+  template: string;
+  files: number;
+  /** unknown: the server could not be asked. */
+  state: 'missing' | 'fresh' | 'stale' | 'unknown';
+  builtAt: string | null;
+}
+
 export interface ProjectStatus {
   server: { embedded: boolean; address: string | null; reachable: boolean; version: string | null; error: string | null };
+  /** The environment this status is for (null: no environments configured). */
+  environment: string | null;
   repository: {
     path: string;
     files: number;
@@ -29,39 +38,58 @@ export interface ProjectStatus {
   };
   template: TemplateInfo | null;
   clones: { count: number; totalBytes: number };
+  /** Every configured environment's template, in configuration order. */
+  environments: EnvironmentStatus[];
 }
 
-export interface StatusSources {
-  config: DbfastConfig;
-  scan(): Promise<RepositoryState>;
-  server(): Promise<ServerTarget>;
-  admin(): Promise<pg.Client>;
+/** Asks the server only when it is reachable without starting anything. */
+async function serverReachable(project: Project): Promise<string | null> {
+  if (project.config.database !== null) return null;
+  const { serverStatus } = await import('./server.js');
+  return (await serverStatus(project.config.stateDir)).running ? null : 'the embedded server is not running (it starts on first use)';
 }
 
-export async function collectStatus(sources: StatusSources): Promise<ProjectStatus> {
-  const { config } = sources;
-  const state = await sources.scan();
+export async function environmentStates(project: Project, scan: ScanResult): Promise<EnvironmentStatus[]> {
+  const { config } = project;
+  const rows = Object.keys(config.environments).map((name) => {
+    const selection = project.environmentNamed(name);
+    const state = project.stateFor(selection, scan);
+    const row: EnvironmentStatus = { name, template: selection.templateName, files: state.files.length, state: 'unknown', builtAt: null };
+    return { row, fingerprint: state.fingerprint };
+  });
+  if ((await serverReachable(project)) === null) {
+    const admin = await project.connection().catch(() => null);
+    for (const { row, fingerprint } of admin ? rows : []) {
+      const template = await readTemplate(admin!, row.template);
+      row.state = !template ? 'missing' : template.fingerprint === fingerprint ? 'fresh' : 'stale';
+      row.builtAt = template?.builtAt ?? null;
+    }
+  }
+  return rows.map(({ row }) => row);
+}
+
+export async function collectStatus(project: Project): Promise<ProjectStatus> {
+  const { config } = project;
+  const scan = await project.scanRepository();
+  const state = project.stateFor(project.environment, scan);
   const status: ProjectStatus = {
     server: { embedded: config.database === null, address: null, reachable: false, version: null, error: null },
+    environment: project.environment.name,
     repository: { path: config.repository.path, files: state.files.length, changed: null, changedFiles: null },
     template: null,
     clones: { count: 0, totalBytes: 0 },
+    environments: await environmentStates(project, scan),
   };
-  if (config.database === null) {
-    const { serverStatus } = await import('./server.js');
-    if (!(await serverStatus(config.stateDir)).running) {
-      status.server.error = 'the embedded server is not running (it starts on first use)';
-      return status;
-    }
-  }
+  status.server.error = await serverReachable(project);
+  if (status.server.error) return status;
   try {
-    const target = await sources.server();
+    const target = await project.server();
     status.server.address = target.label;
-    const admin = await sources.admin();
+    const admin = await project.connection();
     status.server.version = (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
     status.server.reachable = true;
-    status.template = await readTemplate(admin, config.templateName, { withSize: true });
-    const clones = (await listClones(admin)).filter((clone) => clone.template === config.templateName);
+    status.template = await readTemplate(admin, project.templateName, { withSize: true });
+    const clones = (await listClones(admin)).filter((clone) => clone.template === project.templateName);
     status.clones = { count: clones.length, totalBytes: clones.reduce((sum, clone) => sum + clone.sizeBytes, 0) };
   } catch (error) {
     status.server.error = (error as Error).message;
@@ -69,7 +97,7 @@ export async function collectStatus(sources: StatusSources): Promise<ProjectStat
   }
   if (status.template) {
     status.repository.changed = status.template.fingerprint !== state.fingerprint;
-    status.repository.changedFiles = await changedSinceBuild(config, status.template.fingerprint, state);
+    status.repository.changedFiles = await changedSinceBuild(config.stateDir, project.templateName, status.template.fingerprint, state);
   }
   return status;
 }
@@ -79,29 +107,34 @@ interface BuildManifest {
   files: Record<string, string>;
 }
 
-function manifestPath(config: DbfastConfig): string {
-  return join(config.stateDir, 'templates', `${config.templateName}.json`);
+function manifestPath(stateDir: string, templateName: string): string {
+  return join(stateDir, 'templates', `${templateName}.json`);
 }
 
 /** Remembers which file hashes this checkout built, so status can name what changed since. */
-export async function recordBuild(config: DbfastConfig, state: RepositoryState): Promise<void> {
+export async function recordBuild(stateDir: string, templateName: string, state: RepositoryState): Promise<void> {
   const manifest: BuildManifest = {
     fingerprint: state.fingerprint,
-    files: Object.fromEntries(state.scan.files.map((file) => [file.relativePath, file.hash])),
+    files: Object.fromEntries(state.selected.map((file) => [file.relativePath, file.hash])),
   };
-  const path = manifestPath(config);
+  const path = manifestPath(stateDir, templateName);
   await mkdir(dirname(path), { recursive: true });
   await writeFile(`${path}.tmp`, JSON.stringify(manifest));
   await rename(`${path}.tmp`, path);
 }
 
-async function changedSinceBuild(config: DbfastConfig, fingerprint: string, state: RepositoryState): Promise<ChangedFiles | null> {
-  const manifest = await readFile(manifestPath(config), 'utf8').then(
+async function changedSinceBuild(
+  stateDir: string,
+  templateName: string,
+  fingerprint: string,
+  state: RepositoryState,
+): Promise<ChangedFiles | null> {
+  const manifest = await readFile(manifestPath(stateDir, templateName), 'utf8').then(
     (text) => JSON.parse(text) as BuildManifest,
     () => null,
   );
   if (manifest?.fingerprint !== fingerprint) return null;
-  const current = new Map(state.scan.files.map((file) => [file.relativePath, file.hash]));
+  const current = new Map(state.selected.map((file) => [file.relativePath, file.hash]));
   return {
     added: [...current.keys()].filter((path) => !(path in manifest.files)),
     removed: Object.keys(manifest.files).filter((path) => !current.has(path)),

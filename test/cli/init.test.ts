@@ -29,7 +29,7 @@ describe('dbfast init', () => {
   it('writes dbfast.toml once, refuses to overwrite it without --force, and the file it writes works', async () => {
     const root = await folder();
     const templateName = uniqueName();
-    cleanup.push(() => dropTemplateAndClones(templateName));
+    cleanup.push(() => dropTemplateAndClones(`${templateName}_local`));
     const run = (args: string[]) => runCli(args, { cwd: root, env: { DBFAST_DATABASE_URL: testServerUrl() } });
 
     const first = await run(['init', '--template-name', templateName]);
@@ -65,7 +65,8 @@ describe('dbfast init', () => {
     expect(seeded.code).toBe(0);
     expect(seeded.stderr).not.toContain('warning:');
     const result = JSON.parse(seeded.stdout);
-    expect(result).toMatchObject({ template: templateName, rebuilt: true });
+    // init proposes environments with local as the default: its template is <name>_local.
+    expect(result).toMatchObject({ template: `${templateName}_local`, rebuilt: true });
     expect(await query(result.database, 'SELECT id FROM items')).toEqual([{ id: 1 }]);
   });
 

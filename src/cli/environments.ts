@@ -1,0 +1,55 @@
+import { DbfastError } from '../core/errors.js';
+import type { GlobalOptions } from './main.js';
+import { bold, dim, green, info, printData, printJson, red, yellow } from './output.js';
+import { withProject } from './project.js';
+
+const STATE_COLOR = { fresh: green, stale: yellow, missing: dim, unknown: dim } as const;
+
+export async function environments(globals: GlobalOptions, options: { verbose?: boolean; json?: boolean }): Promise<void> {
+  await withProject(globals, async (project) => {
+    const rows = await project.environments();
+    const verbose = options.verbose || globals.verbose;
+    if (options.json) {
+      const scan = verbose ? await project.scanRepository() : undefined;
+      return printJson(
+        rows.map((row) => ({
+          ...row,
+          rules: project.config.environments[row.name],
+          files: verbose ? project.stateFor(project.environmentNamed(row.name), scan!).files.map((file) => file.relativePath) : row.files,
+        })),
+      );
+    }
+    if (rows.length === 0) return info('no environments configured: every file goes into one template');
+    const scan = verbose ? await project.scanRepository() : undefined;
+    for (const row of rows) {
+      const built = row.builtAt ? dim(` built ${row.builtAt}`) : '';
+      printData(`${bold(row.name)}\t${row.files} files\t${row.template}\t${STATE_COLOR[row.state](row.state)}${built}`);
+      if (!verbose) continue;
+      for (const [rule, values] of Object.entries(project.config.environments[row.name]!)) info(`  ${rule}: ${JSON.stringify(values)}`);
+      for (const file of project.stateFor(project.environmentNamed(row.name), scan!).files) info(`    ${file.relativePath}`);
+    }
+  });
+}
+
+export async function validateEnv(
+  globals: GlobalOptions,
+  name: string | undefined,
+  options: { strict?: boolean; json?: boolean },
+): Promise<number> {
+  const environment = name ?? globals.env ?? process.env.DBFAST_ENV;
+  if (!environment) throw new DbfastError('USAGE', 'which environment? dbfast validate-env NAME', { hint: 'dbfast environments lists them' });
+  return withProject(globals, async (project) => {
+    const issues = await project.validateEnvironment(environment);
+    const failed = issues.some((issue) => issue.severity === 'error' || options.strict);
+    if (options.json) {
+      printJson({ environment, valid: !failed, issues });
+    } else {
+      for (const issue of issues) {
+        const label = issue.severity === 'error' ? red('error:') : yellow('warning:');
+        info(`${label} ${issue.message}${issue.hint ? dim(` (${issue.hint})`) : ''}`);
+      }
+      info(failed ? `${environment}: ${red('invalid')}` : `${environment}: ${green('valid')}${issues.length ? ` with ${issues.length} warning(s)` : ''}`);
+    }
+    return failed ? 1 : 0;
+  });
+}
