@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cli.js';
+import { queryUrl } from './helpers/database.js';
 import { tempRepo } from './helpers/repo.js';
 
 const cleanup: string[] = [];
@@ -16,17 +17,6 @@ afterAll(async () => {
   if (env.DBFAST_STATE_DIR) await runCli(['server', 'stop'], { cwd: cleanup[0], env });
   for (const dir of cleanup) await rm(dir, { recursive: true, force: true });
 });
-
-async function psqlRows(url: string, sql: string) {
-  const pg = (await import('pg')).default;
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query(sql)).rows;
-  } finally {
-    await client.end();
-  }
-}
 
 describe('end to end', () => {
   it('init, seed on the embedded server, edit a file, seed rebuilds, the clone has the change', async () => {
@@ -46,7 +36,7 @@ describe('end to end', () => {
     const firstUrl = first.stdout.trim();
     // init proposed environments with local as the default: the clone comes from <name>_template_local.
     expect(firstUrl).toMatch(/^postgresql:\/\/postgres@127\.0\.0\.1:\d+\/\w+_template_local_[0-9a-f]{8}$/);
-    expect(await psqlRows(firstUrl, 'SELECT body FROM notes')).toEqual([{ body: 'first' }]);
+    expect(await queryUrl(firstUrl, 'SELECT body FROM notes')).toEqual([{ body: 'first' }]);
 
     await writeFile(join(root, 'db/1_seed/02_more.sql'), "INSERT INTO notes VALUES (2, 'second');");
     const status = JSON.parse((await runCli(['status', '--json'], { cwd: root, env })).stdout);
@@ -56,8 +46,8 @@ describe('end to end', () => {
     expect(second.code, second.stderr).toBe(0);
     const seeded = JSON.parse(second.stdout);
     expect(seeded.rebuilt).toBe(true);
-    expect(await psqlRows(seeded.url, 'SELECT body FROM notes ORDER BY id')).toEqual([{ body: 'first' }, { body: 'second' }]);
-    expect(await psqlRows(firstUrl, 'SELECT count(*)::int AS n FROM notes')).toEqual([{ n: 1 }]);
+    expect(await queryUrl(seeded.url, 'SELECT body FROM notes ORDER BY id')).toEqual([{ body: 'first' }, { body: 'second' }]);
+    expect(await queryUrl(firstUrl, 'SELECT count(*)::int AS n FROM notes')).toEqual([{ n: 1 }]);
 
     const list = JSON.parse((await runCli(['list', '--json'], { cwd: root, env })).stdout);
     expect(list).toHaveLength(2);

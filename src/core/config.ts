@@ -5,6 +5,7 @@ import path from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import * as v from 'valibot';
 import { DbfastError } from './errors.js';
+import { editDistance } from './suggest.js';
 
 export const CONFIG_FILE_NAME = 'dbfast.toml';
 
@@ -483,28 +484,6 @@ function closest(key: string, candidates: string[]): string | undefined {
     if (closeEnough && (best === undefined || distance < best.distance)) best = { candidate, distance };
   }
   return best?.candidate;
-}
-
-/** Optimal string alignment distance: Levenshtein plus adjacent transpositions ("hots" → "host"). */
-function editDistance(a: string, b: string): number {
-  const width = b.length + 1;
-  const d: number[] = [];
-  const at = (i: number, j: number) => d[i * width + j] ?? 0;
-  for (let i = 0; i <= a.length; i++) {
-    for (let j = 0; j <= b.length; j++) {
-      if (i === 0 || j === 0) {
-        d[i * width + j] = i + j;
-        continue;
-      }
-      const substitution = a[i - 1] === b[j - 1] ? 0 : 1;
-      let distance = Math.min(at(i - 1, j) + 1, at(i, j - 1) + 1, at(i - 1, j - 1) + substitution);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        distance = Math.min(distance, at(i - 2, j - 2) + 1);
-      }
-      d[i * width + j] = distance;
-    }
-  }
-  return at(a.length, b.length);
 }
 
 // ---- from file settings to DbfastConfig ------------------------------------------------

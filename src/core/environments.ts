@@ -17,6 +17,7 @@
 import picomatch from 'picomatch';
 import type { DbfastConfig, EnvironmentSettings } from './config.js';
 import { DbfastError } from './errors.js';
+import { editDistance } from './suggest.js';
 
 export interface EnvironmentSelection {
   /** null when no environments are configured: all files, the base template. */
@@ -357,27 +358,6 @@ function suggestDirectory(entry: string, directories: string[]): string | null {
 
 function lastSegment(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
-}
-
-/** Optimal string alignment distance: Levenshtein plus adjacent transpositions. */
-function editDistance(a: string, b: string): number {
-  const width = b.length + 1;
-  const d = new Array<number>((a.length + 1) * width).fill(0);
-  for (let i = 0; i <= a.length; i++) {
-    for (let j = 0; j <= b.length; j++) {
-      if (i === 0 || j === 0) {
-        d[i * width + j] = i + j;
-        continue;
-      }
-      const substitution = a[i - 1] === b[j - 1] ? 0 : 1;
-      let distance = Math.min(d[(i - 1) * width + j]! + 1, d[i * width + j - 1]! + 1, d[(i - 1) * width + j - 1]! + substitution);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        distance = Math.min(distance, d[(i - 2) * width + j - 2]! + 1);
-      }
-      d[i * width + j] = distance;
-    }
-  }
-  return d[a.length * width + b.length]!;
 }
 
 function globIssues(

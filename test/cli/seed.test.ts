@@ -1,9 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type CliProject, cliProject, lines, STACK_FRAME, uniqueName, withoutProgress } from '../helpers/cli.js';
-import { query } from '../helpers/database.js';
+import { query, queryUrl } from '../helpers/database.js';
 
 const files = {
   'db/0_schema/01_tables.sql': 'CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL);',
@@ -21,16 +20,6 @@ afterAll(async () => {
   for (const made of projects) await made.remove();
 });
 
-/** Queries a database through the URL dbfast printed, exactly as a program would. */
-async function queryUrl(url: string, sql: string) {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return (await client.query(sql)).rows;
-  } finally {
-    await client.end();
-  }
-}
 
 async function databaseExists(name: string): Promise<boolean> {
   const rows = await query('postgres', `SELECT 1 FROM pg_database WHERE datname = '${name.replaceAll("'", "''")}'`);

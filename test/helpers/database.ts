@@ -16,6 +16,17 @@ export async function query<T extends pg.QueryResultRow = pg.QueryResultRow>(dat
   }
 }
 
+/** Queries a database through a URL dbfast printed, exactly as a program would. */
+export async function queryUrl(url: string, sql: string) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
 /** A new empty database for one test, with a client connected to it; `drop` cleans both up. */
 export async function freshDatabase(port?: number) {
   const name = `t_${randomBytes(6).toString('hex')}`;
