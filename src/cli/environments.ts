@@ -15,7 +15,7 @@ export async function environments(globals: GlobalOptions, options: { verbose?: 
         rows.map((row) => ({
           ...row,
           rules: project.config.environments[row.name],
-          files: verbose ? project.stateFor(project.environmentNamed(row.name), scan!).files.map((file) => file.relativePath) : row.files,
+          ...(verbose ? { selected: project.stateFor(project.environmentNamed(row.name), scan!).files.map((file) => file.relativePath) } : {}),
         })),
       );
     }

@@ -17,7 +17,7 @@ export async function status(globals: GlobalOptions, options: { json?: boolean; 
         for (const [what, paths] of Object.entries(repository.changedFiles)) for (const path of paths) info(`              ${what}: ${path}`);
       }
       info(
-        `${bold('template')}    ${template ? `${template.name}, built ${template.builtAt} in ${(template.durationMs / 1000).toFixed(2)}s, ${template.files} files, ${formatBytes(template.sizeBytes ?? 0)}, fingerprint ${template.fingerprint.slice(0, 12)}` : 'not built yet'}`,
+        `${bold('template')}    ${template ? `${template.name}, built ${template.builtAt} in ${(template.durationMs / 1000).toFixed(2)}s, ${template.files} files, ${formatBytes(template.sizeBytes ?? 0)}, fingerprint ${template.fingerprint.slice(0, 12)}` : current.environment === null && current.environments.length > 0 ? dim('no environment chosen (--env NAME)') : 'not built yet'}`,
       );
       info(`${bold('clones')}      ${clones.count}, ${formatBytes(clones.totalBytes)}`);
       if (current.environments.length > 0) {

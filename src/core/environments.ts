@@ -73,7 +73,7 @@ export function resolveEnvironment(
   }
   if (names.length === 0) return { name: null, settings: null, templateName: config.templateName };
   if (names.length === 1) return selectionFor(config, names[0]!);
-  throw new DbfastError('USAGE', 'several environments are configured: choose one with --env', {
+  throw new DbfastError('ENVIRONMENT_REQUIRED', 'several environments are configured: choose one with --env', {
     hint: availableHint(names),
   });
 }

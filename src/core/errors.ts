@@ -4,6 +4,7 @@
  */
 export type ErrorCode =
   | 'USAGE'
+  | 'ENVIRONMENT_REQUIRED'
   | 'CONFIG_NOT_FOUND'
   | 'CONFIG_INVALID'
   | 'CONFIG_EXISTS'
@@ -65,6 +66,7 @@ export class DbfastError extends Error {
 
 const USAGE_OR_CONFIGURATION: ReadonlySet<ErrorCode> = new Set([
   'USAGE',
+  'ENVIRONMENT_REQUIRED',
   'CONFIG_NOT_FOUND',
   'CONFIG_INVALID',
   'CONFIG_EXISTS',

@@ -5,6 +5,8 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { listClones } from './clone.js';
+import type { EnvironmentSelection } from './environments.js';
+import { isDbfastError } from './errors.js';
 import type { Project, RepositoryState } from './project.js';
 import type { ScanResult } from './scan.js';
 import { readTemplate, type TemplateInfo } from './template.js';
@@ -68,14 +70,25 @@ export async function environmentStates(project: Project, scan: ScanResult): Pro
   return rows.map(({ row }) => row);
 }
 
+/** The project's environment, or null when several exist and none was chosen: status still shows them all. */
+function chosenEnvironment(project: Project): EnvironmentSelection | null {
+  try {
+    return project.environment;
+  } catch (error) {
+    if (isDbfastError(error, 'ENVIRONMENT_REQUIRED')) return null;
+    throw error;
+  }
+}
+
 export async function collectStatus(project: Project): Promise<ProjectStatus> {
   const { config } = project;
   const scan = await project.scanRepository();
-  const state = project.stateFor(project.environment, scan);
+  const selection = chosenEnvironment(project);
+  const state = selection && project.stateFor(selection, scan);
   const status: ProjectStatus = {
     server: { embedded: config.database === null, address: null, reachable: false, version: null, error: null },
-    environment: project.environment.name,
-    repository: { path: config.repository.path, files: state.files.length, changed: null, changedFiles: null },
+    environment: selection?.name ?? null,
+    repository: { path: config.repository.path, files: (state ?? { files: scan.files }).files.length, changed: null, changedFiles: null },
     template: null,
     clones: { count: 0, totalBytes: 0 },
     environments: await environmentStates(project, scan),
@@ -88,16 +101,17 @@ export async function collectStatus(project: Project): Promise<ProjectStatus> {
     const admin = await project.connection();
     status.server.version = (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
     status.server.reachable = true;
-    status.template = await readTemplate(admin, project.templateName, { withSize: true });
-    const clones = (await listClones(admin)).filter((clone) => clone.template === project.templateName);
+    if (!selection) return status;
+    status.template = await readTemplate(admin, selection.templateName, { withSize: true });
+    const clones = (await listClones(admin)).filter((clone) => clone.template === selection.templateName);
     status.clones = { count: clones.length, totalBytes: clones.reduce((sum, clone) => sum + clone.sizeBytes, 0) };
   } catch (error) {
     status.server.error = (error as Error).message;
     return status;
   }
-  if (status.template) {
+  if (status.template && state) {
     status.repository.changed = status.template.fingerprint !== state.fingerprint;
-    status.repository.changedFiles = await changedSinceBuild(config.stateDir, project.templateName, status.template.fingerprint, state);
+    status.repository.changedFiles = await changedSinceBuild(config.stateDir, selection!.templateName, status.template.fingerprint, state);
   }
   return status;
 }

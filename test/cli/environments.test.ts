@@ -80,7 +80,8 @@ describe('environments', () => {
     expect(listed[0]).toMatchObject({
       name: 'local',
       rules: { includeDirectories: ['0_schema', '1_seed_common'], excludeFiles: ['**/prod_*.sql'] },
-      files: ['db/0_schema/01_tables.sql', 'db/1_seed_common/01_users.sql'],
+      files: 2,
+      selected: ['db/0_schema/01_tables.sql', 'db/1_seed_common/01_users.sql'],
       state: 'missing',
     });
   });
@@ -93,6 +94,21 @@ describe('environments', () => {
     const unknown = await project.run(['--env', 'staging', 'seed']);
     expect(unknown.code).toBe(2);
     expect(unknown.errLines).toEqual(['error: unknown environment "staging"', '  hint: available: local, production']);
+  });
+
+  it('status shows every environment even when none is chosen', async () => {
+    const project = await makeProject();
+    expect((await project.run(['--env', 'production', 'build'])).code).toBe(0);
+    const status = await project.run(['status', '--json']);
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({
+      environment: null,
+      template: null,
+      environments: [
+        { name: 'local', state: 'missing' },
+        { name: 'production', state: 'fresh' },
+      ],
+    });
   });
 
   it('uses default_environment when no --env is given', async () => {

@@ -282,7 +282,7 @@ describe('resolveEnvironment', () => {
 
   it('asks for --env when several environments are configured and none is chosen', () => {
     const error = thrown(() => resolveEnvironment(both(), undefined, {}));
-    expect(error.code).toBe('USAGE');
+    expect(error.code).toBe('ENVIRONMENT_REQUIRED');
     expect(error.message).toBe('several environments are configured: choose one with --env');
     expect(error.hint).toBe('available: local, production');
   });
