@@ -4,6 +4,19 @@ import { query } from './helpers/database.js';
 import { tempRepo } from './helpers/repo.js';
 
 describe('public API', () => {
+  it('connects with the libpq variables of the env it is given, not those of the process', async () => {
+    const root = await tempRepo({ 'db/a.sql': 'CREATE TABLE a (id int);' });
+    const dbfast = await openProject({
+      cwd: root,
+      env: { DBFAST_DATABASE_URL: 'postgresql://postgres@127.0.0.1/postgres', PGPORT: String(inject('serverPort')) },
+    });
+    try {
+      expect((await dbfast.status()).server).toMatchObject({ reachable: true, address: `postgres@127.0.0.1:${inject('serverPort')}` });
+    } finally {
+      await dbfast.close();
+    }
+  });
+
   it('opens a project by config path and seeds, lists and drops through it', async () => {
     const root = await tempRepo({
       'conf/dbfast.toml': '[database]\ntemplate_name = "api_example"\n[repository]\npath = "../sql"\n',

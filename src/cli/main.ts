@@ -32,6 +32,11 @@ Environment: DBFAST_DATABASE_URL, DBFAST_ENV, DBFAST_STATE_DIR, DBFAST_PG_BIN, N
 variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE (plus ~/.pgpass).`,
   );
 
+function parseCount(text: string): number {
+  if (!/^\d+$/.test(text)) throw new InvalidArgumentError('expected a whole number (0 or more)');
+  return Number(text);
+}
+
 function parsePort(text: string): number {
   const port = Number(text);
   if (!/^\d+$/.test(text) || port < 1 || port > 65535) {
@@ -95,7 +100,7 @@ program
   .command('clean')
   .description("drop this template's clones: old ones, all but the newest, or all")
   .option('--older-than <duration>', 'only clones created longer ago than this (30m, 12h, 7d)')
-  .addOption(new Option('--keep-last <n>', 'always keep the n newest clones').argParser(Number))
+  .addOption(new Option('--keep-last <n>', 'always keep the n newest clones').argParser(parseCount))
   .option('--all', 'every clone of this template')
   .action(action(async () => (await import('./clones.js')).clean));
 

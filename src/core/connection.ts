@@ -33,13 +33,13 @@ interface Endpoint {
 
 const CONNECT_TIMEOUT_MS = 10_000;
 
-export async function resolveTarget(config: DbfastConfig): Promise<ServerTarget> {
+export async function resolveTarget(config: DbfastConfig, env: NodeJS.ProcessEnv = process.env): Promise<ServerTarget> {
   if (config.database === null) {
     const { ensureServer } = await import('./server.js');
     return embeddedTarget(await ensureServer(config.stateDir));
   }
   const configFile = config.configPath ? displayPath(config.configPath) : CONFIG_FILE_NAME;
-  return targetFor(await endpointFor(config.database, configFile), false);
+  return targetFor(await endpointFor(config.database, configFile, env), false);
 }
 
 /** The embedded server: superuser `postgres`, trust authentication on 127.0.0.1. */

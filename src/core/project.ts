@@ -106,7 +106,7 @@ export class Project {
 
   /** The server, started first when it is the embedded one. */
   server(): Promise<ServerTarget> {
-    this.target ??= resolveTarget(this.config);
+    this.target ??= resolveTarget(this.config, this.env);
     return this.target;
   }
 
@@ -186,8 +186,8 @@ export class Project {
     const started = performance.now();
     // A bad name must fail before minutes of building, not after.
     if (options.name !== undefined) validateDatabaseName(options.name);
-    const admin = await this.connection();
     const { state, fresh } = await this.check();
+    const admin = await this.connection();
     const checked = performance.now();
     let rebuilt = false;
     let fingerprint = state.fingerprint;

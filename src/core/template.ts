@@ -112,11 +112,10 @@ const RETIRED = '__o';
 
 /** Temporary databases of builds that were killed. Only called under the template's lock. */
 async function dropOrphans(admin: pg.Client, name: string): Promise<void> {
-  const { rows } = await admin.query<{ datname: string }>(
-    `SELECT datname FROM pg_database WHERE left(datname, $2) IN ($1 || '${BUILDING}', $1 || '${RETIRED}')`,
-    [name, name.length + BUILDING.length],
-  );
-  for (const { datname } of rows) await dropDatabase(admin, datname);
+  const { rows } = await admin.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [name]);
+  // Exactly the names build() and swap() generate: never a user's database that merely shares the prefix.
+  const generated = new RegExp(`^${name}(?:${BUILDING}|${RETIRED})[0-9a-f]{8}$`);
+  for (const { datname } of rows) if (generated.test(datname)) await dropDatabase(admin, datname);
 }
 
 export async function dropDatabase(admin: pg.Client, name: string): Promise<void> {

@@ -97,6 +97,16 @@ describe('dbfast list and drop', () => {
     }
   });
 
+  it('clean refuses a --keep-last that is not a whole number, and drops nothing', async () => {
+    const kept = await seed();
+    for (const value of ['abc', '-1', '1.5']) {
+      const result = await project.run(['clean', '--keep-last', value]);
+      expect(result.code, value).toBe(2);
+      expect(result.errLines[0]).toContain('expected a whole number');
+    }
+    expect(await exists(kept)).toBe(true);
+  });
+
   it('drop refuses the template itself', async () => {
     await seed();
     const result = await project.run(['drop', project.templateName]);

@@ -93,6 +93,18 @@ describe('template build', () => {
     expect(await query(fresh.database, 'SELECT count(*)::int AS n FROM items')).toEqual([{ n: 2 }]);
   });
 
+  it("never drops a user's database that merely shares the template's prefix", async () => {
+    const { project, templateName } = await makeProject(schema);
+    const neighbours = [`${templateName}__bench`, `${templateName}__b1234567`, `${templateName}__old_copy`];
+    for (const name of neighbours) await query('postgres', `CREATE DATABASE ${name}`);
+    try {
+      await project.build({ force: true });
+      expect(await databases(`${templateName}\\_\\_%`)).toEqual([...neighbours].sort());
+    } finally {
+      for (const name of neighbours) await query('postgres', `DROP DATABASE IF EXISTS ${name}`);
+    }
+  });
+
   it('refuses to replace a database it did not create', async () => {
     const { project, templateName } = await makeProject(schema);
     await query('postgres', `CREATE DATABASE ${templateName}`);
