@@ -1,7 +1,7 @@
 import { DbfastError } from '../core/errors.js';
 import { parseDuration } from './duration.js';
 import type { GlobalOptions } from './main.js';
-import { info, printData, printJson } from './output.js';
+import { formatBytes, info, printData, printJson } from './output.js';
 import { withProject } from './project.js';
 
 export async function list(globals: GlobalOptions, options: { json?: boolean; all?: boolean }): Promise<void> {
@@ -31,15 +31,4 @@ export async function clean(globals: GlobalOptions, options: { olderThan?: strin
     for (const name of dropped) info(`dropped ${name}`);
     if (dropped.length === 0) info('nothing to clean');
   });
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }

@@ -5,12 +5,12 @@ import { withProject } from './project.js';
 
 const STATE_COLOR = { fresh: green, stale: yellow, missing: dim, unknown: dim } as const;
 
-export async function environments(globals: GlobalOptions, options: { verbose?: boolean; json?: boolean }): Promise<void> {
+export async function environments(globals: GlobalOptions, options: { json?: boolean }): Promise<void> {
   await withProject(globals, async (project) => {
     const rows = await project.environments();
-    const verbose = options.verbose || globals.verbose;
+    const verbose = globals.verbose;
+    const scan = verbose ? await project.scanRepository() : undefined;
     if (options.json) {
-      const scan = verbose ? await project.scanRepository() : undefined;
       return printJson(
         rows.map((row) => ({
           ...row,
@@ -20,7 +20,6 @@ export async function environments(globals: GlobalOptions, options: { verbose?: 
       );
     }
     if (rows.length === 0) return info('no environments configured: every file goes into one template');
-    const scan = verbose ? await project.scanRepository() : undefined;
     for (const row of rows) {
       const built = row.builtAt ? dim(` built ${row.builtAt}`) : '';
       printData(`${bold(row.name)}\t${row.files} files\t${row.template}\t${STATE_COLOR[row.state](row.state)}${built}`);

@@ -108,14 +108,14 @@ program
   .command('status')
   .description('server, repository (changed since the build?), template and clones')
   .option('--json', 'print JSON')
-  .option('--verbose', 'also list the files changed since the template was built')
+  .addHelpText('after', '\nWith --verbose (before or after the command), also the files changed since the build.')
   .action(action(async () => (await import('./status.js')).status));
 
 program
   .command('environments')
   .description('every environment: file count and template state (missing, fresh, stale)')
-  .option('--verbose', 'also the rules and the selected files, in execution order')
   .option('--json', 'print JSON')
+  .addHelpText('after', '\nWith --verbose (before or after the command), also the rules and the selected files.')
   .action(action(async () => (await import('./environments.js')).environments));
 
 program

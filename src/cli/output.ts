@@ -47,3 +47,14 @@ export function formatError(error: unknown, verbose: boolean): string {
   if (verbose && error.cause instanceof Error && error.cause.stack) lines.push(dim(`caused by: ${error.cause.stack}`));
   return lines.join('\n');
 }
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}

@@ -1,9 +1,8 @@
-import { formatBytes } from './clones.js';
 import type { GlobalOptions } from './main.js';
-import { bold, dim, green, info, printJson, red, yellow } from './output.js';
+import { bold, dim, formatBytes, green, info, printJson, red, yellow } from './output.js';
 import { withProject } from './project.js';
 
-export async function status(globals: GlobalOptions, options: { json?: boolean; verbose?: boolean }): Promise<number> {
+export async function status(globals: GlobalOptions, options: { json?: boolean }): Promise<number> {
   return withProject(globals, async (project) => {
     const current = await project.status();
     if (options.json) printJson(current);
@@ -13,7 +12,7 @@ export async function status(globals: GlobalOptions, options: { json?: boolean; 
       info(`${bold('server')}      ${kind}, ${server.reachable ? green(`reachable at ${server.address}, PostgreSQL ${server.version}`) : red(server.error ?? 'unreachable')}`);
       const changed = repository.changed === null ? dim('no template to compare') : repository.changed ? yellow('changed since the template was built') : green('unchanged');
       info(`${bold('repository')}  ${repository.path}, ${repository.files} files, ${changed}`);
-      if ((options.verbose || globals.verbose) && repository.changedFiles) {
+      if (globals.verbose && repository.changedFiles) {
         for (const [what, paths] of Object.entries(repository.changedFiles)) for (const path of paths) info(`              ${what}: ${path}`);
       }
       info(

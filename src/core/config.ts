@@ -5,7 +5,7 @@ import path from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import * as v from 'valibot';
 import { DbfastError } from './errors.js';
-import { editDistance } from './suggest.js';
+import { closest } from './suggest.js';
 
 export const CONFIG_FILE_NAME = 'dbfast.toml';
 
@@ -474,16 +474,6 @@ function unknownKeys(value: unknown, schema: SchemaShape, at: string, file: stri
     const hint = suggestion && `did you mean "${suggestion}"?`;
     return [{ file, key: keyPath, message: `unknown key ${keyPath}`, ...definedOnly({ hint }) }];
   });
-}
-
-function closest(key: string, candidates: string[]): string | undefined {
-  let best: { candidate: string; distance: number } | undefined;
-  for (const candidate of candidates) {
-    const distance = editDistance(key.toLowerCase(), candidate);
-    const closeEnough = distance <= Math.max(1, Math.min(2, Math.floor(candidate.length / 3)));
-    if (closeEnough && (best === undefined || distance < best.distance)) best = { candidate, distance };
-  }
-  return best?.candidate;
 }
 
 // ---- from file settings to DbfastConfig ------------------------------------------------

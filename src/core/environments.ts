@@ -17,7 +17,7 @@
 import picomatch from 'picomatch';
 import type { DbfastConfig, EnvironmentSettings } from './config.js';
 import { DbfastError } from './errors.js';
-import { editDistance } from './suggest.js';
+import { closest } from './suggest.js';
 
 export interface EnvironmentSelection {
   /** null when no environments are configured: all files, the base template. */
@@ -347,13 +347,8 @@ function suggestDirectory(entry: string, directories: string[]): string | null {
       parentOf(directory) === parentOf(entry) && lastSegment(directory).replace(/^[0-9]+_/, '') === lastSegment(entry),
   );
   if (withoutNumber) return `did you mean "${withoutNumber}"?`;
-  let best: { directory: string; distance: number } | undefined;
-  for (const directory of candidates) {
-    const distance = editDistance(entry, directory);
-    const closeEnough = distance <= Math.max(1, Math.min(2, Math.floor(directory.length / 3)));
-    if (closeEnough && (best === undefined || distance < best.distance)) best = { directory, distance };
-  }
-  return best ? `did you mean "${best.directory}"?` : null;
+  const best = closest(entry, candidates);
+  return best ? `did you mean "${best}"?` : null;
 }
 
 function lastSegment(path: string): string {

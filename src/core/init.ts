@@ -1,8 +1,9 @@
-import { randomUUID } from 'node:crypto';
-import { lstat, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { CONFIG_FILE_NAME, defaultTemplateName, displayPath, isValidTemplateName, TEMPLATE_NAME_EXPECTATION } from './config.js';
 import { DbfastError } from './errors.js';
+import { writeFileAtomic } from './files.js';
+import { compareExecutionOrder } from './scan.js';
 
 export interface InitOptions {
   /** Where the configuration file goes. */
@@ -36,8 +37,7 @@ export async function initProject(options: InitOptions): Promise<InitResult> {
   }
   const directories = await findNumberedDirectories(path.resolve(dir, repoDir));
   const content = renderConfig({ repoDir, templateName, directories });
-  await mkdir(dir, { recursive: true });
-  await writeAtomically(target, content);
+  await writeFileAtomic(target, content);
   return { path: target, content, directories, environments: proposeEnvironments(directories) };
 }
 
@@ -105,16 +105,7 @@ async function findNumberedDirectories(repoPath: string): Promise<string[]> {
   const isDirectory = await Promise.all(
     numbered.map((name) => stat(path.join(repoPath, name)).then((entry) => entry.isDirectory(), () => false)),
   );
-  return numbered.filter((_, index) => isDirectory[index]).sort(byLeadingNumber);
-}
-
-function byLeadingNumber(a: string, b: string): number {
-  const difference = leadingNumber(a) - leadingNumber(b);
-  return difference !== 0 ? difference : a < b ? -1 : a > b ? 1 : 0;
-}
-
-function leadingNumber(name: string): number {
-  return Number(/^\d+/.exec(name)?.[0]);
+  return numbered.filter((_, index) => isDirectory[index]).sort(compareExecutionOrder);
 }
 
 async function exists(file: string): Promise<boolean> {
@@ -122,17 +113,6 @@ async function exists(file: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-async function writeAtomically(target: string, content: string): Promise<void> {
-  const temporary = path.join(path.dirname(target), `.${path.basename(target)}.${randomUUID()}.tmp`);
-  try {
-    await writeFile(temporary, content, { flag: 'wx' });
-    await rename(temporary, target);
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
-  }
 }
 
 // A JSON string is a valid TOML basic string, except that TOML also wants DEL escaped.

@@ -1,10 +1,11 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve, sep } from 'node:path';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { join, resolve, sep } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import picomatch from 'picomatch';
 import { DbfastError } from './errors.js';
+import { writeFileAtomic } from './files.js';
 
 export interface ScannedFile {
   /** POSIX separators, relative to the repository root, e.g. '1_seed/02_users.sql'. */
@@ -263,18 +264,11 @@ async function readStatCache(cachePath: string): Promise<StatCache | undefined> 
 }
 
 async function writeStatCache(cachePath: string, cache: StatCache): Promise<void> {
-  const temporaryPath = `${cachePath}.${randomUUID()}.tmp`;
-  try {
-    await mkdir(dirname(cachePath), { recursive: true });
-    // A path with a line break cannot be stored on one line: it is simply re-hashed every time.
-    const lines = [`${CACHE_HEADER}\t${cache.writtenAtMs}`];
-    for (const [path, stat] of cache.entries) if (!path.includes('\n')) lines.push(`${stat}\t${path}`);
-    await writeFile(temporaryPath, lines.join('\n'));
-    await rename(temporaryPath, cachePath);
-  } catch {
-    // The cache only saves time: a read-only or full disk must not fail the scan.
-    await rm(temporaryPath, { force: true }).catch(() => undefined);
-  }
+  // A path with a line break cannot be stored on one line: it is simply re-hashed every time.
+  const lines = [`${CACHE_HEADER}\t${cache.writtenAtMs}`];
+  for (const [path, stat] of cache.entries) if (!path.includes('\n')) lines.push(`${stat}\t${path}`);
+  // The cache only saves time: a read-only or full disk must not fail the scan.
+  await writeFileAtomic(cachePath, lines.join('\n')).catch(() => {});
 }
 
 function hashContent(content: Buffer): string {

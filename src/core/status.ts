@@ -2,11 +2,12 @@
  * `dbfast status`: the server, the repository, the template and the clones in one object. A
  * stopped embedded server is reported, not started.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { listClones } from './clone.js';
 import type { EnvironmentSelection } from './environments.js';
 import { isDbfastError } from './errors.js';
+import { writeFileAtomic } from './files.js';
 import type { Project, RepositoryState } from './project.js';
 import type { ScanResult } from './scan.js';
 import { readTemplate, type TemplateInfo } from './template.js';
@@ -125,16 +126,16 @@ function manifestPath(stateDir: string, templateName: string): string {
   return join(stateDir, 'templates', `${templateName}.json`);
 }
 
-/** Remembers which file hashes this checkout built, so status can name what changed since. */
+/**
+ * Remembers which file hashes this checkout built, so status can name what changed since. Best
+ * effort: it only serves `status --verbose`, so failing to write it never fails a finished build.
+ */
 export async function recordBuild(stateDir: string, templateName: string, state: RepositoryState): Promise<void> {
   const manifest: BuildManifest = {
     fingerprint: state.fingerprint,
     files: Object.fromEntries(state.selected.map((file) => [file.relativePath, file.hash])),
   };
-  const path = manifestPath(stateDir, templateName);
-  await mkdir(dirname(path), { recursive: true });
-  await writeFile(`${path}.tmp`, JSON.stringify(manifest));
-  await rename(`${path}.tmp`, path);
+  await writeFileAtomic(manifestPath(stateDir, templateName), JSON.stringify(manifest)).catch(() => {});
 }
 
 async function changedSinceBuild(

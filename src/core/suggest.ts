@@ -20,3 +20,14 @@ export function editDistance(a: string, b: string): number {
   }
   return d[a.length * width + b.length]!;
 }
+
+/** The candidate closest to `word`, when close enough to be a likely typo (case-insensitive). */
+export function closest(word: string, candidates: string[]): string | undefined {
+  let best: { candidate: string; distance: number } | undefined;
+  for (const candidate of candidates) {
+    const distance = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    const closeEnough = distance <= Math.max(1, Math.min(2, Math.floor(candidate.length / 3)));
+    if (closeEnough && (best === undefined || distance < best.distance)) best = { candidate, distance };
+  }
+  return best?.candidate;
+}
