@@ -20,7 +20,14 @@ import { computeFingerprint } from './fingerprint.js';
 import { validateDatabaseName } from './names.js';
 import { type ScannedFile, type ScanResult, scanRepository } from './scan.js';
 import type { SqlFile } from './sql/execute.js';
-import { collectStatus, type EnvironmentStatus, environmentStates, type ProjectStatus, recordBuild } from './status.js';
+import {
+  collectStatus,
+  connectionIfRunning,
+  type EnvironmentStatus,
+  environmentStates,
+  type ProjectStatus,
+  recordBuild,
+} from './status.js';
 import { type BuildOptions, type EnsureResult, ensureTemplate, readTemplate, type TemplateInfo } from './template.js';
 
 export interface RepositoryState {
@@ -90,14 +97,15 @@ export class Project {
 
   /** Problems of one environment's rules (empty: valid). Unknown names are a USAGE error. */
   async validateEnvironment(name: string): Promise<EnvironmentIssue[]> {
-    resolveEnvironment(this.config, name, this.env);
+    this.environmentNamed(name); // an unknown name is a usage error before any scanning
     const { files } = await this.scanRepository();
     return validateEnvironment(this.config, name, files, directoriesOf(files));
   }
 
   /** Every configured environment: files, template and whether it is fresh. Does not start a stopped embedded server. */
   async environments(): Promise<EnvironmentStatus[]> {
-    return environmentStates(this, await this.scanRepository());
+    const [scan, admin] = await Promise.all([this.scanRepository(), connectionIfRunning(this)]);
+    return environmentStates(this, scan, admin);
   }
 
   get templateName(): string {
@@ -199,7 +207,8 @@ export class Project {
     const built = performance.now();
     const { maxConcurrentClones, cloneTimeoutMs } = this.config.performance;
     const database = await createClone(admin, {
-      ...options,
+      name: options.name,
+      replace: options.replace,
       template: this.templateName,
       fingerprint,
       maxConcurrent: maxConcurrentClones,

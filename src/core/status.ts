@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type pg from 'pg';
 import { listClones } from './clone.js';
 import type { EnvironmentSelection } from './environments.js';
 import { isDbfastError } from './errors.js';
@@ -45,14 +46,20 @@ export interface ProjectStatus {
   environments: EnvironmentStatus[];
 }
 
-/** Asks the server only when it is reachable without starting anything. */
-async function serverReachable(project: Project): Promise<string | null> {
+/** Why the server cannot be asked without starting it (a stopped embedded server), or null. */
+async function notRunning(project: Project): Promise<string | null> {
   if (project.config.database !== null) return null;
   const { serverStatus } = await import('./server.js');
   return (await serverStatus(project.config.stateDir)).running ? null : 'the embedded server is not running (it starts on first use)';
 }
 
-export async function environmentStates(project: Project, scan: ScanResult): Promise<EnvironmentStatus[]> {
+/** The project's connection when the server can be asked without starting it, else null. */
+export async function connectionIfRunning(project: Project): Promise<pg.Client | null> {
+  return (await notRunning(project)) === null ? project.connection().catch(() => null) : null;
+}
+
+/** Each configured environment's files and, when `admin` is given, its template's state. */
+export async function environmentStates(project: Project, scan: ScanResult, admin: pg.Client | null): Promise<EnvironmentStatus[]> {
   const { config } = project;
   const rows = Object.keys(config.environments).map((name) => {
     const selection = project.environmentNamed(name);
@@ -60,13 +67,10 @@ export async function environmentStates(project: Project, scan: ScanResult): Pro
     const row: EnvironmentStatus = { name, template: selection.templateName, files: state.files.length, state: 'unknown', builtAt: null };
     return { row, fingerprint: state.fingerprint };
   });
-  if ((await serverReachable(project)) === null) {
-    const admin = await project.connection().catch(() => null);
-    for (const { row, fingerprint } of admin ? rows : []) {
-      const template = await readTemplate(admin!, row.template);
-      row.state = !template ? 'missing' : template.fingerprint === fingerprint ? 'fresh' : 'stale';
-      row.builtAt = template?.builtAt ?? null;
-    }
+  for (const { row, fingerprint } of admin ? rows : []) {
+    const template = await readTemplate(admin!, row.template);
+    row.state = !template ? 'missing' : template.fingerprint === fingerprint ? 'fresh' : 'stale';
+    row.builtAt = template?.builtAt ?? null;
   }
   return rows.map(({ row }) => row);
 }
@@ -89,30 +93,32 @@ export async function collectStatus(project: Project): Promise<ProjectStatus> {
   const status: ProjectStatus = {
     server: { embedded: config.database === null, address: null, reachable: false, version: null, error: null },
     environment: selection?.name ?? null,
-    repository: { path: config.repository.path, files: (state ?? { files: scan.files }).files.length, changed: null, changedFiles: null },
+    repository: { path: config.repository.path, files: (state ?? scan).files.length, changed: null, changedFiles: null },
     template: null,
     clones: { count: 0, totalBytes: 0 },
-    environments: await environmentStates(project, scan),
+    environments: [],
   };
-  status.server.error = await serverReachable(project);
-  if (status.server.error) return status;
-  try {
-    const target = await project.server();
-    status.server.address = target.label;
-    const admin = await project.connection();
-    status.server.version = (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
-    status.server.reachable = true;
-    if (!selection) return status;
-    status.template = await readTemplate(admin, selection.templateName, { withSize: true });
-    const clones = (await listClones(admin)).filter((clone) => clone.template === selection.templateName);
-    status.clones = { count: clones.length, totalBytes: clones.reduce((sum, clone) => sum + clone.sizeBytes, 0) };
-  } catch (error) {
-    status.server.error = (error as Error).message;
-    return status;
+  status.server.error = await notRunning(project);
+  let admin: pg.Client | null = null;
+  if (!status.server.error) {
+    try {
+      status.server.address = (await project.server()).label;
+      admin = await project.connection();
+      status.server.version = (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
+      status.server.reachable = true;
+    } catch (error) {
+      status.server.error = (error as Error).message;
+      admin = null;
+    }
   }
+  status.environments = await environmentStates(project, scan, admin);
+  if (!admin || !selection) return status;
+  status.template = await readTemplate(admin, selection.templateName, { withSize: true });
+  const clones = (await listClones(admin)).filter((clone) => clone.template === selection.templateName);
+  status.clones = { count: clones.length, totalBytes: clones.reduce((sum, clone) => sum + clone.sizeBytes, 0) };
   if (status.template && state) {
     status.repository.changed = status.template.fingerprint !== state.fingerprint;
-    status.repository.changedFiles = await changedSinceBuild(config.stateDir, selection!.templateName, status.template.fingerprint, state);
+    status.repository.changedFiles = await changedSinceBuild(config.stateDir, selection.templateName, status.template.fingerprint, state);
   }
   return status;
 }
