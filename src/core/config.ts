@@ -5,6 +5,7 @@ import path from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import * as v from 'valibot';
 import { DbfastError } from './errors.js';
+import { TEMPLATE_NAME_PATTERN } from './names.js';
 import { closest } from './suggest.js';
 
 export const CONFIG_FILE_NAME = 'dbfast.toml';
@@ -116,7 +117,7 @@ export const TEMPLATE_NAME_EXPECTATION =
   `of at most ${TEMPLATE_NAME_MAX_LENGTH} characters`;
 
 export function isValidTemplateName(name: string): boolean {
-  return /^[a-z_][a-z0-9_]*$/.test(name) && name.length <= TEMPLATE_NAME_MAX_LENGTH;
+  return TEMPLATE_NAME_PATTERN.test(name) && name.length <= TEMPLATE_NAME_MAX_LENGTH;
 }
 
 /** `<slug of the folder name>_template`, always a valid template name. */

@@ -17,6 +17,7 @@
 import picomatch from 'picomatch';
 import type { DbfastConfig, EnvironmentSettings } from './config.js';
 import { DbfastError } from './errors.js';
+import { MAX_TEMPLATE_NAME_BYTES, TEMPLATE_NAME_PATTERN } from './names.js';
 import { closest } from './suggest.js';
 
 export interface EnvironmentSelection {
@@ -36,8 +37,6 @@ export interface EnvironmentIssue {
 }
 
 // Builds append at most 11 bytes (`__b` + 8 hex digits) to a template name; PostgreSQL keeps 63.
-const TEMPLATE_NAME_MAX_BYTES = 52;
-const TEMPLATE_NAME_PATTERN = /^[a-z_][a-z0-9_]*$/;
 const LISTED_PATHS = 10;
 
 // ---- choosing the environment ----------------------------------------------------------
@@ -106,10 +105,10 @@ function selectionFor(config: DbfastConfig, name: string): EnvironmentSelection 
       { file: 'dbfast.toml', hint: origin },
     );
   }
-  if (Buffer.byteLength(templateName) > TEMPLATE_NAME_MAX_BYTES) {
+  if (Buffer.byteLength(templateName) > MAX_TEMPLATE_NAME_BYTES) {
     throw new DbfastError(
       'CONFIG_INVALID',
-      `environment "${name}": template name "${templateName}" is longer than ${TEMPLATE_NAME_MAX_BYTES} bytes`,
+      `environment "${name}": template name "${templateName}" is longer than ${MAX_TEMPLATE_NAME_BYTES} bytes`,
       { file: 'dbfast.toml', hint: origin },
     );
   }
