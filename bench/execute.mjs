@@ -86,7 +86,7 @@ export async function benchExecute(server) {
 }
 
 async function loadWithDbfast(server, database, files, repositoryRoot) {
-  await withClient(server, database, (client) => executeFiles(client, files, { repositoryRoot }));
+  await withSession(server, database, (session) => executeFiles(session, files, { repositoryRoot }));
 }
 
 function loadWithPsql(server, database, files) {

@@ -2,12 +2,15 @@
  * Build progress on stderr: one line rewritten in place on a terminal (file n/N, path, elapsed),
  * plain lines otherwise, so CI logs stay readable.
  */
+import type { DbfastError } from '../core/errors.js';
 import type { SqlFile } from '../core/sql/execute.js';
-import { dim, info } from './output.js';
+import { dim, info, warn } from './output.js';
 
 export interface Progress {
   onFileStart(file: SqlFile, index: number, total: number): void;
   onEcho(text: string): void;
+  /** A statement that failed while the file had ON_ERROR_STOP off. */
+  onWarning(warning: DbfastError): void;
   done(): void;
 }
 
@@ -38,6 +41,11 @@ export function buildProgress(): Progress {
     onEcho(text) {
       clear();
       info(text);
+      if (live && current) render();
+    },
+    onWarning(warning) {
+      clear();
+      warn(warning.located);
       if (live && current) render();
     },
     done() {

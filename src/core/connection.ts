@@ -9,6 +9,7 @@ import pg from 'pg';
 import pgPass from 'pgpass';
 import { CONFIG_FILE_NAME, type DatabaseSettings, type DbfastConfig, displayPath } from './config.js';
 import { DbfastError } from './errors.js';
+import type { SqlSession } from './sql/execute.js';
 
 export interface ServerTarget {
   embedded: boolean;
@@ -162,6 +163,29 @@ export async function withClient<T>(
   const client = await connect(target, database);
   try {
     return await work(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/**
+ * Like withClient, for running SQL files: the session's connection can be replaced mid-way
+ * (`reconnect`), and whichever connection it holds at the end is closed.
+ */
+export async function withSession<T>(target: ServerTarget, database: string, work: (session: SqlSession) => Promise<T>): Promise<T> {
+  let client = await connect(target, database);
+  const session: SqlSession = {
+    get client() {
+      return client;
+    },
+    async reconnect() {
+      const previous = client;
+      client = await connect(target, database);
+      await previous.end().catch(() => {});
+    },
+  };
+  try {
+    return await work(session);
   } finally {
     await client.end().catch(() => {});
   }

@@ -6,9 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { ValidationSettings } from './config.js';
-import { type ServerTarget, withClient } from './connection.js';
+import { type ServerTarget, withClient, withSession } from './connection.js';
 import { DbfastError } from './errors.js';
-import { type ExecuteOptions, type ExecutionStats, executeFiles, type SqlFile } from './sql/execute.js';
+import { type ExecuteOptions, type ExecutionStats, executeFiles, type SqlFile, type SqlSession } from './sql/execute.js';
 import { quoteIdentifier as ident, quoteLiteral } from './sql/quote.js';
 import { validateDatabase } from './validate.js';
 
@@ -42,7 +42,7 @@ export interface TemplateSpec {
   strategy?: 'file_copy' | 'wal_log';
 }
 
-export interface BuildOptions extends Pick<ExecuteOptions, 'onFileStart' | 'onEcho' | 'batchBytes'> {
+export interface BuildOptions extends Pick<ExecuteOptions, 'onFileStart' | 'onEcho' | 'onWarning' | 'batchBytes'> {
   force?: boolean;
 }
 
@@ -129,12 +129,12 @@ async function build(target: ServerTarget, admin: pg.Client, spec: TemplateSpec,
   const strategy = spec.strategy ? ` STRATEGY ${spec.strategy.toUpperCase()}` : '';
   await admin.query(`CREATE DATABASE ${ident(temporary)} TEMPLATE template0${strategy}`);
   try {
-    const stats = await withClient(target, temporary, (client) =>
-      withTimeout(admin, client, spec.timeoutMs, async (signal) => {
-        const result = await executeFiles(client, spec.files, { ...options, signal, repositoryRoot: spec.projectDir });
-        if (spec.validation) await validateDatabase(client, spec.validation);
+    const stats = await withSession(target, temporary, (session) =>
+      withTimeout(admin, session, spec.timeoutMs, async (signal) => {
+        const result = await executeFiles(session, spec.files, { ...options, signal, repositoryRoot: spec.projectDir });
+        if (spec.validation) await validateDatabase(session.client, spec.validation);
         // Statistics travel with the template, so every clone plans well from its first query.
-        await client.query('ANALYZE');
+        await session.client.query('ANALYZE');
         return result;
       }),
     );
@@ -156,7 +156,7 @@ async function build(target: ServerTarget, admin: pg.Client, spec: TemplateSpec,
 /** Runs `work`; past `timeoutMs`, aborts it and cancels the statement running on `client`. */
 async function withTimeout<T>(
   admin: pg.Client,
-  client: pg.Client,
+  session: SqlSession,
   timeoutMs: number | undefined,
   work: (signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
@@ -164,7 +164,7 @@ async function withTimeout<T>(
   const controller = new AbortController();
   const timer = setTimeout(() => {
     controller.abort();
-    const pid = (client as unknown as { processID: number }).processID;
+    const pid = (session.client as unknown as { processID: number }).processID;
     admin.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => {});
   }, timeoutMs);
   try {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import pg from 'pg';
+import type { SqlSession } from '../../src/core/sql/execute.js';
 
 export function testClientConfig(database = 'postgres', port = inject('serverPort')): pg.ClientConfig {
   return { host: '127.0.0.1', port, user: 'postgres', database };
@@ -27,15 +28,35 @@ export async function queryUrl(url: string, sql: string) {
   }
 }
 
-/** A new empty database for one test, with a client connected to it; `drop` cleans both up. */
+/**
+ * A new empty database for one test, with a session on it for executeFiles (`client` is the
+ * session's current connection); `drop` cleans both up.
+ */
 export async function freshDatabase(port?: number) {
   const name = `t_${randomBytes(6).toString('hex')}`;
   await query('postgres', `CREATE DATABASE ${name}`, port);
-  const client = new pg.Client(testClientConfig(name, port));
-  await client.connect();
+  const connect = async () => {
+    const client = new pg.Client(testClientConfig(name, port));
+    await client.connect();
+    return client;
+  };
+  let client = await connect();
+  const session: SqlSession = {
+    get client() {
+      return client;
+    },
+    async reconnect() {
+      const previous = client;
+      client = await connect();
+      await previous.end();
+    },
+  };
   return {
     name,
-    client,
+    session,
+    get client() {
+      return client;
+    },
     async drop() {
       await client.end().catch(() => {});
       await query('postgres', `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`, port);

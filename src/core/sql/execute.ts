@@ -1,21 +1,33 @@
 /**
- * Executes SQL files the way `psql -v ON_ERROR_STOP=1 -f FILE` does, over one client connection,
- * each file starting from a clean session. Consecutive statements are sent together to save
- * round trips, except those PostgreSQL refuses inside a transaction block.
+ * Executes SQL files the way `psql -v ON_ERROR_STOP=1 -f FILE` does, file after file, each file
+ * starting from a session like the new connection psql would open. Consecutive statements are
+ * sent together to save round trips, except those PostgreSQL refuses inside a transaction block.
+ * Files are read as streams: memory stays bounded by the largest statement, whatever the file size.
  */
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import type pg from 'pg';
 import { DbfastError } from '../errors.js';
-import { lexScript, type MetaCommand, type Statement, type Variables } from './lexer.js';
+import { canonicalEncoding, encodingSetBy, SUPPORTED_ENCODINGS } from './encoding.js';
+import { Lexer, lexScript, type MetaCommand, type Statement, type Variables } from './lexer.js';
 import { parseMetaArgs } from './meta.js';
-import { codeUnitOffset } from './position.js';
+import { advance, codeUnitOffset, type Location } from './position.js';
 import { type BatchFailure, runBatch, runCopyIn } from './protocol.js';
-import { readSource, type Source } from './source.js';
+import { SourceReader } from './source.js';
 
 export interface SqlFile {
   absolutePath: string;
   /** Shown in progress and errors, e.g. `1_seed/02_users.sql`. */
   relativePath: string;
+}
+
+/**
+ * The connection files run on. psql opens a new connection for every file; dbfast reuses one and
+ * replaces it only when a file changed what a new session would start with (ALTER DATABASE/ROLE SET).
+ */
+export interface SqlSession {
+  readonly client: pg.Client;
+  /** Replaces `client` with a new connection to the same database. */
+  reconnect(): Promise<void>;
 }
 
 export interface ExecuteOptions {
@@ -26,6 +38,8 @@ export interface ExecuteOptions {
   onFileStart?: (file: SqlFile, index: number, total: number) => void;
   /** `\echo` output. */
   onEcho?: (text: string) => void;
+  /** A statement that failed while ON_ERROR_STOP was off: psql reports it and goes on. */
+  onWarning?: (warning: DbfastError) => void;
   /** Stops between statements once aborted (a statement already running is the caller's to cancel). */
   signal?: AbortSignal;
 }
@@ -34,21 +48,27 @@ export interface ExecutionStats {
   files: number;
   statements: number;
   rowsCopied: number;
+  /** Statements that failed while ON_ERROR_STOP was off. */
+  failedStatements: number;
 }
 
 const DEFAULT_BATCH_BYTES = 1 << 20;
 
-/** Runs `files` in order on `client`; throws a located DbfastError at the first failure. */
-export async function executeFiles(client: pg.Client, files: SqlFile[], options: ExecuteOptions): Promise<ExecutionStats> {
-  const stats: ExecutionStats = { files: 0, statements: 0, rowsCopied: 0 };
+/** Runs `files` in order; throws a located DbfastError at the first failure (while ON_ERROR_STOP is on). */
+export async function executeFiles(session: SqlSession, files: SqlFile[], options: ExecuteOptions): Promise<ExecutionStats> {
+  const stats: ExecutionStats = { files: 0, statements: 0, rowsCopied: 0, failedStatements: 0 };
+  let defaultsChanged = false;
   for (const [index, file] of files.entries()) {
     options.onFileStart?.(file, index, files.length);
     // Each file gets the session a fresh `psql -f` would: no SET, role or temp table leaks in.
-    if (index > 0) await client.query('DISCARD ALL');
-    const runner = new ScriptRunner(client, options, stats);
-    const source = await readSource(file.absolutePath, file.relativePath);
-    await runner.run(source, psqlVariables(client), []);
-    await runner.finishFile(source);
+    if (index > 0) {
+      if (defaultsChanged) await session.reconnect();
+      else await session.client.query('DISCARD ALL');
+    }
+    const runner = new ScriptRunner(session.client, options, stats);
+    await runner.run(file.absolutePath, file.relativePath, psqlVariables(session.client), [], 'UTF8');
+    await runner.finishFile(file.relativePath);
+    defaultsChanged = runner.changedSessionDefaults;
     stats.files++;
   }
   return stats;
@@ -62,7 +82,7 @@ function psqlVariables(client: pg.Client): Variables {
     ['HOST', client.host],
     ['PORT', String(client.port)],
     ['ENCODING', 'UTF8'],
-    ['ON_ERROR_STOP', '1'],
+    ['ON_ERROR_STOP', 'on'],
   ]);
 }
 
@@ -107,15 +127,42 @@ function endsBatch(words: string[]): boolean {
   return words[0] === 'alter' && words[1] === 'type' && words.includes('add') && words.includes('value');
 }
 
+/** ALTER DATABASE/ROLE/USER ... SET|RESET: what a new connection starts with, not the current session. */
+function changesSessionDefaults(words: string[]): boolean {
+  const [first, second] = words;
+  return first === 'alter' && (second === 'database' || second === 'role' || second === 'user') && (words.includes('set') || words.includes('reset'));
+}
+
+/**
+ * psql's boolean variable values: on/off, true/false, yes/no (any unique prefix), 1/0; null for
+ * anything else.
+ */
+export function psqlBoolean(value: string): boolean | null {
+  const lower = value.toLowerCase();
+  if (lower === '') return null;
+  if ('true'.startsWith(lower) || 'yes'.startsWith(lower) || lower === 'on' || lower === '1') return true;
+  if ('false'.startsWith(lower) || 'no'.startsWith(lower) || (lower.length > 1 && 'off'.startsWith(lower)) || lower === '0') return false;
+  return null;
+}
+
+interface Entry {
+  statement: Statement;
+  file: string;
+  textOffset: number;
+}
+
 interface Pending {
-  statements: { statement: Statement; source: Source; textOffset: number }[];
+  entries: Entry[];
   text: string;
 }
 
 class ScriptRunner {
-  private batch: Pending = { statements: [], text: '' };
+  private batch: Pending = { entries: [], text: '' };
   private inFlight: Promise<void> | null = null;
   private readonly batchBytes: number;
+  private stopOnError = true;
+  /** The file ran ALTER DATABASE/ROLE ... SET: the next file needs a new connection to see it. */
+  changedSessionDefaults = false;
 
   constructor(
     private readonly client: pg.Client,
@@ -125,48 +172,92 @@ class ScriptRunner {
     this.batchBytes = options.batchBytes ?? DEFAULT_BATCH_BYTES;
   }
 
-  async run(source: Source, variables: Variables, includeStack: string[]): Promise<void> {
-    for (const segment of lexScript(source.text, { file: source.displayPath, variables })) {
-      this.options.signal?.throwIfAborted();
-      if (segment.kind === 'meta') {
-        await this.drain();
-        await this.meta(segment, source, variables, includeStack);
-      } else if (segment.copy) {
-        await this.drain();
-        await this.copy(segment, source);
-      } else if (startsTransaction(segment.words)) {
-        // Statements before BEGIN must not become part of the transaction it opens.
-        await this.drain();
-        this.add(segment, source);
-      } else if (runsAlone(segment.words)) {
-        await this.drain();
-        this.add(segment, source);
-        await this.drain();
-      } else {
-        this.add(segment, source);
-        if (this.batch.text.length >= this.batchBytes || endsBatch(segment.words)) this.flush();
+  /**
+   * Runs one file (the top-level one or an included one); returns the sha256 of its bytes. A file
+   * is read in `inherited` encoding (the session's), unless it starts by setting another.
+   */
+  async run(absolutePath: string, displayPath: string, variables: Variables, includeStack: string[], inherited: string): Promise<string> {
+    const reader = SourceReader.open(absolutePath, displayPath);
+    try {
+      const encoding = leadingEncoding(reader.peek(), displayPath) ?? inherited;
+      reader.setEncoding(encoding);
+      const lexer = new Lexer(reader, { file: displayPath, variables });
+      for (const segment of lexer.segments()) {
+        this.options.signal?.throwIfAborted();
+        if (segment.kind === 'meta') {
+          await this.drain();
+          await this.meta(segment, reader, variables, includeStack);
+          continue;
+        }
+        const words = segment.words;
+        const encodingName = encodingSetBy(segment.text, words);
+        if (encodingName !== undefined) {
+          this.checkEncoding(encodingName, reader.encoding, displayPath, segment.location);
+          continue;
+        }
+        if (changesSessionDefaults(words)) this.changedSessionDefaults = true;
+        if (segment.copyFromStdin) {
+          await this.drain();
+          await this.copy(segment, lexer, displayPath);
+        } else if (startsTransaction(words)) {
+          // Statements before BEGIN must not become part of the transaction it opens.
+          await this.drain();
+          this.add(segment, displayPath);
+        } else if (runsAlone(words) || !this.stopOnError) {
+          // Without ON_ERROR_STOP each statement is its own implicit transaction, as psql sends them.
+          await this.drain();
+          this.add(segment, displayPath);
+          this.flush();
+        } else {
+          this.add(segment, displayPath);
+          if (this.batch.text.length >= this.batchBytes || endsBatch(words)) this.flush();
+        }
       }
+      await this.drain();
+      return reader.digest();
+    } finally {
+      reader.close();
     }
-    await this.drain();
   }
 
   /** psql would roll back a transaction left open at the end of a file; dbfast says so instead. */
-  async finishFile(source: Source): Promise<void> {
+  async finishFile(displayPath: string): Promise<void> {
     const status = this.client.getTransactionStatus();
     if (status === 'T' || status === 'E') {
       await this.client.query('ROLLBACK');
       throw new DbfastError('SQL_FAILED', 'file ends inside a transaction block (BEGIN without COMMIT)', {
-        file: source.displayPath,
+        file: displayPath,
         hint: 'add COMMIT at the end of the file; psql would silently roll this work back',
       });
     }
   }
 
-  private add(statement: Statement, source: Source): void {
+  /**
+   * dbfast decodes files itself and talks UTF-8 to the server, so a file's client_encoding is
+   * applied by the reader (from the top of the file) and never sent.
+   */
+  private checkEncoding(name: string, current: string, file: string, location: Location): void {
+    const canonical = /^default$/i.test(name) ? 'UTF8' : canonicalEncoding(name);
+    if (canonical === current) return;
+    const message =
+      canonical === null
+        ? `client encoding ${name} is not supported`
+        : `client_encoding changes to ${canonical} after the file started as ${current}`;
+    throw new DbfastError('FILE_ENCODING', message, {
+      file,
+      ...location,
+      hint:
+        canonical === null
+          ? `dbfast reads ${SUPPORTED_ENCODINGS}; convert the file (iconv -f ${name} -t UTF-8)`
+          : 'set client_encoding once, before any other statement of the file, or convert the file to UTF-8',
+    });
+  }
+
+  private add(statement: Statement, file: string): void {
     const separator = this.batch.text ? ';\n' : '';
     const textOffset = this.batch.text.length + separator.length;
     this.batch.text += separator + statement.text;
-    this.batch.statements.push({ statement, source, textOffset });
+    this.batch.entries.push({ statement, file, textOffset });
     this.stats.statements++;
   }
 
@@ -175,16 +266,23 @@ class ScriptRunner {
    * At most one batch is in flight: nothing runs after a failed statement.
    */
   private flush(): void {
-    if (this.batch.statements.length === 0) return;
+    if (this.batch.entries.length === 0) return;
     const batch = this.batch;
-    this.batch = { statements: [], text: '' };
+    this.batch = { entries: [], text: '' };
     const previous = this.inFlight;
+    const stopOnError = this.stopOnError;
     this.inFlight = (async () => {
       await previous;
       const failure = await runBatch(this.client, batch.text);
-      if (failure) throw this.locate(failure, batch);
+      if (failure) this.failed(locate(failure, batch), stopOnError);
     })();
     this.inFlight.catch(() => {}); // awaited by drain(); this only silences the early rejection
+  }
+
+  private failed(error: DbfastError, stopOnError: boolean): void {
+    if (stopOnError) throw error;
+    this.stats.failedStatements++;
+    this.options.onWarning?.(error);
   }
 
   private async drain(): Promise<void> {
@@ -194,34 +292,22 @@ class ScriptRunner {
     await inFlight;
   }
 
-  private locate(failure: BatchFailure, batch: Pending): DbfastError {
-    const { error } = failure;
-    const position = Number((error as pg.DatabaseError).position);
-    let index = Math.min(failure.statementIndex, batch.statements.length - 1);
-    let sourceOffset: number | undefined;
-    if (position > 0) {
-      const offset = codeUnitOffset(batch.text, position - 1);
-      index = batch.statements.findLastIndex((entry) => entry.textOffset <= offset);
-      const entry = batch.statements[index]!;
-      sourceOffset = sourceOffsetOf(entry.statement, offset - entry.textOffset);
-    }
-    const { statement, source } = batch.statements[Math.max(index, 0)]!;
-    return sqlError(error, source, sourceOffset ?? doBlockLineOffset(error, statement, source) ?? statement.offset);
-  }
-
-  private async copy(statement: Statement, source: Source): Promise<void> {
+  private async copy(statement: Statement, lexer: Lexer, file: string): Promise<void> {
     this.stats.statements++;
+    const data = lexer.copyData();
     try {
-      this.stats.rowsCopied += await runCopyIn(this.client, statement.text, statement.copy!.data);
+      this.stats.rowsCopied += await runCopyIn(this.client, statement.text, data);
     } catch (error) {
-      throw sqlError(error as Error, source, copyErrorOffset(error as pg.DatabaseError, statement, source));
+      if (error instanceof DbfastError) throw error;
+      while (!data.next().done); // the rest of the block is data, never SQL
+      this.failed(sqlError(error as Error, file, copyErrorLocation(error as pg.DatabaseError, statement, lexer.copyDataLine)), this.stopOnError);
     }
   }
 
-  private async meta(command: MetaCommand, source: Source, variables: Variables, includeStack: string[]): Promise<void> {
+  private async meta(command: MetaCommand, reader: SourceReader, variables: Variables, includeStack: string[]): Promise<void> {
+    const file = reader.displayPath;
     const fail = (message: string, hint?: string): never => {
-      const { line, column } = source.lines.locate(command.offset);
-      throw new DbfastError('SQL_META_COMMAND', message, { file: source.displayPath, line, column, hint });
+      throw new DbfastError('SQL_META_COMMAND', message, { file, ...command.location, hint });
     };
     let args: string[] = [];
     try {
@@ -235,19 +321,16 @@ class ScriptRunner {
       case 'ir':
       case 'include_relative': {
         if (!args[0]) fail(`\\${command.name} needs a file name`);
-        const target = resolve(dirname(source.absolutePath), args[0]!);
-        if (includeStack.includes(target) || target === source.absolutePath) {
+        const target = resolve(dirname(reader.absolutePath), args[0]!);
+        if (includeStack.includes(target) || target === reader.absolutePath) {
           fail(`\\${command.name} ${args[0]} includes itself`);
         }
-        const included = await readSource(target, this.displayPath(target)).catch((error: DbfastError) => {
-          const { line, column } = source.lines.locate(command.offset);
-          throw new DbfastError(error.code, `\\${command.name} ${args[0]}: ${error.message}`, {
-            file: error.code === 'FILE_UNREADABLE' ? source.displayPath : error.file,
-            line: error.code === 'FILE_UNREADABLE' ? line : error.line,
-            column: error.code === 'FILE_UNREADABLE' ? column : error.column,
-          });
-        });
-        await this.run(included, variables, [...includeStack, source.absolutePath]);
+        try {
+          await this.run(target, this.displayPath(target), variables, [...includeStack, reader.absolutePath], reader.encoding);
+        } catch (error) {
+          if ((error as DbfastError).code !== 'FILE_UNREADABLE' || (error as DbfastError).file !== this.displayPath(target)) throw error;
+          throw new DbfastError('FILE_UNREADABLE', `\\${command.name} ${args[0]}: ${(error as DbfastError).message}`, { file, ...command.location });
+        }
         return;
       }
       case 'echo':
@@ -258,17 +341,19 @@ class ScriptRunner {
         const [name, ...values] = args;
         if (name === undefined) return;
         const value = values.join('');
-        if (name === 'ON_ERROR_STOP' && /^(off|0|false|no)$/i.test(value)) {
-          fail('\\set ON_ERROR_STOP off is not supported: dbfast always stops at the first error');
-        }
-        if (name === 'AUTOCOMMIT' && /^(off|0|false|no)$/i.test(value)) {
+        if (name === 'ON_ERROR_STOP') this.stopOnError = onErrorStop(value, fail);
+        if (name === 'AUTOCOMMIT' && psqlBoolean(value) === false) {
           fail('\\set AUTOCOMMIT off is not supported', 'use BEGIN and COMMIT in the file');
         }
         variables.set(name, value);
         return;
       }
       case 'unset':
+        if (args[0] === 'ON_ERROR_STOP') this.stopOnError = false;
         if (args[0]) variables.delete(args[0]);
+        return;
+      case 'encoding':
+        if (args[0]) this.checkEncoding(args[0], reader.encoding, file, command.location);
         return;
       case 'c':
       case 'connect':
@@ -279,7 +364,7 @@ class ScriptRunner {
       default:
         return fail(
           `unsupported psql meta-command \\${command.name}`,
-          'dbfast supports \\i, \\ir, \\include, \\echo, \\set and \\unset',
+          'dbfast supports \\i, \\ir, \\include, \\echo, \\set, \\unset and \\encoding',
         );
     }
   }
@@ -290,45 +375,111 @@ class ScriptRunner {
   }
 }
 
-/** Maps an offset in a statement's sent text back to the file, through variable substitutions. */
-function sourceOffsetOf(statement: Statement, textOffset: number): number {
-  const piece = statement.pieces.findLast((candidate) => candidate.textOffset <= textOffset);
-  if (!piece) return statement.offset;
-  return piece.substituted ? piece.sourceOffset : piece.sourceOffset + (textOffset - piece.textOffset);
+/** ON_ERROR_STOP as psql reads it: `\set ON_ERROR_STOP` alone means on; an invalid value is an error. */
+function onErrorStop(value: string, fail: (message: string) => never): boolean {
+  if (value === '') return true;
+  const parsed = psqlBoolean(value);
+  if (parsed === null) fail(`unrecognized value "${value}" for "ON_ERROR_STOP": Boolean expected`);
+  return parsed!;
 }
 
 /**
- * A runtime error in a DO block names the line of its body (`inline_code_block line 3`); the
- * body's line 1 is the one holding the opening dollar quote. Points at that line's first token.
+ * The client encoding a file sets before its first other statement (pg_dump writes
+ * `SET client_encoding = 'LATIN1';` near the top), read from its first bytes as LATIN1, which
+ * every client encoding agrees with on such ASCII statements.
  */
-function doBlockLineOffset(error: Error, statement: Statement, source: Source): number | undefined {
-  const bodyLine = Number(/^PL\/pgSQL function inline_code_block line (\d+)/.exec((error as pg.DatabaseError).where ?? '')?.[1]);
+function leadingEncoding(prefix: Buffer, file: string): string | undefined {
+  const lastLine = prefix.lastIndexOf(0x0a);
+  const text = prefix.toString('latin1', 0, lastLine === -1 ? prefix.length : lastLine + 1);
+  try {
+    for (const segment of lexScript(text, { file })) {
+      if (segment.kind === 'meta') {
+        if (segment.name === 'encoding') return encodingOrFail(segment.args.replace(/^'(.*)'$/, '$1'), file, segment.location);
+        continue;
+      }
+      const name = encodingSetBy(segment.text, segment.words);
+      if (name !== undefined) return encodingOrFail(name, file, segment.location);
+      if (segment.words[0] !== 'set' && !/^select\s+pg_catalog\.set_config\s*\(/i.test(segment.text)) return undefined;
+    }
+  } catch (error) {
+    if ((error as DbfastError).code === 'FILE_ENCODING') throw error;
+  }
+  return undefined;
+}
+
+function encodingOrFail(name: string, file: string, location: Location): string {
+  const canonical = /^default$/i.test(name) ? 'UTF8' : canonicalEncoding(name);
+  if (canonical) return canonical;
+  throw new DbfastError('FILE_ENCODING', `client encoding ${name} is not supported`, {
+    file,
+    ...location,
+    hint: `dbfast reads ${SUPPORTED_ENCODINGS}; convert the file (iconv -f ${name} -t UTF-8)`,
+  });
+}
+
+/** Which statement of the batch failed, and where in the file. */
+function locate(failure: BatchFailure, batch: Pending): DbfastError {
+  const { error } = failure;
+  const position = Number((error as pg.DatabaseError).position);
+  let index = Math.min(failure.statementIndex, batch.entries.length - 1);
+  let location: Location | undefined;
+  if (position > 0) {
+    const offset = codeUnitOffset(batch.text, position - 1);
+    index = batch.entries.findLastIndex((entry) => entry.textOffset <= offset);
+    const entry = batch.entries[index]!;
+    location = locationIn(entry.statement, sourceOffsetOf(entry.statement, offset - entry.textOffset));
+  }
+  const { statement, file } = batch.entries[Math.max(index, 0)]!;
+  return sqlError(error, file, location ?? doBlockLocation(error, statement) ?? statement.location);
+}
+
+/** Maps an offset in a statement's sent text back to its source text, through variable substitutions. */
+function sourceOffsetOf(statement: Statement, textOffset: number): number {
+  const piece = statement.pieces.findLast((candidate) => candidate.textOffset <= textOffset);
+  if (!piece) return 0;
+  return piece.substituted ? piece.sourceOffset : piece.sourceOffset + (textOffset - piece.textOffset);
+}
+
+function locationIn(statement: Statement, sourceOffset: number): Location {
+  return advance(statement.location, statement.source.slice(0, sourceOffset));
+}
+
+/**
+ * A runtime error in a DO block names the line of its body (`PL/pgSQL function inline_code_block
+ * line 3`), after `SQL statement "..."` when a statement in the block failed; the body's line 1 is
+ * the one holding the opening dollar quote. Points at that line's first token.
+ */
+function doBlockLocation(error: Error, statement: Statement): Location | undefined {
+  const bodyLine = Number(/PL\/pgSQL function inline_code_block line (\d+)/.exec((error as pg.DatabaseError).where ?? '')?.[1]);
   const quote = /\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$/.exec(statement.text);
   if (statement.words[0] !== 'do' || !bodyLine || !quote) return undefined;
-  const firstLine = source.lines.locate(sourceOffsetOf(statement, quote.index)).line;
-  const lineStart = source.lines.offsetOfLine(firstLine + bodyLine - 1);
-  const indent = /^[ \t]*/.exec(source.text.slice(lineStart))![0].length;
-  return lineStart + indent;
+  const { source } = statement;
+  let lineStart = sourceOffsetOf(statement, quote.index);
+  lineStart = source.lastIndexOf('\n', lineStart - 1) + 1;
+  for (let line = 1; line < bodyLine; line++) {
+    const next = source.indexOf('\n', lineStart);
+    if (next === -1) return undefined;
+    lineStart = next + 1;
+  }
+  const indent = /^[ \t]*/.exec(source.slice(lineStart, lineStart + 200))![0].length;
+  return locationIn(statement, lineStart + indent);
 }
 
 /** Errors in COPY data name the data line (`COPY actor, line 17`): point at that line of the file. */
-function copyErrorOffset(error: pg.DatabaseError, statement: Statement, source: Source): number {
+function copyErrorLocation(error: pg.DatabaseError, statement: Statement, firstDataLine: number): Location {
   const dataLine = Number(/^COPY [^,]+, line (\d+)/.exec(error.where ?? '')?.[1]);
-  if (!dataLine || !statement.copy) return statement.offset;
-  const firstLine = source.lines.locate(statement.copy.offset).line;
-  return source.lines.offsetOfLine(firstLine + dataLine - 1);
+  if (!dataLine || !firstDataLine) return statement.location;
+  return { line: firstDataLine + dataLine - 1, column: 1 };
 }
 
-function sqlError(error: Error, source: Source, offset: number): DbfastError {
-  const { line, column } = source.lines.locate(offset);
+function sqlError(error: Error, file: string, location: Location): DbfastError {
   const database = error as pg.DatabaseError;
   const detail = [database.detail && `DETAIL: ${database.detail}`, database.where && `CONTEXT: ${database.where}`]
     .filter(Boolean)
     .join('\n');
   return new DbfastError('SQL_FAILED', error.message, {
-    file: source.displayPath,
-    line,
-    column,
+    file,
+    ...location,
     detail: detail || undefined,
     hint: database.hint,
     cause: error,

@@ -3,9 +3,13 @@
  * (src/fe_utils/psqlscan.l): standard and E'' strings, quoted identifiers, dollar quotes, nested
  * block comments, parentheses, SQL-standard function bodies (BEGIN ATOMIC ... END), `:var`
  * interpolation, backslash meta-commands and `COPY ... FROM stdin` data blocks ending in `\.`.
+ *
+ * The text arrives in pieces and the lexer keeps only a window of it: a segment that runs past the
+ * window's end is lexed again once more text has been appended, so memory is bounded by the
+ * largest statement, never by the file.
  */
 import { DbfastError } from '../errors.js';
-import { type LineIndex, lineIndex } from './position.js';
+import { advance, type Location, START } from './position.js';
 import { quoteIdentifier, quoteLiteral } from './quote.js';
 
 /** A run of the sent text that came from `sourceOffset` in the file (or replaced a variable there). */
@@ -19,13 +23,17 @@ export interface TextPiece {
 export interface Statement {
   kind: 'statement';
   text: string;
-  /** Offset of the statement's first token in the file. */
+  /** Offset of the statement's first token in the file (UTF-16 code units). */
   offset: number;
+  /** Line and column of the first token. */
+  location: Location;
+  /** The file's text from the first token to the end of the statement: `pieces` offsets are relative to it. */
+  source: string;
   pieces: TextPiece[];
   /** Lower-cased bare words at parenthesis depth 0, in order (for classification). */
   words: string[];
-  /** For `COPY ... FROM stdin`: the inline data (without the `\.` line) and its offset in the file. */
-  copy?: { data: string; offset: number };
+  /** `COPY ... FROM stdin`: its data follows, to be read with `Lexer.copyData()`. */
+  copyFromStdin: boolean;
 }
 
 export interface MetaCommand {
@@ -35,6 +43,12 @@ export interface MetaCommand {
   /** Raw argument text up to the end of the line, variables not yet expanded. */
   args: string;
   offset: number;
+  location: Location;
+}
+
+/** Where the text comes from: the next piece of it, or null at the end. */
+export interface TextSource {
+  next(): string | null;
 }
 
 export type Segment = Statement | MetaCommand;
@@ -54,51 +68,192 @@ const VARIABLE_CHAR = /[A-Za-z_0-9\u0080-\uffff]/;
 const DOLLAR_TAG = /\$([A-Za-z_\u0080-\uffff][A-Za-z_0-9\u0080-\uffff]*)?\$/y;
 const LINE_END = /\r\n?|\n/g;
 const QUOTE_CONTINUATION = /[ \t\f]*(?:\r\n?|\n)[ \t\f\r\n]*'/y;
+const SPACE_TO_END = /[ \t\f\r\n]*$/y;
+const COPY_TERMINATOR = /^\\\.\r?$/gm;
+
+/** Thrown inside a segment that reaches the window's end before the file's: lex it again with more text. */
+const NEED_MORE = Symbol('need more text');
+
+/** The whole of `text`, for callers that hold a script in memory. */
+export function* lexScript(text: string, options: LexOptions): Generator<Segment> {
+  const pieces = [text];
+  const lexer = new Lexer({ next: () => pieces.pop() ?? null }, options);
+  yield* lexer.segments();
+}
 
 /**
  * Yields statements and meta-commands in file order. Lazy on purpose: a `\set` handled by the
  * caller before pulling the next segment changes how the following statements are interpolated,
- * exactly as in psql.
+ * exactly as in psql. After a `COPY ... FROM stdin` statement, `copyData()` streams its data;
+ * data the caller did not read is skipped.
  */
-export function* lexScript(text: string, options: LexOptions): Generator<Segment> {
-  const lexer = new Lexer(text, options);
-  yield* lexer.segments();
-}
-
-class Lexer {
+export class Lexer {
+  /** The window: the file's text from `base` on. */
+  private text = '';
+  private base = 0;
   private pos = 0;
-  private lines: LineIndex | undefined;
+  private eof = false;
+  /** A known location in the window, advanced incrementally (never from the start of a line again). */
+  private mark = { offset: 0, location: START };
+  /** After a COPY block the rest of the COPY line is lexed first: there the window's text jumps in the file. */
+  private jump: { offset: number; location: Location } | null = null;
+  private pendingCopy = false;
+  private copyLocation: Location = START;
 
   constructor(
-    private readonly text: string,
+    private readonly source: TextSource,
     private readonly options: LexOptions,
   ) {}
 
   *segments(): Generator<Segment> {
-    const { text } = this;
     while (true) {
-      this.skipSpaceAndComments();
-      if (this.pos >= text.length) return;
-      if (text[this.pos] === '\\') {
-        yield this.metaCommand();
-        continue;
+      if (this.pendingCopy) this.skipCopyData();
+      const segments = this.retrying(() => this.nextSegments());
+      if (segments === null) return;
+      for (const segment of segments) {
+        if (segment.kind === 'statement' && segment.copyFromStdin) {
+          this.pendingCopy = true;
+          this.copyLocation = segment.location;
+        }
+        yield segment;
       }
-      if (text[this.pos] === ';') {
-        this.pos++; // an empty statement, as psql ignores it
-        continue;
-      }
-      const statement = this.statement();
-      // A statement may be interrupted by meta-commands (psql runs them as they come).
-      for (const meta of statement.metas) yield meta;
-      if (statement.result.text.trim() === '') continue;
-      if (isCopyFromStdin(statement.result.words)) statement.result.copy = this.copyData(statement.result.offset);
-      yield statement.result;
     }
+  }
+
+  /**
+   * The data lines of the COPY statement just yielded, in pieces, up to the line holding only `\.`.
+   * `line` is the file line of the first data line (error messages count data lines from 1).
+   */
+  *copyData(): Generator<string, void, undefined> {
+    if (!this.pendingCopy) return;
+    this.pendingCopy = false;
+    const restAt = this.locate(this.pos);
+    const neverEnds = () =>
+      new DbfastError('SQL_SYNTAX', 'COPY data never ends: no line with \\. follows', { file: this.options.file, ...this.copyLocation });
+    let lineEnd = this.text.indexOf('\n', this.pos);
+    while (lineEnd === -1 && this.extend(this.pos)) lineEnd = this.text.indexOf('\n', this.pos);
+    if (lineEnd === -1) throw neverEnds();
+    // psql lexes the rest of the COPY line after the data, as if the data block were not there.
+    const rest = this.text.slice(this.pos, lineEnd + 1);
+    let cursor = lineEnd + 1;
+    this.copyDataLine = this.locate(cursor).line;
+    while (true) {
+      COPY_TERMINATOR.lastIndex = cursor;
+      const match = COPY_TERMINATOR.exec(this.text);
+      const complete = match && (match.index + match[0].length < this.text.length || this.eof);
+      if (match && complete) {
+        if (match.index > cursor) yield this.text.slice(cursor, match.index);
+        const end = this.text.indexOf('\n', match.index);
+        this.pos = end === -1 ? this.text.length : end + 1;
+        break;
+      }
+      const lastNewline = this.text.lastIndexOf('\n');
+      if (lastNewline >= cursor && (!match || match.index > lastNewline)) {
+        yield this.text.slice(cursor, lastNewline + 1);
+        cursor = lastNewline + 1;
+      }
+      if (this.eof) throw neverEnds();
+      this.extend(cursor);
+      cursor = 0;
+    }
+    if (rest.trim() !== '') {
+      const after = this.locate(this.pos);
+      this.text = rest + this.text.slice(this.pos);
+      this.base += this.pos - rest.length;
+      this.pos = 0;
+      this.mark = { offset: 0, location: restAt };
+      this.jump = { offset: rest.length, location: after };
+    }
+  }
+
+  /** File line of the first data line of the last COPY block read. */
+  copyDataLine = 0;
+
+  private skipCopyData(): void {
+    const data = this.copyData();
+    while (!data.next().done);
+  }
+
+  /** Runs `lex` from the current position, again with a longer window while it needs more text. */
+  private retrying<T>(lex: () => T): T {
+    while (true) {
+      const start = this.pos;
+      const { mark, jump } = this;
+      try {
+        return lex();
+      } catch (error) {
+        if (error !== NEED_MORE) throw error;
+        // Meta-commands inside the statement may have moved the mark past its start.
+        this.mark = mark;
+        this.jump = jump;
+        this.pos = start;
+        if (!this.extend(start)) this.eof = true;
+      }
+    }
+  }
+
+  /**
+   * Drops the window before `keepFrom` and appends at least as much text as the window still holds
+   * (so a long statement is lexed a logarithmic number of times). False at the end of the file.
+   */
+  private extend(keepFrom: number): boolean {
+    if (this.eof) return false;
+    this.locate(keepFrom);
+    const kept = this.text.length - keepFrom;
+    const parts = [this.text.slice(keepFrom)];
+    let added = 0;
+    while (added === 0 || added < kept) {
+      const piece = this.source.next();
+      if (piece === null) {
+        this.eof = true;
+        break;
+      }
+      parts.push(piece);
+      added += piece.length;
+    }
+    this.text = parts.join('');
+    this.base += keepFrom;
+    this.pos -= keepFrom;
+    this.mark = { offset: this.mark.offset - keepFrom, location: this.mark.location };
+    if (this.jump) this.jump = { offset: this.jump.offset - keepFrom, location: this.jump.location };
+    return added > 0 || !this.eof;
+  }
+
+  /** Line and column of a window offset at or after the last one located. */
+  private locate(offset: number): Location {
+    if (this.jump && offset >= this.jump.offset) {
+      this.mark = { offset: this.jump.offset, location: this.jump.location };
+      this.jump = null;
+    }
+    if (offset > this.mark.offset) {
+      this.mark = { offset, location: advance(this.mark.location, this.text.slice(this.mark.offset, offset)) };
+    }
+    return this.mark.location;
+  }
+
+  /** The next statement with the meta-commands that interrupted it, or one meta-command; null at the end. */
+  private nextSegments(): Segment[] | null {
+    this.skipSpaceAndComments();
+    if (this.pos >= this.text.length) {
+      if (!this.eof) throw NEED_MORE;
+      return null;
+    }
+    if (this.text[this.pos] === '\\') return [this.metaCommand()];
+    if (this.text[this.pos] === ';') {
+      this.pos++; // an empty statement, as psql ignores it
+      return [];
+    }
+    const { result, metas } = this.statement();
+    // A statement may be interrupted by meta-commands (psql runs them as they come).
+    if (result.text.trim() === '') return metas;
+    result.copyFromStdin = isCopyFromStdin(result.words);
+    return [...metas, result];
   }
 
   private statement(): { result: Statement; metas: MetaCommand[] } {
     const { text } = this;
     const start = this.pos;
+    const location = this.locate(start);
     const parts: string[] = [];
     const pieces: TextPiece[] = [];
     const words: string[] = [];
@@ -125,24 +280,28 @@ class Lexer {
 
     const flush = (end: number) => {
       if (end > chunkStart) {
-        pieces.push({ textOffset: outLength, sourceOffset: chunkStart, substituted: false });
+        pieces.push({ textOffset: outLength, sourceOffset: chunkStart - start, substituted: false });
         parts.push(text.slice(chunkStart, end));
         outLength += end - chunkStart;
       }
     };
     const substitute = (value: string, at: number, resumeAt: number) => {
       flush(at);
-      pieces.push({ textOffset: outLength, sourceOffset: at, substituted: true });
+      pieces.push({ textOffset: outLength, sourceOffset: at - start, substituted: true });
       parts.push(value);
       outLength += value.length;
       chunkStart = resumeAt;
     };
 
+    let ended = false;
     while (this.pos < text.length) {
+      // Two characters of lookahead decide most tokens; near the window's end, get more first.
+      if (this.pos + 2 >= text.length && !this.eof) throw NEED_MORE;
       const ch = text[this.pos]!;
       const next = text[this.pos + 1];
       if (ch === ';' && parenDepth === 0 && beginDepth === 0) {
         this.pos++;
+        ended = true;
         break;
       }
       const significant = !(ch === '-' && next === '-') && !(ch === '/' && next === '*') && !/\s/.test(ch) && ch !== '\\';
@@ -175,6 +334,7 @@ class Lexer {
       } else if (IDENT_START.test(ch)) {
         const wordStart = this.pos;
         while (this.pos < text.length && IDENT_CONT.test(text[this.pos]!)) this.pos++;
+        if (this.pos + 1 >= text.length && !this.eof) throw NEED_MORE;
         const word = text.slice(wordStart, this.pos).toLowerCase();
         const quote = text[this.pos];
         if (quote === "'" && (word === 'e' || word === 'b' || word === 'x' || word === 'n')) {
@@ -192,8 +352,19 @@ class Lexer {
       }
       if (significant) significantEnd = Math.max(significantEnd, this.pos, chunkStart);
     }
+    if (!ended && !this.eof) throw NEED_MORE;
     flush(significantEnd);
-    return { result: { kind: 'statement', text: parts.join(''), offset: start, pieces, words }, metas };
+    const result: Statement = {
+      kind: 'statement',
+      text: parts.join(''),
+      offset: this.base + start,
+      location,
+      source: text.slice(start, this.pos),
+      pieces,
+      words,
+      copyFromStdin: false,
+    };
+    return { result, metas };
   }
 
   private variableReference(): { value: string; start: number } | null {
@@ -212,6 +383,7 @@ class Lexer {
     }
     let end = start + 1;
     while (end < text.length && VARIABLE_CHAR.test(text[end]!)) end++;
+    if (end === text.length && !this.eof) throw NEED_MORE;
     if (end === start + 1) return null;
     const value = variables?.get(text.slice(start + 1, end));
     if (value === undefined) return null; // psql leaves unknown :names alone
@@ -223,7 +395,10 @@ class Lexer {
     const { text } = this;
     const offset = this.pos;
     let end = text.indexOf('\n', offset);
-    if (end === -1) end = text.length;
+    if (end === -1) {
+      if (!this.eof) throw NEED_MORE;
+      end = text.length;
+    }
     const line = text.slice(offset + 1, end).replace(/\r$/, '');
     const match = /^([A-Za-z_][A-Za-z0-9_]*|\S)/.exec(line);
     const name = match ? match[1]! : '';
@@ -232,22 +407,7 @@ class Lexer {
     // unquoted backslash starts the next meta-command on the same line.
     const separator = line.startsWith('\\\\', argsEnd);
     this.pos = argsEnd === line.length ? end : offset + 1 + argsEnd + (separator ? 2 : 0);
-    return { kind: 'meta', name, args: line.slice(name.length, argsEnd).trim(), offset };
-  }
-
-  /** COPY ... FROM stdin data: from the line after the statement to a line holding only `\.`. */
-  private copyData(copyOffset: number): { data: string; offset: number } {
-    const { text } = this;
-    const newline = text.indexOf('\n', this.pos);
-    if (newline === -1) this.fail('COPY data never ends: no line with \\. follows', copyOffset);
-    const dataStart = newline + 1;
-    const terminator = /^\\\.\r?$/gm;
-    terminator.lastIndex = dataStart;
-    const match = terminator.exec(text);
-    if (!match) this.fail('COPY data never ends: no line with \\. follows', copyOffset);
-    const lineEnd = text.indexOf('\n', match.index);
-    this.pos = lineEnd === -1 ? text.length : lineEnd + 1;
-    return { data: text.slice(dataStart, match.index), offset: dataStart };
+    return { kind: 'meta', name, args: line.slice(name.length, argsEnd).trim(), offset: this.base + offset, location: this.locate(offset) };
   }
 
   private skipSpaceAndComments(): void {
@@ -255,6 +415,7 @@ class Lexer {
     while (this.pos < text.length) {
       const ch = text[this.pos]!;
       if (ch === ' ' || ch === '\t' || ch === '\n' || ch === '\r' || ch === '\f' || ch === '\v') this.pos++;
+      else if ((ch === '-' || ch === '/') && this.pos + 1 >= text.length && !this.eof) throw NEED_MORE;
       else if (ch === '-' && text[this.pos + 1] === '-') this.skipLineComment();
       else if (ch === '/' && text[this.pos + 1] === '*') this.skipBlockComment();
       else return;
@@ -265,6 +426,7 @@ class Lexer {
   private skipLineComment(): void {
     LINE_END.lastIndex = this.pos;
     const match = LINE_END.exec(this.text);
+    if (!match && !this.eof) throw NEED_MORE;
     this.pos = match ? match.index + match[0].length : this.text.length;
   }
 
@@ -296,12 +458,15 @@ class Lexer {
       if (backslashEscapes && ch === '\\') {
         i += 2;
       } else if (ch === quote) {
+        if (i + 1 >= text.length && !this.eof) throw NEED_MORE;
         if (text[i + 1] === quote) i += 2;
         else {
           // 'a'<newline>'b' is one string in SQL; for E'' strings that decides how \' is read.
           QUOTE_CONTINUATION.lastIndex = i + 1;
           const continuation = quote === "'" ? QUOTE_CONTINUATION.exec(text) : null;
           if (!continuation) {
+            SPACE_TO_END.lastIndex = i + 1;
+            if (quote === "'" && !this.eof && SPACE_TO_END.test(text)) throw NEED_MORE;
             this.pos = i + 1;
             return;
           }
@@ -328,9 +493,10 @@ class Lexer {
     this.pos = close + tag.length;
   }
 
+  /** An unterminated construct is an error only at the end of the file; before, it needs more text. */
   private fail(message: string, offset: number): never {
-    this.lines ??= lineIndex(this.text);
-    const { line, column } = this.lines.locate(offset);
+    if (!this.eof) throw NEED_MORE;
+    const { line, column } = this.locate(offset);
     throw new DbfastError('SQL_SYNTAX', message, { file: this.options.file, line, column });
   }
 }

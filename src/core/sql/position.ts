@@ -1,33 +1,27 @@
-/** Offsets to 1-based line and column, columns counted in characters (code points) as editors do. */
-export interface LineIndex {
-  locate(offset: number): { line: number; column: number };
-  offsetOfLine(line: number): number;
+/** 1-based line and column, columns counted in characters (code points) as editors do. */
+export interface Location {
+  line: number;
+  column: number;
 }
 
-export function lineIndex(text: string): LineIndex {
-  const starts = [0];
-  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts.push(i + 1);
-  return {
-    locate(offset) {
-      let low = 0;
-      let high = starts.length - 1;
-      while (low < high) {
-        const mid = (low + high + 1) >> 1;
-        if (starts[mid]! <= offset) low = mid;
-        else high = mid - 1;
-      }
-      const lineStart = starts[low]!;
-      return { line: low + 1, column: codePointLength(text.slice(lineStart, offset)) + 1 };
-    },
-    offsetOfLine(line) {
-      return starts[Math.min(Math.max(line, 1), starts.length) - 1]!;
-    },
-  };
+export const START: Location = { line: 1, column: 1 };
+
+/** Where `text` ends when it starts at `from`. Linear in `text`: callers advance incrementally. */
+export function advance(from: Location, text: string): Location {
+  const lastNewline = text.lastIndexOf('\n');
+  if (lastNewline === -1) return { line: from.line, column: from.column + codePointLength(text) };
+  let lines = 0;
+  for (let i = text.indexOf('\n'); i !== -1 && i <= lastNewline; i = text.indexOf('\n', i + 1)) lines++;
+  return { line: from.line + lines, column: codePointLength(text, lastNewline + 1) + 1 };
 }
 
-export function codePointLength(text: string): number {
-  let length = 0;
-  for (const _ of text) length++;
+/** Characters (code points) in `text` from `start`: UTF-16 length less the low halves of surrogate pairs. */
+export function codePointLength(text: string, start = 0): number {
+  let length = text.length - start;
+  for (let i = start; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code >= 0xdc00 && code <= 0xdfff) length--;
+  }
   return length;
 }
 

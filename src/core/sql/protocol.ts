@@ -65,18 +65,32 @@ export function runBatch(client: pg.Client, text: string): Promise<BatchFailure 
   });
 }
 
-const COPY_CHUNK_BYTES = 1 << 20;
-
-/** Runs a COPY ... FROM STDIN statement with its data; resolves to the rows copied. */
-export function runCopyIn(client: pg.Client, statement: string, data: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const stream = client.query(copyFrom(statement));
-    stream.on('error', reject);
+/**
+ * Runs a COPY ... FROM STDIN statement, streaming `data` (pieces of the inline data) with
+ * backpressure; resolves to the rows copied. Stops reading `data` once the server reports an error.
+ */
+export async function runCopyIn(client: pg.Client, statement: string, data: Iterable<string>): Promise<number> {
+  const stream = client.query(copyFrom(statement));
+  let failure: Error | null = null;
+  const finished = new Promise<number>((resolve, reject) => {
+    stream.on('error', (error) => {
+      failure = error;
+      reject(error);
+    });
     stream.on('finish', () => resolve(stream.rowCount ?? 0));
-    const bytes = Buffer.from(data, 'utf8');
-    for (let offset = 0; offset < bytes.length; offset += COPY_CHUNK_BYTES) {
-      stream.write(bytes.subarray(offset, offset + COPY_CHUNK_BYTES));
-    }
-    stream.end();
   });
+  finished.catch(() => {}); // awaited below; this only silences the early rejection
+  try {
+    for (const piece of data) {
+      if (failure) break;
+      if (!stream.write(piece, 'utf8')) await new Promise<void>((resolve) => stream.once('drain', resolve).once('error', () => resolve()));
+    }
+  } catch (error) {
+    // The data could not be read: CopyFail ends the COPY so the connection can be used again.
+    stream.destroy(error as Error);
+    await finished.catch(() => {});
+    throw error;
+  }
+  if (!failure) stream.end();
+  return finished;
 }

@@ -37,7 +37,7 @@ afterEach(async () => {
 async function load(name: string) {
   const root = corpusFolder(name);
   const { files } = await scanRepository({ root });
-  const stats = await executeFiles(db.client, files, { repositoryRoot: root });
+  const stats = await executeFiles(db.session, files, { repositoryRoot: root });
   return { files: files.map((file) => file.relativePath), stats };
 }
 
@@ -137,7 +137,7 @@ describe('the unmodified upstream chinook script', () => {
     await dropChinook();
     const root = corpusFolder('chinook');
     const relativePath = 'upstream/Chinook_PostgreSql.sql.orig';
-    const run = executeFiles(db.client, [{ absolutePath: join(root, relativePath), relativePath }], { repositoryRoot: root });
+    const run = executeFiles(db.session, [{ absolutePath: join(root, relativePath), relativePath }], { repositoryRoot: root });
     await expect(run).rejects.toMatchObject({ code: 'SQL_META_COMMAND', file: relativePath, line: 28, column: 1 });
     await expect(run).rejects.toThrow(/\\c is not supported/);
     expect(await query('postgres', `SELECT datname FROM pg_database WHERE datname = 'chinook'`)).toEqual([{ datname: 'chinook' }]);

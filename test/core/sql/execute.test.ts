@@ -19,7 +19,7 @@ async function run(files: Record<string, string | Buffer>, options: { echo?: str
     relativePath,
     absolutePath: join(root, relativePath),
   }));
-  return executeFiles(db.client, paths, { repositoryRoot: root, onEcho: (text) => options.echo?.push(text) });
+  return executeFiles(db.session, paths, { repositoryRoot: root, onEcho: (text) => options.echo?.push(text) });
 }
 
 async function rows(sql: string) {
@@ -37,7 +37,7 @@ describe('executor: statements', () => {
         CREATE TABLE "semi;colon" ("a;b" int);
         INSERT INTO "semi;colon" VALUES (5)`,
     });
-    expect(stats).toEqual({ files: 1, statements: 5, rowsCopied: 0 });
+    expect(stats).toEqual({ files: 1, statements: 5, rowsCopied: 0, failedStatements: 0 });
     expect(await rows('SELECT id, note FROM t ORDER BY id')).toEqual([
       { id: 1, note: "it's; fine" },
       { id: 2, note: "back'slash; \n" },

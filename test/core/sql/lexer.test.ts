@@ -3,12 +3,30 @@
  * starts, and how meta-commands, variables and COPY data are cut out of the script, following
  * psql's lexer (src/fe_utils/psqlscan.l). End-to-end parity with psql is in psql-parity.test.ts.
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { DbfastError } from '../../../src/core/errors.js';
-import { lexScript, type MetaCommand, type Segment, type Statement } from '../../../src/core/sql/lexer.js';
+import { Lexer, lexScript, type MetaCommand, type Segment, type Statement } from '../../../src/core/sql/lexer.js';
 
-function lex(text: string, variables?: Map<string, string>): Segment[] {
-  return [...lexScript(text, { file: 'script.sql', variables })];
+type Lexed = Segment & { copy?: { data: string; line: number } };
+
+/** Every segment, with each COPY block's data read through copyData(); the text is fed `pieceSize` characters at a time. */
+function lex(text: string, variables?: Map<string, string>, pieceSize = text.length || 1): Lexed[] {
+  const pieces: string[] = [];
+  for (let at = 0; at < text.length; at += pieceSize) pieces.push(text.slice(at, at + pieceSize));
+  const source = { next: () => pieces.shift() ?? null };
+  const lexer = new Lexer(source, { file: 'script.sql', variables });
+  const segments: Lexed[] = [];
+  for (const segment of lexer.segments()) {
+    if (segment.kind === 'statement' && segment.copyFromStdin) {
+      segments.push({ ...segment, copy: { data: [...lexer.copyData()].join(''), line: lexer.copyDataLine } });
+    } else {
+      segments.push(segment);
+    }
+  }
+  return segments;
 }
 
 /** The text of each statement sent to the server. */
@@ -16,8 +34,8 @@ function texts(text: string, variables?: Map<string, string>): string[] {
   return lex(text, variables).map((segment) => (segment.kind === 'statement' ? segment.text : `\\${segment.name} ${segment.args}`));
 }
 
-function statements(text: string): Statement[] {
-  return lex(text).filter((segment): segment is Statement => segment.kind === 'statement');
+function statements(text: string): (Statement & Lexed)[] {
+  return lex(text).filter((segment): segment is Statement & Lexed => segment.kind === 'statement');
 }
 
 /** The SQL_SYNTAX error lexing `text` throws. */
@@ -261,12 +279,26 @@ describe('psql variables', () => {
   });
 });
 
+describe('text arriving in pieces', () => {
+  const fixtures = fileURLToPath(new URL('../../fixtures/psql-parity/', import.meta.url));
+  const scripts = readdirSync(fixtures)
+    .filter((name) => name.endsWith('.sql'))
+    .map((name) => [name, readFileSync(join(fixtures, name), 'utf8').replace(/^\ufeff/, '')] as const);
+  scripts.push(['copy and statements on one line', 'COPY t FROM stdin; INSERT INTO t\n5\n\\.\n VALUES (77); -- c\nSELECT 1;']);
+
+  it.each(scripts)('gives the same segments and locations for %s, whatever the piece size', (_name, script) => {
+    const whole = lex(script, new Map([['v', 'value']]));
+    expect(whole.length).toBeGreaterThan(0);
+    for (const size of [1, 2, 3, 7, 64, 1000]) expect(lex(script, new Map([['v', 'value']]), size)).toEqual(whole);
+  });
+});
+
 describe('meta-commands', () => {
   it('yields a meta-command with its name and raw arguments up to the end of the line', () => {
     expect(lex("\\set greeting 'hello world'  \n\\echo :greeting\n\\ir ../x.sql\r\n")).toEqual([
-      { kind: 'meta', name: 'set', args: "greeting 'hello world'", offset: 0 },
-      { kind: 'meta', name: 'echo', args: ':greeting', offset: 30 },
-      { kind: 'meta', name: 'ir', args: '../x.sql', offset: 46 },
+      { kind: 'meta', name: 'set', args: "greeting 'hello world'", offset: 0, location: { line: 1, column: 1 } },
+      { kind: 'meta', name: 'echo', args: ':greeting', offset: 30, location: { line: 2, column: 1 } },
+      { kind: 'meta', name: 'ir', args: '../x.sql', offset: 46, location: { line: 3, column: 1 } },
     ]);
   });
 
@@ -275,9 +307,9 @@ describe('meta-commands', () => {
     // sends at the next semicolon (or at the end of the file) without the meta-command's text.
     const segments = lex('SELECT 1 \\echo hi\n, 2;\nSELECT 3 \\echo at the end');
     expect(segments.map((s) => (s.kind === 'meta' ? s : { kind: s.kind, text: s.text.trimEnd(), offset: s.offset }))).toEqual([
-      { kind: 'meta', name: 'echo', args: 'hi', offset: 9 },
+      { kind: 'meta', name: 'echo', args: 'hi', offset: 9, location: { line: 1, column: 10 } },
       { kind: 'statement', text: 'SELECT 1 \n, 2', offset: 0 },
-      { kind: 'meta', name: 'echo', args: 'at the end', offset: 32 },
+      { kind: 'meta', name: 'echo', args: 'at the end', offset: 32, location: { line: 3, column: 10 } },
       { kind: 'statement', text: 'SELECT 3', offset: 23 },
     ]);
   });
@@ -295,18 +327,26 @@ describe('meta-commands', () => {
 });
 
 describe('COPY FROM stdin data', () => {
-  it('takes the lines after the statement up to \\. as data, with their offset in the file', () => {
-    const script = 'COPY t (a, b) FROM stdin;\n1\t\\N\n2\tx\\ty; -- not sql\n\\.\nSELECT 1;';
+  it('takes the lines after the statement up to \\. as data, with the line they start on', () => {
+    const script = '\nCOPY t (a, b) FROM stdin;\n1\t\\N\n2\tx\\ty; -- not sql\n\\.\nSELECT 1;';
     const [copy, next] = statements(script);
-    expect(copy).toMatchObject({ text: 'COPY t (a, b) FROM stdin', offset: 0 });
-    expect(copy!.copy).toEqual({ data: '1\t\\N\n2\tx\\ty; -- not sql\n', offset: 26 });
-    expect(script.slice(copy!.copy!.offset)).toMatch(/^1\t\\N/);
-    expect(next!.text).toBe('SELECT 1');
+    expect(copy).toMatchObject({ text: 'COPY t (a, b) FROM stdin', offset: 1, location: { line: 2, column: 1 } });
+    expect(copy!.copy).toEqual({ data: '1\t\\N\n2\tx\\ty; -- not sql\n', line: 3 });
+    expect(next).toMatchObject({ text: 'SELECT 1', location: { line: 6, column: 1 } });
+  });
+
+  it('lexes the rest of the COPY line after the data, as psql does', () => {
+    const script = 'COPY t FROM stdin; INSERT INTO t\n5\n\\.\n VALUES (77);\nSELECT 1;';
+    const [copy, insert, select] = statements(script);
+    expect(copy!.copy).toEqual({ data: '5\n', line: 2 });
+    expect(insert).toMatchObject({ text: 'INSERT INTO t\n VALUES (77)', location: { line: 1, column: 20 } });
+    expect(select).toMatchObject({ text: 'SELECT 1', location: { line: 5, column: 1 } });
+    expect(statements('COPY t FROM stdin; SELECT 2;\n\\.\n').map((s) => s.text)).toEqual(['COPY t FROM stdin', 'SELECT 2']);
   });
 
   it('accepts CRLF data, an empty block and lower-case copy ... from STDIN', () => {
     const [crlf, empty, lower] = statements('COPY t FROM stdin;\r\n1\r\n\\.\r\nCOPY t FROM STDIN;\n\\.\ncopy public.t from stdin with (format csv);\n"a;b"\n\\.');
-    expect(crlf!.copy).toEqual({ data: '1\r\n', offset: 20 });
+    expect(crlf!.copy).toEqual({ data: '1\r\n', line: 2 });
     expect(empty!.copy).toMatchObject({ data: '' });
     expect(lower!.copy).toMatchObject({ data: '"a;b"\n' });
   });
@@ -323,7 +363,7 @@ describe('COPY FROM stdin data', () => {
 
   it('does not interpolate variables or see meta-commands in the data', () => {
     const [copy, next] = lex('COPY t FROM stdin;\n:n\t\\echo no\n\\.\n\\echo yes', new Map([['n', '1']]));
-    expect((copy as Statement).copy!.data).toBe(':n\t\\echo no\n');
+    expect(copy!.copy!.data).toBe(':n\t\\echo no\n');
     expect(next).toMatchObject({ kind: 'meta', name: 'echo', args: 'yes' } satisfies Partial<MetaCommand>);
   });
 });

@@ -30,7 +30,7 @@ async function runBothWays(name: string) {
     const echoes: string[] = [];
     const [psqlRun, dbfastRun] = await Promise.allSettled([
       runPsqlFile(psql, join(fixturesDir, name), viaPsql.name),
-      executeFiles(viaDbfast.client, [{ absolutePath: join(fixturesDir, name), relativePath: name }], {
+      executeFiles(viaDbfast.session, [{ absolutePath: join(fixturesDir, name), relativePath: name }], {
         repositoryRoot: fixturesDir,
         onEcho: (text) => echoes.push(text),
       }),
