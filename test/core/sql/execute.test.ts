@@ -319,11 +319,94 @@ describe('executor: errors name file, line and column', () => {
     await expect(run({ 'do.sql': file })).rejects.toMatchObject({ file: 'do.sql', line: 6, column: 3, message: 'boom 1' });
   });
 
+  it('locates a failing SQL statement inside a DO block at its line, not at the DO', async () => {
+    const file = 'SELECT 1;\n\nDO $$\nDECLARE n int;\nBEGIN\n  n := 1;\n\n  PERFORM 1/0;\nEND $$;\n';
+    await expect(run({ 'div.sql': file })).rejects.toMatchObject({ file: 'div.sql', line: 8, column: 3, message: 'division by zero' });
+    const insert = 'CREATE TABLE u (id int PRIMARY KEY);\nDO $$ BEGIN\n  INSERT INTO u VALUES (1);\n  INSERT INTO u VALUES (1);\nEND $$;';
+    await expect(run({ 'dup.sql': insert })).rejects.toMatchObject({ file: 'dup.sql', line: 4, column: 3, code: 'SQL_FAILED' });
+  });
+
   it('reports an error inside an included file at its own path', async () => {
     await expect(run({ 'a.sql': '\\ir sub/b.sql', 'sub/b.sql': '\nSELEC 1;' }, { only: ['a.sql'] })).rejects.toMatchObject({
       file: 'sub/b.sql',
       line: 2,
       column: 1,
+    });
+  });
+});
+
+describe('executor: files larger than one read', () => {
+  // The reader hands the lexer 1 MiB at a time: statements, strings, COPY blocks and multi-byte
+  // characters that straddle those boundaries must come out whole, and lines keep counting.
+  const MiB = 1 << 20;
+
+  it('runs statements, a multi-byte character and a COPY block that cross read boundaries', async () => {
+    const padding = `-- ${'x'.repeat(MiB - 20)}\n`;
+    const copyRows = Array.from({ length: 60_000 }, (_, i) => `${i}\trow ${i} ${'é'.repeat(10)}`).join('\n');
+    const script = `${padding}CREATE TABLE t (id int, note text);\nINSERT INTO t VALUES (-1, '${'日'.repeat(10)}');\nCOPY t FROM stdin;\n${copyRows}\n\\.\nINSERT INTO t VALUES (-2, 'after');\n`;
+    const stats = await run({ 'big.sql': script });
+    expect(stats).toMatchObject({ statements: 4, rowsCopied: 60_000 });
+    expect(await rows("SELECT count(*)::int AS n, max(note) FILTER (WHERE id = -1) AS cjk FROM t")).toEqual([{ n: 60_002, cjk: '日'.repeat(10) }]);
+  });
+
+  it('locates errors and invalid bytes after the first read', async () => {
+    const lines = Array.from({ length: 40_000 }, (_, i) => `INSERT INTO t VALUES (${i}, '${'a'.repeat(20)}');`);
+    const script = `CREATE TABLE t (id int, note text);\n${lines.join('\n')}\nSELECT nope FROM t;\n`;
+    await expect(run({ 'late.sql': script })).rejects.toMatchObject({ file: 'late.sql', line: 40_002, column: 8 });
+    const bytes = Buffer.concat([Buffer.from(`${lines.join('\n')}\nSELECT 'caf`), Buffer.from([0xe9]), Buffer.from("';\n")]);
+    await expect(run({ 'bad.sql': bytes })).rejects.toMatchObject({ code: 'FILE_ENCODING', file: 'bad.sql', line: 40_001, column: 12 });
+  });
+});
+
+describe('executor: client encodings', () => {
+  const latin1 = (text: string) => Buffer.from(text, 'latin1');
+
+  it('reads a file in the encoding it sets at its top, and its includes too', async () => {
+    await run({
+      'a.sql': latin1("-- header\nSET client_encoding = 'LATIN1';\nCREATE TABLE t (s text);\nINSERT INTO t VALUES ('café');\n\\ir b.inc\n"),
+      'b.inc': latin1("INSERT INTO t VALUES ('crème');\n"),
+      'c.sql': latin1("\\encoding latin1\nINSERT INTO t VALUES ('Zürich');\n"),
+    }, { only: ['a.sql', 'c.sql'] });
+    expect((await rows('SELECT s FROM t')).map((row) => row.s).sort()).toEqual(['Zürich', 'café', 'crème']);
+  });
+
+  it('refuses an encoding change in the middle of a file, and encodings it cannot read', async () => {
+    await expect(run({ 'mid.sql': "SELECT 1;\nSET client_encoding = 'WIN1252';\n" })).rejects.toMatchObject({
+      code: 'FILE_ENCODING',
+      file: 'mid.sql',
+      line: 2,
+      column: 1,
+      message: 'client_encoding changes to WIN1252 after the file started as UTF8',
+    });
+    await expect(run({ 'mule.sql': "SET client_encoding = 'MULE_INTERNAL';\nSELECT 1;\n" })).rejects.toMatchObject({
+      code: 'FILE_ENCODING',
+      line: 1,
+      message: 'client encoding MULE_INTERNAL is not supported',
+    });
+  });
+});
+
+describe('executor: ON_ERROR_STOP', () => {
+  it('goes on after failing statements and COPY blocks while it is off, and reports each', async () => {
+    const warnings: string[] = [];
+    const root = await tempRepo({
+      'a.sql': 'CREATE TABLE t (id int PRIMARY KEY);\n\\set ON_ERROR_STOP 0\nCOPY t FROM stdin;\n1\nx\n\\.\nINSERT INTO t VALUES (2);\n\\set ON_ERROR_STOP\nINSERT INTO t VALUES (3);\n',
+    });
+    const stats = await executeFiles(db.session, [{ relativePath: 'a.sql', absolutePath: join(root, 'a.sql') }], {
+      repositoryRoot: root,
+      onWarning: (warning) => warnings.push(warning.located),
+    });
+    expect(warnings).toEqual(['a.sql:5:1: invalid input syntax for type integer: "x"']);
+    expect(stats.failedStatements).toBe(1);
+    expect((await rows('SELECT id FROM t ORDER BY id')).map((row) => row.id)).toEqual([2, 3]);
+  });
+
+  it('stops again once it is set, and refuses a value psql would refuse', async () => {
+    await expect(run({ 'a.sql': '\\unset ON_ERROR_STOP\nSELECT 1/0;\n\\set ON_ERROR_STOP true\nSELECT 1/0;\nCREATE TABLE never (id int);' })).rejects.toMatchObject({ line: 4 });
+    expect(await rows("SELECT to_regclass('never') AS t")).toEqual([{ t: null }]);
+    await expect(run({ 'b.sql': '\\set ON_ERROR_STOP maybe\n' })).rejects.toMatchObject({
+      code: 'SQL_META_COMMAND',
+      message: 'unrecognized value "maybe" for "ON_ERROR_STOP": Boolean expected',
     });
   });
 });

@@ -2,9 +2,11 @@
  * The executor measured against psql itself: each fixture in test/fixtures/psql-parity runs once
  * with `psql -X -q -v ON_ERROR_STOP=1 -f` and once with executeFiles, into two fresh databases,
  * and the two databases must end up identical (objects, definitions and every table's rows), with
- * the same `\echo` output.
+ * the same `\echo` output and as many errors reported (psql goes on after errors while a script
+ * has ON_ERROR_STOP off). A fixture folder is a repository: psql runs each of its files in a
+ * process of its own (a new connection per file), dbfast runs them all in one build.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -15,8 +17,17 @@ import { findPsql, runPsqlFile } from '../../helpers/psql.js';
 
 const fixturesDir = fileURLToPath(new URL('../../fixtures/psql-parity/', import.meta.url));
 const fixtures = readdirSync(fixturesDir)
-  .filter((name) => /^\d\d_.*\.sql$/.test(name))
+  .filter((name) => /^\d\d_.*\.sql$/.test(name) || /^\d\d_/.test(name))
   .sort();
+
+/** The fixture's files in execution order: itself, or the files of a fixture folder. */
+function fixtureFiles(name: string): { absolutePath: string; relativePath: string }[] {
+  const path = join(fixturesDir, name);
+  if (!statSync(path).isDirectory()) return [{ absolutePath: path, relativePath: name }];
+  return readdirSync(path)
+    .sort()
+    .map((file) => ({ absolutePath: join(path, file), relativePath: `${name}/${file}` }));
+}
 
 let psql: string;
 beforeAll(async () => {
@@ -28,11 +39,18 @@ async function runBothWays(name: string) {
   const [viaPsql, viaDbfast] = await Promise.all([freshDatabase(), freshDatabase()]);
   try {
     const echoes: string[] = [];
+    const warnings: string[] = [];
+    const files = fixtureFiles(name);
     const [psqlRun, dbfastRun] = await Promise.allSettled([
-      runPsqlFile(psql, join(fixturesDir, name), viaPsql.name),
-      executeFiles(viaDbfast.session, [{ absolutePath: join(fixturesDir, name), relativePath: name }], {
+      (async () => {
+        const outputs = [];
+        for (const file of files) outputs.push(await runPsqlFile(psql, file.absolutePath, viaPsql.name));
+        return { stdout: outputs.map((output) => output.stdout).join(''), stderr: outputs.map((output) => output.stderr).join('') };
+      })(),
+      executeFiles(viaDbfast.session, files, {
         repositoryRoot: fixturesDir,
         onEcho: (text) => echoes.push(text),
+        onWarning: (warning) => warnings.push(warning.located),
       }),
     ]);
     if (psqlRun.status === 'rejected') {
@@ -40,8 +58,17 @@ async function runBothWays(name: string) {
     }
     if (dbfastRun.status === 'rejected') throw dbfastRun.reason;
     return {
-      psql: { snapshot: await catalogSnapshot(viaPsql.name), echo: psqlRun.value.stdout },
-      dbfast: { snapshot: await catalogSnapshot(viaDbfast.name), echo: echoes.map((line) => `${line}\n`).join('') },
+      psql: {
+        snapshot: await catalogSnapshot(viaPsql.name),
+        echo: psqlRun.value.stdout,
+        errors: psqlRun.value.stderr.split('\n').filter((line) => / ERROR: /.test(line)).length,
+      },
+      dbfast: {
+        snapshot: await catalogSnapshot(viaDbfast.name),
+        echo: echoes.map((line) => `${line}\n`).join(''),
+        errors: warnings.length,
+        warnings,
+      },
     };
   } finally {
     await Promise.all([viaPsql.drop(), viaDbfast.drop()]);
@@ -60,6 +87,17 @@ describe('executeFiles leaves the same database as psql -f', () => {
     expect(rowsIn(result.psql.snapshot)).toBeGreaterThan(0);
     expect(result.dbfast.snapshot).toEqual(result.psql.snapshot);
     expect(result.dbfast.echo).toBe(result.psql.echo);
+    expect(result.dbfast.errors).toBe(result.psql.errors);
+  });
+
+  it('reports each failing statement of 30_on_error_stop_off.sql where psql does', async () => {
+    const { psql: viaPsql, dbfast } = await runBothWays('30_on_error_stop_off.sql');
+    expect(viaPsql.errors).toBe(6);
+    expect(dbfast.warnings.map((warning) => warning.replace(/: .*/s, ''))).toEqual(
+      ['6:1', '8:1', '9:1', '12:13', '13:1', '16:1'].map((at) => `30_on_error_stop_off.sql:${at}`),
+    );
+    const items = viaPsql.snapshot.tables.find((table) => table.name === 'public.items');
+    expect(items?.rows).toBe(4);
   });
 });
 
