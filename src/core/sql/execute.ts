@@ -207,10 +207,10 @@ class ScriptRunner {
           // Without ON_ERROR_STOP each statement is its own implicit transaction, as psql sends them.
           await this.drain();
           this.add(segment, displayPath);
-          this.flush();
+          await this.flush();
         } else {
           this.add(segment, displayPath);
-          if (this.batch.text.length >= this.batchBytes || endsBatch(words)) this.flush();
+          if (this.batch.text.length >= this.batchBytes || endsBatch(words)) await this.flush();
         }
       }
       await this.drain();
@@ -263,20 +263,19 @@ class ScriptRunner {
 
   /**
    * Sends the batch without waiting for it, so the next batch is lexed while the server works.
-   * At most one batch is in flight: nothing runs after a failed statement.
+   * At most one batch is in flight, and the next waits for it here: reading ahead of the server
+   * would hold the whole file in memory, and nothing may run after a failed statement.
    */
-  private flush(): void {
+  private async flush(): Promise<void> {
     if (this.batch.entries.length === 0) return;
     const batch = this.batch;
     this.batch = { entries: [], text: '' };
-    const previous = this.inFlight;
     const stopOnError = this.stopOnError;
-    this.inFlight = (async () => {
-      await previous;
-      const failure = await runBatch(this.client, batch.text);
+    await this.inFlight;
+    this.inFlight = runBatch(this.client, batch.text).then((failure) => {
       if (failure) this.failed(locate(failure, batch), stopOnError);
-    })();
-    this.inFlight.catch(() => {}); // awaited by drain(); this only silences the early rejection
+    });
+    this.inFlight.catch(() => {}); // awaited by the next flush or drain; this only silences the early rejection
   }
 
   private failed(error: DbfastError, stopOnError: boolean): void {
@@ -286,7 +285,7 @@ class ScriptRunner {
   }
 
   private async drain(): Promise<void> {
-    this.flush();
+    await this.flush();
     const inFlight = this.inFlight;
     this.inFlight = null;
     await inFlight;

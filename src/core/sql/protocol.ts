@@ -83,7 +83,7 @@ export async function runCopyIn(client: pg.Client, statement: string, data: Iter
   try {
     for (const piece of data) {
       if (failure) break;
-      if (!stream.write(piece, 'utf8')) await new Promise<void>((resolve) => stream.once('drain', resolve).once('error', () => resolve()));
+      if (!stream.write(piece, 'utf8')) await drained(stream);
     }
   } catch (error) {
     // The data could not be read: CopyFail ends the COPY so the connection can be used again.
@@ -93,4 +93,15 @@ export async function runCopyIn(client: pg.Client, statement: string, data: Iter
   }
   if (!failure) stream.end();
   return finished;
+}
+
+/** Resolves when `stream` can take more, or has failed (the failure is handled by its 'error' listener). */
+function drained(stream: NodeJS.EventEmitter): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off('drain', done).off('error', done);
+      resolve();
+    };
+    stream.on('drain', done).on('error', done);
+  });
 }
