@@ -4,14 +4,14 @@ import { dim, info, printData, printJson } from './output.js';
 import { buildProgress } from './progress.js';
 import { withProject } from './project.js';
 
-export async function seed(globals: GlobalOptions, options: { output?: string; replace?: boolean; json?: boolean }): Promise<void> {
+export async function seed(globals: GlobalOptions, options: { output?: string; replace?: boolean; recreate?: boolean; json?: boolean }): Promise<void> {
   if (options.replace && options.output === undefined) {
     throw new DbfastError('USAGE', '--replace needs --output NAME', { hint: 'generated names are always new' });
   }
   await withProject(globals, async (project) => {
     const progress = buildProgress();
     const result = await project
-      .seed({ name: options.output, replace: options.replace, onFileStart: progress.onFileStart, onEcho: progress.onEcho })
+      .seed({ name: options.output, replace: options.replace, recreate: options.recreate, onFileStart: progress.onFileStart, onEcho: progress.onEcho })
       .finally(progress.done);
     if (options.json) return printJson(result);
     if (result.rebuilt) info(dim(`rebuilt ${result.template} in ${(result.timings.build_ms / 1000).toFixed(2)}s`));
