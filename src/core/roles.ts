@@ -43,9 +43,9 @@ export interface PreviousBuild {
 export async function explainRoleError(admin: pg.Client, error: unknown, previous: PreviousBuild): Promise<unknown> {
   if (!(error instanceof DbfastError) || error.code !== 'SQL_FAILED') return error;
   const cause = error.cause as { code?: string; message?: string } | undefined;
+  const idempotent = (role: string) => `create ${role} only when missing (${IDEMPOTENT.replace('...', ident(role))})`;
   const hint = (role: string) =>
-    `roles are shared by the whole server: create ${role} only when missing (${IDEMPOTENT.replace('...', ident(role))}), ` +
-    `or rebuild with --recreate (drops the previous template, its clones and the roles its builds created first)`;
+    `roles are shared by the whole server: ${idempotent(role)}, or rebuild with --recreate (drops the previous template, its clones and the roles its builds created first)`;
   const dropped = cause?.code === DEPENDENT_OBJECTS_STILL_EXIST && /^role "(.+)" cannot be dropped because/.exec(cause.message ?? '');
   if (dropped) {
     const role = dropped[1]!;
@@ -68,8 +68,11 @@ export async function explainRoleError(admin: pg.Client, error: unknown, previou
   const duplicate = cause?.code === DUPLICATE_OBJECT && /^role "(.+)" already exists$/.exec(cause.message ?? '');
   if (duplicate) {
     const role = duplicate[1]!;
-    const why = previous.roles.includes(role) ? `a previous build of ${previous.template} created it` : 'roles are shared by the whole server';
-    return relabel(error, `role "${role}" already exists: ${why}`, hint(role));
+    // --recreate drops only the roles dbfast saw a build create.
+    if (previous.roles.includes(role)) {
+      return relabel(error, `role "${role}" already exists: a previous build of ${previous.template} created it`, hint(role));
+    }
+    return relabel(error, `role "${role}" already exists: roles belong to the whole server, not to the database being built`, `${idempotent(role)}, or drop it first`);
   }
   return error;
 }
