@@ -3,7 +3,7 @@ import { afterEach, describe, expect, inject, it } from 'vitest';
 import { Project } from '../../src/core/project.js';
 import { dropTemplateAndClones } from '../helpers/cli.js';
 import { query } from '../helpers/database.js';
-import { tempRepo } from '../helpers/repo.js';
+import { tempRepo, writeFiles } from '../helpers/repo.js';
 import pg from 'pg';
 
 const serverUrl = (user = 'postgres') => `postgresql://${user}@127.0.0.1:${inject('serverPort')}/postgres`;
@@ -16,10 +16,10 @@ afterEach(async () => {
 const hex = () => randomBytes(4).toString('hex');
 
 /** A project over `files` (under db/), connecting as `user`; its template, clones and folder go away after the test. */
-async function makeProject(files: Record<string, string>, user = 'postgres') {
+async function makeProject(files: Record<string, string>, user = 'postgres', extraToml = '') {
   const templateName = `p_${hex()}`;
   const root = await tempRepo({
-    'dbfast.toml': `[database]\ntemplate_name = "${templateName}"\n`,
+    'dbfast.toml': `[database]\ntemplate_name = "${templateName}"\n${extraToml}`,
     ...Object.fromEntries(Object.entries(files).map(([path, content]) => [`db/${path}`, content])),
   });
   const project = await Project.open({ cwd: root, env: { DBFAST_DATABASE_URL: serverUrl(user) } });
@@ -27,7 +27,7 @@ async function makeProject(files: Record<string, string>, user = 'postgres') {
     await project.close();
     await dropTemplateAndClones(templateName);
   });
-  return { project, templateName };
+  return { project, templateName, root };
 }
 
 /** Server-wide roles for one test, dropped after its databases. */
@@ -41,8 +41,16 @@ async function makeRoles(...options: string[]): Promise<string[]> {
 }
 
 /** What the files can set on a database, read from the catalogs, without dbfast's own metadata. */
-async function properties(database: string) {
-  const [row] = await query(
+interface Properties {
+  owner: string;
+  connection_limit: number;
+  comment: string | null;
+  acl: string[] | null;
+  settings: string[] | null;
+}
+
+async function properties(database: string): Promise<Properties> {
+  const [row] = await query<Properties>(
     'postgres',
     `SELECT pg_get_userbyid(d.datdba) AS owner, d.datconnlimit AS connection_limit, shobj_description(d.oid, 'pg_database') AS comment,
             (SELECT array_agg(x ORDER BY x COLLATE "C") FROM (
@@ -53,7 +61,7 @@ async function properties(database: string) {
                  FROM pg_db_role_setting s, unnest(s.setconfig) c WHERE s.setdatabase = d.oid AND c NOT LIKE 'dbfast.metadata=%') settings) AS settings
        FROM pg_database d WHERE d.datname = '${database}'`,
   );
-  return { ...row, acl: row?.acl?.sort() ?? null, settings: row?.settings?.sort() ?? null };
+  return { ...row!, acl: row!.acl?.sort() ?? null, settings: row!.settings?.sort() ?? null };
 }
 
 /** Values a new session on `database` starts with, connecting as `user`. */
@@ -123,6 +131,30 @@ describe('database properties', () => {
     expect(error).toMatchObject({ code: 'SQL_FAILED', message: expect.stringContaining(`the properties of ${templateName}`) });
     expect(await project.list()).toEqual([]);
     expect(await query('postgres', `SELECT datname FROM pg_database WHERE datname LIKE '${templateName}\\_%'`)).toEqual([]);
+  });
+
+  it('makes the clone again when a rebuild swaps in a new template while the clone waits for a slot', async () => {
+    const file = (version: string) => `COMMENT ON DATABASE :"DBNAME" IS '${version}';\nCREATE TABLE t AS SELECT '${version}' AS version;`;
+    const { project, templateName, root } = await makeProject({ '0_schema/01.sql': file('v1') }, 'postgres', '[performance]\nmax_concurrent_clones = 1\n');
+    await project.build();
+    const holder = new pg.Client({ host: '127.0.0.1', port: inject('serverPort'), user: 'postgres', database: 'postgres' });
+    await holder.connect();
+    cleanups.push(() => holder.end());
+    await holder.query('SELECT pg_advisory_lock($1, 0)', [0x64626673]);
+    const pending = project.seed();
+    // The seed has read the template's properties and now waits for the clone slot.
+    while ((await query('postgres', `SELECT FROM pg_stat_activity WHERE query LIKE 'SELECT pg_try_advisory_lock%'`)).length === 0) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await writeFiles(root, { 'db/0_schema/01.sql': file('v2') });
+    const rebuilder = await Project.open({ cwd: root, env: { DBFAST_DATABASE_URL: serverUrl() } });
+    cleanups.push(() => rebuilder.close());
+    expect((await rebuilder.build()).rebuilt).toBe(true);
+    await holder.query('SELECT pg_advisory_unlock($1, 0)', [0x64626673]);
+    const { database } = await pending;
+    expect(await query(database, 'SELECT version FROM t')).toEqual([{ version: 'v2' }]);
+    expect((await properties(database)).comment).toBe('v2');
+    expect((await properties(templateName)).comment).toBe('v2');
   });
 });
 
