@@ -3,13 +3,14 @@ import { dim, green, info, printJson } from './output.js';
 import { buildProgress } from './progress.js';
 import { withProject } from './project.js';
 
-export async function build(globals: GlobalOptions, options: { force?: boolean; json?: boolean }): Promise<void> {
+export async function build(globals: GlobalOptions, options: { force?: boolean; recreate?: boolean; json?: boolean }): Promise<void> {
   await withProject(globals, async (project) => {
     const progress = buildProgress();
     const started = performance.now();
     const result = await project
       .build({
         force: options.force,
+        recreate: options.recreate,
         onFileStart: progress.onFileStart,
         onEcho: progress.onEcho,
         onWarning: progress.onWarning,

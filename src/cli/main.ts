@@ -32,6 +32,10 @@ Environment: DBFAST_DATABASE_URL, DBFAST_ENV, DBFAST_STATE_DIR, DBFAST_PG_BIN, N
 variables PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE (plus ~/.pgpass).`,
   );
 
+const RECREATE =
+  'when a rebuild is due, first drop the template, its clones and the roles its builds created ' +
+  '(for files that create roles); until the build succeeds there is no template, and a failed build leaves none';
+
 function parseCount(text: string): number {
   if (!/^\d+$/.test(text)) throw new InvalidArgumentError('expected a whole number (0 or more)');
   return Number(text);
@@ -72,6 +76,7 @@ program
   .command('build')
   .description('build the template database from the SQL files (only when they changed)')
   .option('--force', 'rebuild even when nothing changed')
+  .option('--recreate', RECREATE)
   .option('--json', 'print the result as JSON')
   .action(action(async () => (await import('./build.js')).build));
 
@@ -80,6 +85,7 @@ program
   .description('print the URL of a new database cloned from the up-to-date template')
   .option('-o, --output <name>', 'name of the new database (default: <template>_<id>)')
   .option('--replace', 'drop and recreate the database if a dbfast clone of that name exists')
+  .option('--recreate', RECREATE)
   .option('--json', 'print a JSON object instead of the URL')
   .action(action(async () => (await import('./seed.js')).seed));
 

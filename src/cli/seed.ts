@@ -4,7 +4,7 @@ import { dim, info, printData, printJson } from './output.js';
 import { buildProgress } from './progress.js';
 import { withProject } from './project.js';
 
-export async function seed(globals: GlobalOptions, options: { output?: string; replace?: boolean; json?: boolean }): Promise<void> {
+export async function seed(globals: GlobalOptions, options: { output?: string; replace?: boolean; recreate?: boolean; json?: boolean }): Promise<void> {
   if (options.replace && options.output === undefined) {
     throw new DbfastError('USAGE', '--replace needs --output NAME', { hint: 'generated names are always new' });
   }
@@ -14,6 +14,7 @@ export async function seed(globals: GlobalOptions, options: { output?: string; r
       .seed({
         name: options.output,
         replace: options.replace,
+        recreate: options.recreate,
         onFileStart: progress.onFileStart,
         onEcho: progress.onEcho,
         onWarning: progress.onWarning,

@@ -1,13 +1,16 @@
 /**
- * Clones: databases created from a template with CREATE DATABASE ... TEMPLATE, marked in their
- * comment so that list/drop only ever touch databases dbfast created.
+ * Clones: databases created from a template with CREATE DATABASE ... TEMPLATE, given the
+ * template's database properties and marked with dbfast's metadata, so that list/drop only ever
+ * touch databases dbfast created.
  */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { DbfastError } from './errors.js';
 import { validateDatabaseName } from './names.js';
+import { METADATA_COLUMNS, type MetadataColumns, type MetadataPlace, metadataPlace, parseMetadata, writeMetadataSql } from './metadata.js';
+import { copyPropertiesSql, type DatabaseProperties, PROPERTIES_COLUMNS } from './properties.js';
 import { quoteIdentifier as ident, quoteLiteral } from './sql/quote.js';
-import { dropDatabase, formatMetadata, parseMetadata, retryWhileBusy } from './template.js';
+import { dropDatabase, retryWhileBusy } from './databases.js';
 
 export interface CloneMetadata {
   kind: 'clone';
@@ -40,29 +43,47 @@ export function generateCloneName(template: string): string {
   return `${template}_${randomBytes(4).toString('hex')}`;
 }
 
+interface CloneSourceRow extends MetadataColumns, DatabaseProperties {
+  oid: number;
+  datname: string;
+}
+
+/**
+ * CREATE DATABASE ... TEMPLATE, then, in one more round trip, the template's database properties
+ * and the clone's metadata. A clone that cannot be completed is dropped, never handed out.
+ */
 export async function createClone(admin: pg.Client, options: CreateCloneOptions): Promise<string> {
   const name = validateDatabaseName(options.name ?? generateCloneName(options.template));
-  const existing = await admin.query<{ comment: string | null }>(
-    `SELECT shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = $1`,
-    [name],
-  );
-  if (existing.rows[0]) {
-    if (!parseMetadata(existing.rows[0].comment, 'clone')) {
-      throw new DbfastError('USAGE', `database "${name}" already exists and was not created by dbfast`, {
-        hint: 'choose another name with --output',
-      });
+  for (let attempt = 1; ; attempt++) {
+    const { rows } = await admin.query<CloneSourceRow>(
+      `SELECT d.oid, d.datname, ${METADATA_COLUMNS}, ${PROPERTIES_COLUMNS} FROM pg_database d WHERE d.datname IN ($1, $2)`,
+      [name, options.template],
+    );
+    const existing = rows.find((row) => row.datname === name);
+    if (existing) {
+      if (!parseMetadata(existing, 'clone')) {
+        throw new DbfastError('USAGE', `database "${name}" already exists and was not created by dbfast`, {
+          hint: 'choose another name with --output',
+        });
+      }
+      if (!options.replace) {
+        throw new DbfastError('USAGE', `database "${name}" already exists`, { hint: 'use --replace to drop and recreate it' });
+      }
+      await dropDatabase(admin, name);
     }
-    if (!options.replace) {
-      throw new DbfastError('USAGE', `database "${name}" already exists`, { hint: 'use --replace to drop and recreate it' });
-    }
+    await copyTemplate(admin, name, options);
+    const template = rows.find((row) => row.datname === options.template);
+    const copied = await completeClone(admin, name, template, options).catch(async (error) => {
+      await dropDatabase(admin, name).catch(() => {});
+      throw error;
+    });
+    // A rebuild swapped another template in between reading its properties and copying it: again.
+    if (copied || attempt >= 3) return name;
     await dropDatabase(admin, name);
   }
-  const metadata: CloneMetadata = {
-    kind: 'clone',
-    template: options.template,
-    fingerprint: options.fingerprint,
-    createdAt: new Date().toISOString(),
-  };
+}
+
+async function copyTemplate(admin: pg.Client, name: string, options: CreateCloneOptions): Promise<void> {
   const deadline = options.timeoutMs ? Date.now() + options.timeoutMs : Number.POSITIVE_INFINITY;
   const timedOut = () => cloneTimeout(options.timeoutMs!);
   await withCloneSlot(admin, options.maxConcurrent ?? 0, deadline, timedOut, async () => {
@@ -78,10 +99,41 @@ export async function createClone(admin: pg.Client, options: CreateCloneOptions)
       if (Number.isFinite(remaining)) await admin.query('RESET statement_timeout');
     }
   });
-  await admin.query(`COMMENT ON DATABASE ${ident(name)} IS ${quoteLiteral(formatMetadata(metadata))}`);
-  return name;
 }
 
+/**
+ * Gives the clone the template's properties and its metadata in one implicit transaction; false
+ * when the template is no longer the one whose properties were read. Metadata goes where the
+ * template's is; a role that may not set it there falls back to the comment.
+ */
+async function completeClone(admin: pg.Client, name: string, template: CloneSourceRow | undefined, options: CreateCloneOptions) {
+  const metadata: CloneMetadata = {
+    kind: 'clone',
+    template: options.template,
+    fingerprint: options.fingerprint,
+    createdAt: new Date().toISOString(),
+  };
+  const batch = (place: MetadataPlace) =>
+    [
+      ...(template ? copyPropertiesSql(name, place === 'comment' ? { ...template, comment: null } : template) : []),
+      writeMetadataSql(name, metadata, place),
+      `SELECT oid FROM pg_database WHERE datname = ${quoteLiteral(options.template)}`,
+    ].join(';\n');
+  const place = template ? metadataPlace(template) : 'comment';
+  const results = await admin.query(batch(place)).catch((error) => {
+    if (place === 'setting' && (error as { code?: string }).code === INSUFFICIENT_PRIVILEGE) return admin.query(batch('comment'));
+    throw error;
+  }).catch((error: Error) => {
+    throw new DbfastError('SQL_FAILED', `cannot give clone ${name} the properties of ${options.template}: ${error.message}`, {
+      hint: (error as { hint?: string }).hint,
+      cause: error,
+    });
+  });
+  const last = ([] as pg.QueryResult[]).concat(results).at(-1)!;
+  return !template || Number(last.rows[0]?.oid) === Number(template.oid);
+}
+
+const INSUFFICIENT_PRIVILEGE = '42501';
 const QUERY_CANCELED = '57014';
 /** Advisory lock namespace ("dbfs") for clone slots; the second key is the slot number. */
 const CLONE_SLOTS = 0x64626673;
@@ -117,12 +169,12 @@ async function withCloneSlot<T>(
 }
 
 export async function listClones(admin: pg.Client): Promise<CloneInfo[]> {
-  const { rows } = await admin.query<{ datname: string; comment: string; size: string }>(
-    `SELECT datname, shobj_description(oid, 'pg_database') AS comment, pg_database_size(oid)::text AS size
-       FROM pg_database WHERE shobj_description(oid, 'pg_database') LIKE '{"dbfast"%' ORDER BY datname`,
+  const { rows } = await admin.query<MetadataColumns & { datname: string; size: string }>(
+    `SELECT d.datname, m.*, pg_database_size(d.oid)::text AS size FROM pg_database d, LATERAL (SELECT ${METADATA_COLUMNS}) m
+      WHERE m.metadata IS NOT NULL OR m.comment LIKE '{"dbfast"%' ORDER BY d.datname`,
   );
   return rows.flatMap((row) => {
-    const metadata = parseMetadata<CloneMetadata>(row.comment, 'clone');
+    const metadata = parseMetadata<CloneMetadata>(row, 'clone');
     return metadata ? [{ ...metadata, name: row.datname, sizeBytes: Number(row.size) }] : [];
   });
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { ScannedFile } from './scan.js';
 
 /** Bumped when dbfast changes how files become a template, so old templates are rebuilt. */
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 
 export interface FingerprintInput {
   files: Pick<ScannedFile, 'relativePath' | 'hash'>[];

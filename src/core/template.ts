@@ -1,15 +1,19 @@
 /**
  * The template database: built under a temporary name, swapped in by rename only when every file
- * succeeded, marked IS_TEMPLATE and closed to connections. Its metadata lives on the server in
- * the database comment, so every checkout and machine sharing the server sees the same truth.
+ * succeeded, marked IS_TEMPLATE and closed to connections. Its metadata lives on the server
+ * (metadata.ts), so every checkout and machine sharing the server sees the same truth.
  */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
+import { listClones } from './clone.js';
 import type { ValidationSettings } from './config.js';
 import { type ServerTarget, withClient, withSession } from './connection.js';
+import { dropDatabase, retryWhileBusy } from './databases.js';
 import { DbfastError } from './errors.js';
+import { METADATA_COLUMNS, type MetadataColumns, parseMetadata, writableMetadataPlace, writeMetadataSql } from './metadata.js';
+import { builtRoles, dropPreviousBuild, explainRoleError, roleNames } from './roles.js';
 import { type ExecuteOptions, type ExecutionStats, executeFiles, type SqlFile, type SqlSession } from './sql/execute.js';
-import { quoteIdentifier as ident, quoteLiteral } from './sql/quote.js';
+import { quoteIdentifier as ident } from './sql/quote.js';
 import { validateDatabase } from './validate.js';
 
 export interface TemplateMetadata {
@@ -20,6 +24,8 @@ export interface TemplateMetadata {
   files: number;
   statements: number;
   rowsCopied: number;
+  /** Roles this template's builds created (roles.ts); absent in templates of format 1. */
+  roles?: string[];
 }
 
 export interface TemplateInfo extends TemplateMetadata {
@@ -44,6 +50,12 @@ export interface TemplateSpec {
 
 export interface BuildOptions extends Pick<ExecuteOptions, 'onFileStart' | 'onEcho' | 'onWarning' | 'batchBytes'> {
   force?: boolean;
+  /**
+   * When a build is due, drop the previous template, its clones and the roles its builds created
+   * first (roles.ts), for files that create roles unconditionally. Until the build succeeds there
+   * is no template; a failed build leaves none.
+   */
+  recreate?: boolean;
 }
 
 export interface EnsureResult {
@@ -52,36 +64,20 @@ export interface EnsureResult {
   stats?: ExecutionStats;
 }
 
-interface DatabaseRow {
+interface DatabaseRow extends MetadataColumns {
   datname: string;
-  comment: string | null;
   size: string | null;
 }
 
-/** What dbfast wrote in a database's comment, or null for databases dbfast did not create. */
-export function parseMetadata<T extends { kind: string }>(comment: string | null, kind: T['kind']): T | null {
-  if (!comment?.startsWith('{"dbfast"')) return null;
-  try {
-    const metadata = JSON.parse(comment).dbfast as T;
-    return metadata?.kind === kind ? metadata : null;
-  } catch {
-    return null;
-  }
-}
-
-export function formatMetadata(metadata: { kind: string }): string {
-  return JSON.stringify({ dbfast: metadata });
-}
-
 export async function readTemplate(admin: pg.Client, name: string, options: { withSize?: boolean } = {}): Promise<TemplateInfo | null> {
-  const size = options.withSize ? 'pg_database_size(oid)::text' : 'NULL';
+  const size = options.withSize ? 'pg_database_size(d.oid)::text' : 'NULL';
   const { rows } = await admin.query<DatabaseRow>(
-    `SELECT datname, shobj_description(oid, 'pg_database') AS comment, ${size} AS size FROM pg_database WHERE datname = $1`,
+    `SELECT d.datname, ${METADATA_COLUMNS}, ${size} AS size FROM pg_database d WHERE d.datname = $1`,
     [name],
   );
   const row = rows[0];
   if (!row) return null;
-  const metadata = parseMetadata<TemplateMetadata>(row.comment, 'template');
+  const metadata = parseMetadata<TemplateMetadata>(row, 'template');
   if (!metadata) {
     throw new DbfastError('CONFIG_INVALID', `database "${name}" exists and was not created by dbfast`, {
       hint: 'dbfast never replaces a database it did not make: choose another template_name in dbfast.toml',
@@ -102,7 +98,13 @@ export async function ensureTemplate(target: ServerTarget, spec: TemplateSpec, o
     const current = await readTemplate(admin, spec.name);
     if (current && current.fingerprint === spec.fingerprint && !options.force) return { template: current, rebuilt: false };
     await dropOrphans(admin, spec.name);
-    const stats = await build(target, admin, spec, options);
+    const clones = (await listClones(admin)).filter((clone) => clone.template === spec.name);
+    const previous = { template: spec.name, roles: current?.roles ?? [], clones };
+    if (options.recreate) await dropPreviousBuild(admin, previous);
+    const roles = { before: await roleNames(admin), recorded: options.recreate ? [] : previous.roles };
+    const stats = await build(target, admin, spec, options, roles).catch(async (error) => {
+      throw await explainRoleError(admin, error, previous);
+    });
     return { template: (await readTemplate(admin, spec.name, { withSize: true }))!, rebuilt: true, stats };
   });
 }
@@ -118,12 +120,13 @@ async function dropOrphans(admin: pg.Client, name: string): Promise<void> {
   for (const { datname } of rows) if (generated.test(datname)) await dropDatabase(admin, datname);
 }
 
-export async function dropDatabase(admin: pg.Client, name: string): Promise<void> {
-  await admin.query(`ALTER DATABASE ${ident(name)} IS_TEMPLATE false`).catch(() => {});
-  await retryWhileBusy(() => admin.query(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`));
-}
-
-async function build(target: ServerTarget, admin: pg.Client, spec: TemplateSpec, options: BuildOptions): Promise<ExecutionStats> {
+async function build(
+  target: ServerTarget,
+  admin: pg.Client,
+  spec: TemplateSpec,
+  options: BuildOptions,
+  roles: { before: Set<string>; recorded: string[] },
+): Promise<ExecutionStats> {
   const started = performance.now();
   const temporary = `${spec.name}${BUILDING}${randomBytes(4).toString('hex')}`;
   const strategy = spec.strategy ? ` STRATEGY ${spec.strategy.toUpperCase()}` : '';
@@ -144,6 +147,7 @@ async function build(target: ServerTarget, admin: pg.Client, spec: TemplateSpec,
       builtAt: new Date().toISOString(),
       durationMs: Math.round(performance.now() - started),
       ...stats,
+      roles: builtRoles(roles.before, await roleNames(admin), roles.recorded),
     };
     await swap(admin, spec.name, temporary, metadata);
     return stats;
@@ -187,6 +191,7 @@ async function withTimeout<T>(
 async function swap(admin: pg.Client, name: string, built: string, metadata: TemplateMetadata): Promise<void> {
   const exists = (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1;
   const retired = `${name}${RETIRED}${randomBytes(4).toString('hex')}`;
+  const place = await writableMetadataPlace(admin);
   await retryWhileBusy(async () => {
     await admin.query('BEGIN');
     try {
@@ -196,7 +201,7 @@ async function swap(admin: pg.Client, name: string, built: string, metadata: Tem
       }
       await admin.query(`ALTER DATABASE ${ident(built)} RENAME TO ${ident(name)}`);
       await admin.query(`ALTER DATABASE ${ident(name)} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false`);
-      await admin.query(`COMMENT ON DATABASE ${ident(name)} IS ${quoteLiteral(formatMetadata(metadata))}`);
+      await admin.query(writeMetadataSql(name, metadata, place));
       await admin.query('COMMIT');
     } catch (error) {
       await admin.query('ROLLBACK');
@@ -204,21 +209,4 @@ async function swap(admin: pg.Client, name: string, built: string, metadata: Tem
     }
   });
   if (exists) await dropDatabase(admin, retired);
-}
-
-const OBJECT_IN_USE = '55006';
-
-/**
- * A backend that just disconnected may still be counted as using a database for a few
- * milliseconds ("is being accessed by other users"): retry with a short backoff.
- */
-export async function retryWhileBusy<T>(work: () => Promise<T>, attempts = 40): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await work();
-    } catch (error) {
-      if ((error as { code?: string }).code !== OBJECT_IN_USE || attempt >= attempts) throw error;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(10 * attempt, 250)));
-    }
-  }
 }

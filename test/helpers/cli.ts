@@ -116,7 +116,9 @@ export async function dropTemplateAndClones(templateName: string): Promise<void>
     'postgres',
     `SELECT datname FROM pg_database
       WHERE datname = '${templateName}' OR datname LIKE '${templateName}\\_\\_%'
-         OR shobj_description(oid, 'pg_database') LIKE '%"template":"${templateName}"%'`,
+         OR shobj_description(oid, 'pg_database') LIKE '%"template":"${templateName}"%'
+         OR EXISTS (SELECT FROM pg_db_role_setting s, unnest(s.setconfig) c
+                     WHERE s.setdatabase = pg_database.oid AND s.setrole = 0 AND c LIKE 'dbfast.metadata=%"template":"${templateName}"%')`,
   );
   for (const { datname } of rows) {
     await query('postgres', `ALTER DATABASE "${datname}" IS_TEMPLATE false`).catch(() => {});
