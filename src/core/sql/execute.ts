@@ -6,10 +6,14 @@
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import type pg from 'pg';
 import { DbfastError } from '../errors.js';
+import { isPsqlCommand, OUTPUT_SETTINGS } from './commands.js';
+import { ConditionalStack, parseBoolean } from './conditional.js';
+import { queryRows, storeRow } from './gset.js';
 import { lexScript, type MetaCommand, type Statement, type Variables } from './lexer.js';
 import { parseMetaArgs } from './meta.js';
 import { codeUnitOffset } from './position.js';
 import { type BatchFailure, runBatch, runCopyIn } from './protocol.js';
+import { copyFromFile, parseSlashCopy } from './slash-copy.js';
 import { readSource, type Source } from './source.js';
 
 export interface SqlFile {
@@ -24,8 +28,10 @@ export interface ExecuteOptions {
   /** Flush a batch of statements once it holds this many bytes. */
   batchBytes?: number;
   onFileStart?: (file: SqlFile, index: number, total: number) => void;
-  /** `\echo` output. */
+  /** `\echo` output (and `\conninfo`'s line): what psql prints on standard output. */
   onEcho?: (text: string) => void;
+  /** `\warn` output: what psql prints on standard error. */
+  onWarn?: (text: string) => void;
   /** Stops between statements once aborted (a statement already running is the caller's to cancel). */
   signal?: AbortSignal;
 }
@@ -116,6 +122,8 @@ class ScriptRunner {
   private batch: Pending = { statements: [], text: '' };
   private inFlight: Promise<void> | null = null;
   private readonly batchBytes: number;
+  /** Set by `\restrict` (pg_dump's first line): until `\unrestrict` with this key, no other meta-command runs. */
+  private restrictKey: string | undefined;
 
   constructor(
     private readonly client: pg.Client,
@@ -126,11 +134,19 @@ class ScriptRunner {
   }
 
   async run(source: Source, variables: Variables, includeStack: string[]): Promise<void> {
+    // As in psql, each file (an included one too) has its own \if stack.
+    const conditional = new ConditionalStack();
     for (const segment of lexScript(source.text, { file: source.displayPath, variables })) {
       this.options.signal?.throwIfAborted();
+      if (segment.kind === 'statement' && segment.sentBy && conditional.active) this.checkMeta(segment.sentBy, source);
       if (segment.kind === 'meta') {
         await this.drain();
-        await this.meta(segment, source, variables, includeStack);
+        await this.meta(segment, source, variables, includeStack, conditional);
+      } else if (!conditional.active) {
+        if (segment.copy) throw skippedCopyData(segment.copy, source);
+      } else if (segment.sentBy?.name === 'gset') {
+        await this.drain();
+        await this.gset(segment, segment.sentBy, source, variables);
       } else if (segment.copy) {
         await this.drain();
         await this.copy(segment, source);
@@ -148,6 +164,10 @@ class ScriptRunner {
       }
     }
     await this.drain();
+    if (conditional.unclosed !== undefined) {
+      const { line, column } = source.lines.locate(conditional.unclosed);
+      throw new DbfastError('SQL_META_COMMAND', 'reached EOF without finding closing \\endif(s)', { file: source.displayPath, line, column });
+    }
   }
 
   /** psql would roll back a transaction left open at the end of a file; dbfast says so instead. */
@@ -209,6 +229,90 @@ class ScriptRunner {
     return sqlError(error, source, sourceOffset ?? doBlockLineOffset(error, statement, source) ?? statement.offset);
   }
 
+  /** What psql checks before running any meta-command: restricted mode, and no program to start. */
+  private checkMeta(command: MetaCommand, source: Source): void {
+    if (this.restrictKey !== undefined && command.name !== 'unrestrict') {
+      throw metaError(command, source, 'backslash commands are restricted; only \\unrestrict is allowed');
+    }
+    if (PIPES.has(command.name) && /(^|[\s)])\|/.test(command.args)) {
+      throw metaError(command, source, `\\${command.name} with a |pipe is not supported: dbfast does not run programs from SQL files`);
+    }
+  }
+
+  /** `\gset`: the statement runs alone and its one row's columns become variables. */
+  private async gset(statement: Statement, command: MetaCommand, source: Source, variables: Variables): Promise<void> {
+    const prefix = this.metaArgs(command, source, variables)[0] ?? '';
+    this.stats.statements++;
+    const result = await queryRows(this.client, statement.text).catch((error: Error) => {
+      throw this.locate({ error, statementIndex: 0 }, { statements: [{ statement, source, textOffset: 0 }], text: statement.text });
+    });
+    try {
+      storeRow(result, prefix, variables);
+    } catch (error) {
+      throw metaError(command, source, (error as Error).message);
+    }
+  }
+
+  /** `\copy ... FROM`: the data after the line (stdin) or a file's bytes, relative to this file's folder. */
+  private async slashCopy(command: MetaCommand, source: Source): Promise<void> {
+    const fail = (message: string, hint?: string): never => {
+      throw metaError(command, source, message, hint);
+    };
+    let copy: ReturnType<typeof parseSlashCopy> | undefined;
+    try {
+      copy = parseSlashCopy(command.args);
+    } catch (error) {
+      fail((error as Error).message);
+    }
+    const { statement, direction, source: from } = copy!;
+    if (direction === 'to') fail('\\copy ... TO is not supported: dbfast builds a database and writes no files');
+    if (from.kind === 'program') fail('\\copy ... FROM PROGRAM is not supported: dbfast does not run programs from SQL files');
+    if (from.kind === 'psql') {
+      fail("\\copy ... FROM pstdin reads psql's own standard input, which a build does not have", 'put the data after the \\copy line (FROM stdin) or in a file');
+    }
+    this.stats.statements++;
+    if (from.kind === 'script') {
+      try {
+        this.stats.rowsCopied += await runCopyIn(this.client, statement, command.copy!.data);
+      } catch (error) {
+        throw sqlError(error as Error, source, copyErrorOffset(error as pg.DatabaseError, command, source));
+      }
+      return;
+    }
+    if (from.kind !== 'file') return;
+    const target = resolve(dirname(source.absolutePath), from.path);
+    const shown = this.displayPath(target);
+    try {
+      const { rows } = await copyFromFile(this.client, statement, target);
+      // Issue 7 point 1: record { absolutePath: target, hash } in ExecutionStats.includedFiles here.
+      this.stats.rowsCopied += rows;
+    } catch (error) {
+      const { code, where, message } = error as NodeJS.ErrnoException & pg.DatabaseError;
+      if (code !== undefined && !/^[0-9A-Z]{5}$/.test(code)) {
+        const { line, column } = source.lines.locate(command.offset);
+        throw new DbfastError('FILE_UNREADABLE', `\\copy: cannot read ${shown}: ${code}`, { file: source.displayPath, line, column, cause: error });
+      }
+      const dataLine = /^COPY [^,]+, line (\d+)/.exec(where ?? '')?.[1];
+      const located = sqlError(error as Error, source, command.offset);
+      throw new DbfastError('SQL_FAILED', `\\copy from ${shown}${dataLine ? `, line ${dataLine}` : ''}: ${message}`, {
+        file: located.file,
+        line: located.line,
+        column: located.column,
+        detail: located.detail,
+        hint: located.hint,
+        cause: error,
+      });
+    }
+  }
+
+  private metaArgs(command: MetaCommand, source: Source, variables: Variables): string[] {
+    try {
+      return parseMetaArgs(command.args, variables);
+    } catch (error) {
+      throw metaError(command, source, (error as Error).message);
+    }
+  }
+
   private async copy(statement: Statement, source: Source): Promise<void> {
     this.stats.statements++;
     try {
@@ -218,17 +322,44 @@ class ScriptRunner {
     }
   }
 
-  private async meta(command: MetaCommand, source: Source, variables: Variables, includeStack: string[]): Promise<void> {
+  private async meta(
+    command: MetaCommand,
+    source: Source,
+    variables: Variables,
+    includeStack: string[],
+    conditional: ConditionalStack,
+  ): Promise<void> {
     const fail = (message: string, hint?: string): never => {
-      const { line, column } = source.lines.locate(command.offset);
-      throw new DbfastError('SQL_META_COMMAND', message, { file: source.displayPath, line, column, hint });
+      throw metaError(command, source, message, hint);
     };
-    let args: string[] = [];
-    try {
-      args = parseMetaArgs(command.args, variables);
-    } catch (error) {
-      fail((error as Error).message);
+    // psql checks restricted mode before anything else, \if and skipped branches included.
+    if (this.restrictKey !== undefined) this.checkMeta(command, source);
+    if (CONDITIONALS.has(command.name)) {
+      if (command.inStatement) {
+        fail(`\\${command.name} inside a statement is not supported`, 'end the statement before the \\if, and repeat it whole in each branch');
+      }
+      const evaluate = () => parseBoolean(this.metaArgs(command, source, variables).join(' '), `\\${command.name} expression`);
+      try {
+        if (command.name === 'if') conditional.if(command.offset, evaluate);
+        else if (command.name === 'elif') conditional.elif(evaluate);
+        else if (command.name === 'else') conditional.else();
+        else conditional.endif();
+      } catch (error) {
+        if (error instanceof DbfastError) throw error;
+        fail((error as Error).message, /Boolean expected/.test((error as Error).message) ? BOOLEAN_HINT : undefined);
+      }
+      return;
     }
+    if (!conditional.active) {
+      // psql skips a known command without reading its arguments, but fails on an unknown one.
+      if (!isPsqlCommand(command.name)) fail(`invalid command \\${command.name}`, SUPPORTED);
+      if (command.copy) throw skippedCopyData(command.copy, source);
+      return;
+    }
+    this.checkMeta(command, source);
+    if (command.name.toLowerCase() === 'copy') return this.slashCopy(command, source);
+    if (OUTPUT_SETTINGS.has(command.name)) return;
+    const args = this.metaArgs(command, source, variables);
     switch (command.name) {
       case 'i':
       case 'include':
@@ -254,6 +385,40 @@ class ScriptRunner {
       case 'qecho':
         this.options.onEcho?.(args.join(' '));
         return;
+      case 'warn':
+        this.options.onWarn?.(args.join(' '));
+        return;
+      case 'conninfo':
+        this.options.onEcho?.(connectionLine(this.client));
+        return;
+      case 'setenv':
+        return; // changes the environment of the programs psql starts, and dbfast starts none
+      case 'restrict':
+        if (!args[0]) fail('\\restrict: missing required argument');
+        this.restrictKey = args[0];
+        return;
+      case 'unrestrict':
+        if (!args[0]) fail('\\unrestrict: missing required argument');
+        if (this.restrictKey === undefined) fail('\\unrestrict: not currently in restricted mode');
+        if (args[0] !== this.restrictKey) fail('\\unrestrict: wrong key');
+        this.restrictKey = undefined;
+        return;
+      case 'g':
+      case 'gx':
+      case 'gset':
+        return fail(
+          `\\${command.name} with an empty query buffer is not supported: psql would run the previous query again`,
+          `write the query right before \\${command.name}, without a semicolon`,
+        );
+      case 'getenv':
+        return fail(
+          "\\getenv is not supported: the template's fingerprint does not cover the environment, so a template built with one value would be handed out for another",
+          'set the value in the file with \\set',
+        );
+      case 'prompt':
+        return fail('\\prompt is not supported: a build reads no input from a terminal', 'set the value in the file with \\set');
+      case '!':
+        return fail('\\! is not supported: dbfast does not run programs from SQL files');
       case 'set': {
         const [name, ...values] = args;
         if (name === undefined) return;
@@ -277,10 +442,7 @@ class ScriptRunner {
           'remove the \\connect line; dbfast chooses the database',
         );
       default:
-        return fail(
-          `unsupported psql meta-command \\${command.name}`,
-          'dbfast supports \\i, \\ir, \\include, \\echo, \\set and \\unset',
-        );
+        return fail(isPsqlCommand(command.name) ? `unsupported psql meta-command \\${command.name}` : `invalid command \\${command.name}`, SUPPORTED);
     }
   }
 
@@ -288,6 +450,43 @@ class ScriptRunner {
     const fromRoot = relative(this.options.repositoryRoot, absolutePath);
     return fromRoot.startsWith('..') || isAbsolute(fromRoot) ? absolutePath : fromRoot.split('\\').join('/');
   }
+}
+
+const CONDITIONALS = new Set(['if', 'elif', 'else', 'endif']);
+
+/** Meta-commands whose output can go to `|program`. */
+const PIPES = new Set(['o', 'out', 'g', 'gx']);
+
+const SUPPORTED =
+  'dbfast supports \\i, \\ir, \\include, \\set, \\unset, \\if, \\elif, \\else, \\endif, \\gset, \\g, \\copy ... FROM, ' +
+  '\\restrict, \\unrestrict, \\echo, \\qecho, \\warn, \\conninfo, \\setenv and the output settings ' +
+  '\\pset, \\timing, \\x, \\a, \\t, \\o, \\H, \\C, \\f, \\T (ignored)';
+
+const BOOLEAN_HINT = 'psql prints this error and skips the branch; use true, false, on, off, yes, no, 1 or 0';
+
+function metaError(command: MetaCommand, source: Source, message: string, hint?: string): DbfastError {
+  const { line, column } = source.lines.locate(command.offset);
+  return new DbfastError('SQL_META_COMMAND', message, { file: source.displayPath, line, column, hint });
+}
+
+/**
+ * In a skipped \if branch psql does not run the COPY, so it reads the data lines as SQL and stops
+ * at the `\.` line: "invalid command \.".
+ */
+function skippedCopyData(copy: { data: string; offset: number }, source: Source): DbfastError {
+  const { line, column } = source.lines.locate(copy.offset + copy.data.length);
+  return new DbfastError('SQL_META_COMMAND', 'invalid command \\.', {
+    file: source.displayPath,
+    line,
+    column,
+    hint: 'psql reads the data of a COPY in a skipped \\if branch as SQL; put the COPY outside the \\if',
+  });
+}
+
+/** psql's \conninfo line, for a TCP connection or a Unix socket. */
+function connectionLine(client: pg.Client): string {
+  const where = client.host.startsWith('/') ? `via socket in "${client.host}"` : `on host "${client.host}"`;
+  return `You are connected to database "${client.database}" as user "${client.user}" ${where} at port "${client.port}".`;
 }
 
 /** Maps an offset in a statement's sent text back to the file, through variable substitutions. */
@@ -312,7 +511,7 @@ function doBlockLineOffset(error: Error, statement: Statement, source: Source): 
 }
 
 /** Errors in COPY data name the data line (`COPY actor, line 17`): point at that line of the file. */
-function copyErrorOffset(error: pg.DatabaseError, statement: Statement, source: Source): number {
+function copyErrorOffset(error: pg.DatabaseError, statement: Pick<Statement, 'offset' | 'copy'>, source: Source): number {
   const dataLine = Number(/^COPY [^,]+, line (\d+)/.exec(error.where ?? '')?.[1]);
   if (!dataLine || !statement.copy) return statement.offset;
   const firstLine = source.lines.locate(statement.copy.offset).line;

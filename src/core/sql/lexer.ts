@@ -7,6 +7,7 @@
 import { DbfastError } from '../errors.js';
 import { type LineIndex, lineIndex } from './position.js';
 import { quoteIdentifier, quoteLiteral } from './quote.js';
+import { readsInlineData } from './slash-copy.js';
 
 /** A run of the sent text that came from `sourceOffset` in the file (or replaced a variable there). */
 export interface TextPiece {
@@ -26,6 +27,8 @@ export interface Statement {
   words: string[];
   /** For `COPY ... FROM stdin`: the inline data (without the `\.` line) and its offset in the file. */
   copy?: { data: string; offset: number };
+  /** The `\g` or `\gset` that ended the statement instead of a semicolon. */
+  sentBy?: MetaCommand;
 }
 
 export interface MetaCommand {
@@ -35,6 +38,10 @@ export interface MetaCommand {
   /** Raw argument text up to the end of the line, variables not yet expanded. */
   args: string;
   offset: number;
+  /** Set when the meta-command stands inside a statement, which psql keeps collecting around it. */
+  inStatement?: true;
+  /** For `\copy ... FROM stdin`: the inline data, as for COPY. */
+  copy?: { data: string; offset: number };
 }
 
 export type Segment = Statement | MetaCommand;
@@ -54,6 +61,8 @@ const VARIABLE_CHAR = /[A-Za-z_0-9\u0080-\uffff]/;
 const DOLLAR_TAG = /\$([A-Za-z_\u0080-\uffff][A-Za-z_0-9\u0080-\uffff]*)?\$/y;
 const LINE_END = /\r\n?|\n/g;
 const QUOTE_CONTINUATION = /[ \t\f]*(?:\r\n?|\n)[ \t\f\r\n]*'/y;
+/** psql's `:{?name}`: TRUE when the variable is defined, else FALSE. */
+const VARIABLE_TEST = /:\{\?([A-Za-z_0-9\u0080-\uffff]+)\}/y;
 
 /**
  * Yields statements and meta-commands in file order. Lazy on purpose: a `\set` handled by the
@@ -103,6 +112,7 @@ class Lexer {
     const pieces: TextPiece[] = [];
     const words: string[] = [];
     const metas: MetaCommand[] = [];
+    let sentBy: MetaCommand | undefined;
     let outLength = 0;
     let chunkStart = start;
     // The text ends at the last token: a trailing `-- comment` would swallow a batch separator.
@@ -170,8 +180,13 @@ class Lexer {
         else this.pos++;
       } else if (ch === '\\') {
         flush(this.pos);
-        metas.push(this.metaCommand());
+        const meta: MetaCommand = { ...this.metaCommand(), inStatement: true };
         chunkStart = this.pos;
+        if (SENDS_QUERY.has(meta.name)) {
+          sentBy = meta;
+          break;
+        }
+        metas.push(meta);
       } else if (IDENT_START.test(ch)) {
         const wordStart = this.pos;
         while (this.pos < text.length && IDENT_CONT.test(text[this.pos]!)) this.pos++;
@@ -193,7 +208,9 @@ class Lexer {
       if (significant) significantEnd = Math.max(significantEnd, this.pos, chunkStart);
     }
     flush(significantEnd);
-    return { result: { kind: 'statement', text: parts.join(''), offset: start, pieces, words }, metas };
+    const result: Statement = { kind: 'statement', text: parts.join(''), offset: start, pieces, words };
+    if (sentBy) result.sentBy = sentBy;
+    return { result, metas };
   }
 
   private variableReference(): { value: string; start: number } | null {
@@ -201,6 +218,12 @@ class Lexer {
     const start = this.pos;
     const variables = this.options.variables;
     const quote = text[start + 1];
+    VARIABLE_TEST.lastIndex = start;
+    const test = VARIABLE_TEST.exec(text);
+    if (test) {
+      this.pos = start + test[0].length;
+      return { value: variables?.get(test[1]!) === undefined ? 'FALSE' : 'TRUE', start };
+    }
     if (quote === "'" || quote === '"') {
       let end = start + 2;
       while (end < text.length && VARIABLE_CHAR.test(text[end]!)) end++;
@@ -225,14 +248,19 @@ class Lexer {
     let end = text.indexOf('\n', offset);
     if (end === -1) end = text.length;
     const line = text.slice(offset + 1, end).replace(/\r$/, '');
-    const match = /^([A-Za-z_][A-Za-z0-9_]*|\S)/.exec(line);
+    // psql's command name runs to the next space or backslash (\dt+, \l+)
+    const match = /^([^\s\\]+|\S)/.exec(line);
     const name = match ? match[1]! : '';
-    const argsEnd = unquotedBackslash(line, name.length);
+    // \copy takes the whole line, backslashes included, as psql reads it
+    const wholeLine = name.toLowerCase() === 'copy';
+    const argsEnd = wholeLine ? line.length : unquotedBackslash(line, name.length);
     // As in psql: `\\` ends the meta-command and the rest of the line is SQL again; any other
     // unquoted backslash starts the next meta-command on the same line.
     const separator = line.startsWith('\\\\', argsEnd);
     this.pos = argsEnd === line.length ? end : offset + 1 + argsEnd + (separator ? 2 : 0);
-    return { kind: 'meta', name, args: line.slice(name.length, argsEnd).trim(), offset };
+    const meta: MetaCommand = { kind: 'meta', name, args: line.slice(name.length, argsEnd).trim(), offset };
+    if (wholeLine && readsInlineData(meta.args)) meta.copy = this.copyData(offset);
+    return meta;
   }
 
   /** COPY ... FROM stdin data: from the line after the statement to a line holding only `\.`. */
@@ -336,6 +364,9 @@ class Lexer {
 }
 
 const ROUTINE_WORDS = new Set(['create', 'function', 'procedure', 'or', 'replace']);
+
+/** Meta-commands that send the statement collected so far, as a semicolon does. */
+const SENDS_QUERY = new Set(['g', 'gx', 'gset']);
 
 /** Index of the first backslash outside quotes at or after `from`, or the line's length. */
 function unquotedBackslash(line: string, from: number): number {
