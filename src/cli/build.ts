@@ -12,6 +12,7 @@ export async function build(globals: GlobalOptions, options: { force?: boolean; 
         force: options.force,
         onFileStart: progress.onFileStart,
         onEcho: progress.onEcho,
+        onWarn: progress.onEcho,
       })
       .finally(progress.done);
     const { template, rebuilt, stats } = result;

@@ -11,7 +11,7 @@ export async function seed(globals: GlobalOptions, options: { output?: string; r
   await withProject(globals, async (project) => {
     const progress = buildProgress();
     const result = await project
-      .seed({ name: options.output, replace: options.replace, onFileStart: progress.onFileStart, onEcho: progress.onEcho })
+      .seed({ name: options.output, replace: options.replace, onFileStart: progress.onFileStart, onEcho: progress.onEcho, onWarn: progress.onEcho })
       .finally(progress.done);
     if (options.json) return printJson(result);
     if (result.rebuilt) info(dim(`rebuilt ${result.template} in ${(result.timings.build_ms / 1000).toFixed(2)}s`));

@@ -42,7 +42,7 @@ export interface TemplateSpec {
   strategy?: 'file_copy' | 'wal_log';
 }
 
-export interface BuildOptions extends Pick<ExecuteOptions, 'onFileStart' | 'onEcho' | 'batchBytes'> {
+export interface BuildOptions extends Pick<ExecuteOptions, 'onFileStart' | 'onEcho' | 'onWarn' | 'batchBytes'> {
   force?: boolean;
 }
 
