@@ -14,6 +14,7 @@ export async function build(globals: GlobalOptions, options: { force?: boolean; 
         onFileStart: progress.onFileStart,
         onEcho: progress.onEcho,
         onWarning: progress.onWarning,
+        onWarn: progress.onEcho,
       })
       .finally(progress.done);
     const { template, rebuilt, stats } = result;

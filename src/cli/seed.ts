@@ -18,6 +18,7 @@ export async function seed(globals: GlobalOptions, options: { output?: string; r
         onFileStart: progress.onFileStart,
         onEcho: progress.onEcho,
         onWarning: progress.onWarning,
+        onWarn: progress.onEcho,
       })
       .finally(progress.done);
     if (options.json) return printJson(result);

@@ -48,7 +48,7 @@ export interface TemplateSpec {
   strategy?: 'file_copy' | 'wal_log';
 }
 
-export interface BuildOptions extends Pick<ExecuteOptions, 'onFileStart' | 'onEcho' | 'onWarning' | 'batchBytes'> {
+export interface BuildOptions extends Pick<ExecuteOptions, 'onFileStart' | 'onEcho' | 'onWarning' | 'onWarn' | 'batchBytes'> {
   force?: boolean;
   /**
    * When a build is due, drop the previous template, its clones and the roles its builds created

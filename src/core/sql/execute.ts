@@ -6,18 +6,24 @@
  */
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import type pg from 'pg';
-import { DbfastError } from '../errors.js';
+import { DbfastError, isDbfastError } from '../errors.js';
+import { isPsqlCommand, OUTPUT_SETTINGS } from './commands.js';
+import { ConditionalStack, parseBoolean } from './conditional.js';
 import { canonicalEncoding, encodingSetBy, SUPPORTED_ENCODINGS } from './encoding.js';
+import { queryRows, storeRow } from './gset.js';
 import { Lexer, lexScript, type MetaCommand, type Statement, type Variables } from './lexer.js';
 import { parseMetaArgs } from './meta.js';
 import { advance, codeUnitOffset, type Location } from './position.js';
 import { type BatchFailure, runBatch, runCopyIn } from './protocol.js';
+import { copyFromFile, parseSlashCopy } from './slash-copy.js';
 import { SourceReader } from './source.js';
 
 export interface SqlFile {
   absolutePath: string;
   /** Shown in progress and errors, e.g. `1_seed/02_users.sql`. */
   relativePath: string;
+  /** sha256 hex the caller hashed; when the bytes read differ (edited since), the file is listed in `includedFiles`. */
+  hash?: string;
 }
 
 /**
@@ -36,8 +42,10 @@ export interface ExecuteOptions {
   /** Flush a batch of statements once it holds this many bytes. */
   batchBytes?: number;
   onFileStart?: (file: SqlFile, index: number, total: number) => void;
-  /** `\echo` output. */
+  /** `\echo` output (and `\conninfo`'s line): what psql prints on standard output. */
   onEcho?: (text: string) => void;
+  /** `\warn` output: what psql prints on standard error. */
+  onWarn?: (text: string) => void;
   /** A statement that failed while ON_ERROR_STOP was off: psql reports it and goes on. */
   onWarning?: (warning: DbfastError) => void;
   /** Stops between statements once aborted (a statement already running is the caller's to cancel). */
@@ -50,13 +58,24 @@ export interface ExecutionStats {
   rowsCopied: number;
   /** Statements that failed while ON_ERROR_STOP was off. */
   failedStatements: number;
+  /**
+   * Every file read besides `files` (\i and nested includes, \copy data), once per path and
+   * content, with the sha256 hex of the bytes read; also a file of `files` whose bytes differ
+   * from its `hash`.
+   */
+  includedFiles: FileRead[];
+}
+
+export interface FileRead {
+  absolutePath: string;
+  hash: string;
 }
 
 const DEFAULT_BATCH_BYTES = 1 << 20;
 
 /** Runs `files` in order; throws a located DbfastError at the first failure (while ON_ERROR_STOP is on). */
 export async function executeFiles(session: SqlSession, files: SqlFile[], options: ExecuteOptions): Promise<ExecutionStats> {
-  const stats: ExecutionStats = { files: 0, statements: 0, rowsCopied: 0, failedStatements: 0 };
+  const stats: ExecutionStats = { files: 0, statements: 0, rowsCopied: 0, failedStatements: 0, includedFiles: [] };
   let defaultsChanged = false;
   for (const [index, file] of files.entries()) {
     options.onFileStart?.(file, index, files.length);
@@ -66,7 +85,8 @@ export async function executeFiles(session: SqlSession, files: SqlFile[], option
       else await session.client.query('DISCARD ALL');
     }
     const runner = new ScriptRunner(session.client, options, stats);
-    await runner.run(file.absolutePath, file.relativePath, psqlVariables(session.client), [], 'UTF8');
+    const hash = await runner.run(file.absolutePath, file.relativePath, psqlVariables(session.client), [], 'UTF8');
+    if (file.hash !== undefined && hash !== file.hash) recordRead(stats, { absolutePath: file.absolutePath, hash });
     await runner.finishFile(file.relativePath);
     defaultsChanged = runner.changedSessionDefaults;
     stats.files++;
@@ -133,18 +153,6 @@ function changesSessionDefaults(words: string[]): boolean {
   return first === 'alter' && (second === 'database' || second === 'role' || second === 'user') && (words.includes('set') || words.includes('reset'));
 }
 
-/**
- * psql's boolean variable values: on/off, true/false, yes/no (any unique prefix), 1/0; null for
- * anything else.
- */
-export function psqlBoolean(value: string): boolean | null {
-  const lower = value.toLowerCase();
-  if (lower === '') return null;
-  if ('true'.startsWith(lower) || 'yes'.startsWith(lower) || lower === 'on' || lower === '1') return true;
-  if ('false'.startsWith(lower) || 'no'.startsWith(lower) || (lower.length > 1 && 'off'.startsWith(lower)) || lower === '0') return false;
-  return null;
-}
-
 interface Entry {
   statement: Statement;
   file: string;
@@ -156,11 +164,24 @@ interface Pending {
   text: string;
 }
 
+/** One file being run: what its meta-commands read and change. */
+interface FileContext {
+  reader: SourceReader;
+  lexer: Lexer;
+  variables: Variables;
+  /** The files that included this one, outermost first. */
+  includeStack: string[];
+  /** As in psql, each file (an included one too) has its own \if stack. */
+  conditional: ConditionalStack;
+}
+
 class ScriptRunner {
   private batch: Pending = { entries: [], text: '' };
   private inFlight: Promise<void> | null = null;
   private readonly batchBytes: number;
   private stopOnError = true;
+  /** Set by `\restrict` (pg_dump's first line): until `\unrestrict` with this key, no other meta-command runs. */
+  private restrictKey: string | undefined;
   /** The file ran ALTER DATABASE/ROLE ... SET: the next file needs a new connection to see it. */
   changedSessionDefaults = false;
 
@@ -179,44 +200,55 @@ class ScriptRunner {
   async run(absolutePath: string, displayPath: string, variables: Variables, includeStack: string[], inherited: string): Promise<string> {
     const reader = SourceReader.open(absolutePath, displayPath);
     try {
-      const encoding = leadingEncoding(reader.peek(), displayPath) ?? inherited;
-      reader.setEncoding(encoding);
+      reader.setEncoding(leadingEncoding(reader.peek(), displayPath) ?? inherited);
       const lexer = new Lexer(reader, { file: displayPath, variables });
+      const file: FileContext = { reader, lexer, variables, includeStack, conditional: new ConditionalStack() };
       for (const segment of lexer.segments()) {
         this.options.signal?.throwIfAborted();
         if (segment.kind === 'meta') {
           await this.drain();
-          await this.meta(segment, reader, variables, includeStack);
-          continue;
-        }
-        const words = segment.words;
-        const encodingName = encodingSetBy(segment.text, words);
-        if (encodingName !== undefined) {
-          this.checkEncoding(encodingName, reader.encoding, displayPath, segment.location);
-          continue;
-        }
-        if (changesSessionDefaults(words)) this.changedSessionDefaults = true;
-        if (segment.copyFromStdin) {
-          await this.drain();
-          await this.copy(segment, lexer, displayPath);
-        } else if (startsTransaction(words)) {
-          // Statements before BEGIN must not become part of the transaction it opens.
-          await this.drain();
-          this.add(segment, displayPath);
-        } else if (runsAlone(words) || !this.stopOnError) {
-          // Without ON_ERROR_STOP each statement is its own implicit transaction, as psql sends them.
-          await this.drain();
-          this.add(segment, displayPath);
-          await this.flush();
+          await this.meta(segment, file);
+        } else if (!file.conditional.active) {
+          if (segment.copyFromStdin) throw skippedCopyData(lexer, displayPath);
         } else {
-          this.add(segment, displayPath);
-          if (this.batch.text.length >= this.batchBytes || endsBatch(words)) await this.flush();
+          if (segment.sentBy) this.checkMeta(segment.sentBy, displayPath);
+          await this.statement(segment, file);
         }
       }
       await this.drain();
+      const unclosed = file.conditional.unclosed;
+      if (unclosed) throw new DbfastError('SQL_META_COMMAND', 'reached EOF without finding closing \\endif(s)', { file: displayPath, ...unclosed });
       return reader.digest();
     } finally {
       reader.close();
+    }
+  }
+
+  private async statement(statement: Statement, file: FileContext): Promise<void> {
+    const { words } = statement;
+    const displayPath = file.reader.displayPath;
+    const encodingName = encodingSetBy(statement.text, words);
+    if (encodingName !== undefined) return this.checkEncoding(encodingName, file.reader.encoding, displayPath, statement.location);
+    if (changesSessionDefaults(words)) this.changedSessionDefaults = true;
+    if (statement.sentBy?.name === 'gset') {
+      await this.drain();
+      await this.gset(statement, statement.sentBy, file);
+    } else if (statement.copyFromStdin) {
+      await this.drain();
+      this.stats.statements++;
+      await this.copyIn(statement.text, file.lexer, displayPath, statement.location);
+    } else if (startsTransaction(words)) {
+      // Statements before BEGIN must not become part of the transaction it opens.
+      await this.drain();
+      this.add(statement, displayPath);
+    } else if (runsAlone(words) || !this.stopOnError) {
+      // Without ON_ERROR_STOP each statement is its own implicit transaction, as psql sends them.
+      await this.drain();
+      this.add(statement, displayPath);
+      await this.flush();
+    } else {
+      this.add(statement, displayPath);
+      if (this.batch.text.length >= this.batchBytes || endsBatch(words)) await this.flush();
     }
   }
 
@@ -291,57 +323,175 @@ class ScriptRunner {
     await inFlight;
   }
 
-  private async copy(statement: Statement, lexer: Lexer, file: string): Promise<void> {
-    this.stats.statements++;
+  /** COPY ... FROM STDIN (or `\copy ... FROM stdin`) with the data lines that follow in the file. */
+  private async copyIn(statement: string, lexer: Lexer, file: string, location: Location): Promise<void> {
     const data = lexer.copyData();
     try {
-      this.stats.rowsCopied += await runCopyIn(this.client, statement.text, data);
+      this.stats.rowsCopied += await runCopyIn(this.client, statement, data);
     } catch (error) {
       if (error instanceof DbfastError) throw error;
       while (!data.next().done); // the rest of the block is data, never SQL
-      this.failed(sqlError(error as Error, file, copyErrorLocation(error as pg.DatabaseError, statement, lexer.copyDataLine)), this.stopOnError);
+      this.failed(sqlError(error as Error, file, copyErrorLocation(error as pg.DatabaseError, location, lexer.copyDataLine)), this.stopOnError);
     }
   }
 
-  private async meta(command: MetaCommand, reader: SourceReader, variables: Variables, includeStack: string[]): Promise<void> {
-    const file = reader.displayPath;
-    const fail = (message: string, hint?: string): never => {
-      throw new DbfastError('SQL_META_COMMAND', message, { file, ...command.location, hint });
-    };
-    let args: string[] = [];
+  /** What psql checks before running any meta-command: restricted mode, and no program to start. */
+  private checkMeta(command: MetaCommand, file: string): void {
+    if (this.restrictKey !== undefined && command.name !== 'unrestrict') {
+      throw metaError(command, file, 'backslash commands are restricted; only \\unrestrict is allowed');
+    }
+    if (PIPES.has(command.name) && /(^|[\s)])\|/.test(command.args)) {
+      throw metaError(command, file, `\\${command.name} with a |pipe is not supported: dbfast does not run programs from SQL files`);
+    }
+  }
+
+  /** `\gset`: the statement runs alone and its one row's columns become variables. */
+  private async gset(statement: Statement, command: MetaCommand, file: FileContext): Promise<void> {
+    const displayPath = file.reader.displayPath;
+    const prefix = metaArgs(command, displayPath, file.variables)[0] ?? '';
+    this.stats.statements++;
+    const result = await queryRows(this.client, statement.text).catch((error: Error) => {
+      throw locate({ error, statementIndex: 0 }, { entries: [{ statement, file: displayPath, textOffset: 0 }], text: statement.text });
+    });
     try {
-      args = parseMetaArgs(command.args, variables);
+      storeRow(result, prefix, file.variables);
+    } catch (error) {
+      throw metaError(command, displayPath, (error as Error).message);
+    }
+  }
+
+  /** `\copy ... FROM`: the data after the line (stdin) or a file's bytes, relative to this file's folder. */
+  private async slashCopy(command: MetaCommand, file: FileContext): Promise<void> {
+    const displayPath = file.reader.displayPath;
+    const fail = (message: string, hint?: string): never => {
+      throw metaError(command, displayPath, message, hint);
+    };
+    let copy: ReturnType<typeof parseSlashCopy> | undefined;
+    try {
+      copy = parseSlashCopy(command.args);
     } catch (error) {
       fail((error as Error).message);
     }
+    const { statement, direction, source: from } = copy!;
+    if (direction === 'to') fail('\\copy ... TO is not supported: dbfast builds a database and writes no files');
+    if (from.kind === 'program') fail('\\copy ... FROM PROGRAM is not supported: dbfast does not run programs from SQL files');
+    if (from.kind === 'psql') {
+      fail("\\copy ... FROM pstdin reads psql's own standard input, which a build does not have", 'put the data after the \\copy line (FROM stdin) or in a file');
+    }
+    this.stats.statements++;
+    if (from.kind === 'script') return this.copyIn(statement, file.lexer, displayPath, command.location);
+    if (from.kind !== 'file') return;
+    const target = resolve(dirname(file.reader.absolutePath), from.path);
+    const shown = this.displayPath(target);
+    try {
+      const { rows, hash } = await copyFromFile(this.client, statement, target);
+      recordRead(this.stats, { absolutePath: target, hash });
+      this.stats.rowsCopied += rows;
+    } catch (error) {
+      const { code, where, message } = error as NodeJS.ErrnoException & pg.DatabaseError;
+      if (code !== undefined && !/^[0-9A-Z]{5}$/.test(code)) {
+        throw new DbfastError('FILE_UNREADABLE', `\\copy: cannot read ${shown}: ${code}`, { file: displayPath, ...command.location, cause: error });
+      }
+      const dataLine = /^COPY [^,]+, line (\d+)/.exec(where ?? '')?.[1];
+      const located = sqlError(error as Error, displayPath, command.location);
+      this.failed(
+        new DbfastError('SQL_FAILED', `\\copy from ${shown}${dataLine ? `, line ${dataLine}` : ''}: ${message}`, {
+          file: located.file,
+          line: located.line,
+          column: located.column,
+          detail: located.detail,
+          hint: located.hint,
+          cause: error,
+        }),
+        this.stopOnError,
+      );
+    }
+  }
+
+  private async meta(command: MetaCommand, file: FileContext): Promise<void> {
+    const { reader, variables, conditional } = file;
+    const displayPath = reader.displayPath;
+    const fail = (message: string, hint?: string): never => {
+      throw metaError(command, displayPath, message, hint);
+    };
+    // psql checks restricted mode before anything else, \if and skipped branches included.
+    if (this.restrictKey !== undefined) this.checkMeta(command, displayPath);
+    if (CONDITIONALS.has(command.name)) {
+      if (command.inStatement) {
+        fail(`\\${command.name} inside a statement is not supported`, 'end the statement before the \\if, and repeat it whole in each branch');
+      }
+      const evaluate = () => parseBoolean(metaArgs(command, displayPath, variables).join(' '), `\\${command.name} expression`);
+      try {
+        if (command.name === 'if') conditional.if(command.location, evaluate);
+        else if (command.name === 'elif') conditional.elif(evaluate);
+        else if (command.name === 'else') conditional.else();
+        else conditional.endif();
+      } catch (error) {
+        if (error instanceof DbfastError) throw error;
+        fail((error as Error).message, /Boolean expected/.test((error as Error).message) ? BOOLEAN_HINT : undefined);
+      }
+      return;
+    }
+    if (!conditional.active) {
+      // psql skips a known command without reading its arguments, but fails on an unknown one.
+      if (!isPsqlCommand(command.name)) fail(`invalid command \\${command.name}`, SUPPORTED);
+      if (command.copyFromStdin) throw skippedCopyData(file.lexer, displayPath);
+      return;
+    }
+    this.checkMeta(command, displayPath);
+    if (command.name.toLowerCase() === 'copy') return this.slashCopy(command, file);
+    if (OUTPUT_SETTINGS.has(command.name)) return;
+    const args = metaArgs(command, displayPath, variables);
     switch (command.name) {
       case 'i':
       case 'include':
       case 'ir':
-      case 'include_relative': {
-        if (!args[0]) fail(`\\${command.name} needs a file name`);
-        const target = resolve(dirname(reader.absolutePath), args[0]!);
-        if (includeStack.includes(target) || target === reader.absolutePath) {
-          fail(`\\${command.name} ${args[0]} includes itself`);
-        }
-        try {
-          await this.run(target, this.displayPath(target), variables, [...includeStack, reader.absolutePath], reader.encoding);
-        } catch (error) {
-          if ((error as DbfastError).code !== 'FILE_UNREADABLE' || (error as DbfastError).file !== this.displayPath(target)) throw error;
-          throw new DbfastError('FILE_UNREADABLE', `\\${command.name} ${args[0]}: ${(error as DbfastError).message}`, { file, ...command.location });
-        }
-        return;
-      }
+      case 'include_relative':
+        return this.include(command, args[0], file);
       case 'echo':
       case 'qecho':
         this.options.onEcho?.(args.join(' '));
         return;
+      case 'warn':
+        this.options.onWarn?.(args.join(' '));
+        return;
+      case 'conninfo':
+        this.options.onEcho?.(connectionLine(this.client));
+        return;
+      case 'setenv':
+        return; // changes the environment of the programs psql starts, and dbfast starts none
+      case 'restrict':
+        if (!args[0]) fail('\\restrict: missing required argument');
+        this.restrictKey = args[0];
+        return;
+      case 'unrestrict':
+        if (!args[0]) fail('\\unrestrict: missing required argument');
+        if (this.restrictKey === undefined) fail('\\unrestrict: not currently in restricted mode');
+        if (args[0] !== this.restrictKey) fail('\\unrestrict: wrong key');
+        this.restrictKey = undefined;
+        return;
+      case 'g':
+      case 'gx':
+      case 'gset':
+        return fail(
+          `\\${command.name} with an empty query buffer is not supported: psql would run the previous query again`,
+          `write the query right before \\${command.name}, without a semicolon`,
+        );
+      case 'getenv':
+        return fail(
+          "\\getenv is not supported: the template's fingerprint does not cover the environment, so a template built with one value would be handed out for another",
+          'set the value in the file with \\set',
+        );
+      case 'prompt':
+        return fail('\\prompt is not supported: a build reads no input from a terminal', 'set the value in the file with \\set');
+      case '!':
+        return fail('\\! is not supported: dbfast does not run programs from SQL files');
       case 'set': {
         const [name, ...values] = args;
         if (name === undefined) return;
         const value = values.join('');
         if (name === 'ON_ERROR_STOP') this.stopOnError = onErrorStop(value, fail);
-        if (name === 'AUTOCOMMIT' && psqlBoolean(value) === false) {
+        if (name === 'AUTOCOMMIT' && value !== '' && !parsesAs(value, true)) {
           fail('\\set AUTOCOMMIT off is not supported', 'use BEGIN and COMMIT in the file');
         }
         variables.set(name, value);
@@ -352,7 +502,7 @@ class ScriptRunner {
         if (args[0]) variables.delete(args[0]);
         return;
       case 'encoding':
-        if (args[0]) this.checkEncoding(args[0], reader.encoding, file, command.location);
+        if (args[0]) this.checkEncoding(args[0], reader.encoding, displayPath, command.location);
         return;
       case 'c':
       case 'connect':
@@ -361,11 +511,27 @@ class ScriptRunner {
           'remove the \\connect line; dbfast chooses the database',
         );
       default:
-        return fail(
-          `unsupported psql meta-command \\${command.name}`,
-          'dbfast supports \\i, \\ir, \\include, \\echo, \\set, \\unset and \\encoding',
-        );
+        return fail(isPsqlCommand(command.name) ? `unsupported psql meta-command \\${command.name}` : `invalid command \\${command.name}`, SUPPORTED);
     }
+  }
+
+  /** `\i`, `\ir`, `\include`: relative to the including file; the file read is recorded for the fingerprint. */
+  private async include(command: MetaCommand, path: string | undefined, file: FileContext): Promise<void> {
+    const { reader } = file;
+    if (!path) throw metaError(command, reader.displayPath, `\\${command.name} needs a file name`);
+    const target = resolve(dirname(reader.absolutePath), path);
+    if (file.includeStack.includes(target) || target === reader.absolutePath) {
+      throw metaError(command, reader.displayPath, `\\${command.name} ${path} includes itself`);
+    }
+    const shown = this.displayPath(target);
+    let hash: string;
+    try {
+      hash = await this.run(target, shown, file.variables, [...file.includeStack, reader.absolutePath], reader.encoding);
+    } catch (error) {
+      if (!isDbfastError(error, 'FILE_UNREADABLE') || error.file !== shown) throw error;
+      throw new DbfastError('FILE_UNREADABLE', `\\${command.name} ${path}: ${error.message}`, { file: reader.displayPath, ...command.location });
+    }
+    recordRead(this.stats, { absolutePath: target, hash });
   }
 
   private displayPath(absolutePath: string): string {
@@ -374,12 +540,76 @@ class ScriptRunner {
   }
 }
 
+const CONDITIONALS = new Set(['if', 'elif', 'else', 'endif']);
+
+/** Meta-commands whose output can go to `|program`. */
+const PIPES = new Set(['o', 'out', 'g', 'gx']);
+
+const SUPPORTED =
+  'dbfast supports \\i, \\ir, \\include, \\set, \\unset, \\if, \\elif, \\else, \\endif, \\gset, \\g, \\copy ... FROM, ' +
+  '\\restrict, \\unrestrict, \\encoding, \\echo, \\qecho, \\warn, \\conninfo, \\setenv and the output settings ' +
+  '\\pset, \\timing, \\x, \\a, \\t, \\o, \\H, \\C, \\f, \\T (ignored)';
+
+const BOOLEAN_HINT = 'psql prints this error and skips the branch; use true, false, on, off, yes, no, 1 or 0';
+
+function metaError(command: MetaCommand, file: string, message: string, hint?: string): DbfastError {
+  return new DbfastError('SQL_META_COMMAND', message, { file, ...command.location, hint });
+}
+
+function metaArgs(command: MetaCommand, file: string, variables: Variables): string[] {
+  try {
+    return parseMetaArgs(command.args, variables);
+  } catch (error) {
+    throw metaError(command, file, (error as Error).message);
+  }
+}
+
+/**
+ * In a skipped \if branch psql does not run the COPY, so it reads the data lines as SQL and stops
+ * at the `\.` line: "invalid command \.".
+ */
+function skippedCopyData(lexer: Lexer, file: string): DbfastError {
+  let lines = 0;
+  for (const piece of lexer.copyData()) for (let i = piece.indexOf('\n'); i !== -1; i = piece.indexOf('\n', i + 1)) lines++;
+  return new DbfastError('SQL_META_COMMAND', 'invalid command \\.', {
+    file,
+    line: lexer.copyDataLine + lines,
+    column: 1,
+    hint: 'psql reads the data of a COPY in a skipped \\if branch as SQL; put the COPY outside the \\if',
+  });
+}
+
+/** psql's \conninfo line, for a TCP connection or a Unix socket. */
+function connectionLine(client: pg.Client): string {
+  const where = client.host.startsWith('/') ? `via socket in "${client.host}"` : `on host "${client.host}"`;
+  return `You are connected to database "${client.database}" as user "${client.user}" ${where} at port "${client.port}".`;
+}
+
+/**
+ * For every file read besides the top-level ones (includes, data files). A file read twice with
+ * different bytes is listed twice: the database holds both, so no one content is fresh.
+ */
+function recordRead(stats: ExecutionStats, { absolutePath, hash }: FileRead): void {
+  const known = stats.includedFiles.some((read) => read.absolutePath === absolutePath && read.hash === hash);
+  if (!known) stats.includedFiles.push({ absolutePath, hash });
+}
+
+function parsesAs(value: string, expected: boolean): boolean {
+  try {
+    return parseBoolean(value, '') === expected;
+  } catch {
+    return false;
+  }
+}
+
 /** ON_ERROR_STOP as psql reads it: `\set ON_ERROR_STOP` alone means on; an invalid value is an error. */
 function onErrorStop(value: string, fail: (message: string) => never): boolean {
   if (value === '') return true;
-  const parsed = psqlBoolean(value);
-  if (parsed === null) fail(`unrecognized value "${value}" for "ON_ERROR_STOP": Boolean expected`);
-  return parsed!;
+  try {
+    return parseBoolean(value, 'ON_ERROR_STOP');
+  } catch (error) {
+    return fail((error as Error).message);
+  }
 }
 
 /**
@@ -465,9 +695,9 @@ function doBlockLocation(error: Error, statement: Statement): Location | undefin
 }
 
 /** Errors in COPY data name the data line (`COPY actor, line 17`): point at that line of the file. */
-function copyErrorLocation(error: pg.DatabaseError, statement: Statement, firstDataLine: number): Location {
+function copyErrorLocation(error: pg.DatabaseError, copyAt: Location, firstDataLine: number): Location {
   const dataLine = Number(/^COPY [^,]+, line (\d+)/.exec(error.where ?? '')?.[1]);
-  if (!dataLine || !firstDataLine) return statement.location;
+  if (!dataLine || !firstDataLine) return copyAt;
   return { line: firstDataLine + dataLine - 1, column: 1 };
 }
 

@@ -11,6 +11,7 @@
 import { DbfastError } from '../errors.js';
 import { advance, type Location, START } from './position.js';
 import { quoteIdentifier, quoteLiteral } from './quote.js';
+import { readsInlineData } from './slash-copy.js';
 
 /** A run of the sent text that came from `sourceOffset` in the file (or replaced a variable there). */
 export interface TextPiece {
@@ -34,6 +35,8 @@ export interface Statement {
   words: string[];
   /** `COPY ... FROM stdin`: its data follows, to be read with `Lexer.copyData()`. */
   copyFromStdin: boolean;
+  /** The `\g` or `\gset` that ended the statement instead of a semicolon. */
+  sentBy?: MetaCommand;
 }
 
 export interface MetaCommand {
@@ -44,6 +47,10 @@ export interface MetaCommand {
   args: string;
   offset: number;
   location: Location;
+  /** Set when the meta-command stands inside a statement, which psql keeps collecting around it. */
+  inStatement?: true;
+  /** `\copy ... FROM stdin`: its data follows, to be read with `Lexer.copyData()`, as for COPY. */
+  copyFromStdin?: true;
 }
 
 /** Where the text comes from: the next piece of it, or null at the end. */
@@ -70,6 +77,8 @@ const LINE_END = /\r\n?|\n/g;
 const QUOTE_CONTINUATION = /[ \t\f]*(?:\r\n?|\n)[ \t\f\r\n]*'/y;
 const SPACE_TO_END = /[ \t\f\r\n]*$/y;
 const COPY_TERMINATOR = /^\\\.\r?$/gm;
+/** psql's `:{?name}`: TRUE when the variable is defined, else FALSE. */
+const VARIABLE_TEST = /:\{\?([A-Za-z_0-9\u0080-\uffff]+)\}/y;
 
 /** Thrown inside a segment that reaches the window's end before the file's: lex it again with more text. */
 const NEED_MORE = Symbol('need more text');
@@ -111,7 +120,7 @@ export class Lexer {
       const segments = this.retrying(() => this.nextSegments());
       if (segments === null) return;
       for (const segment of segments) {
-        if (segment.kind === 'statement' && segment.copyFromStdin) {
+        if (segment.copyFromStdin) {
           this.pendingCopy = true;
           this.copyLocation = segment.location;
         }
@@ -258,6 +267,7 @@ export class Lexer {
     const pieces: TextPiece[] = [];
     const words: string[] = [];
     const metas: MetaCommand[] = [];
+    let sentBy: MetaCommand | undefined;
     let outLength = 0;
     let chunkStart = start;
     // The text ends at the last token: a trailing `-- comment` would swallow a batch separator.
@@ -329,8 +339,14 @@ export class Lexer {
         else this.pos++;
       } else if (ch === '\\') {
         flush(this.pos);
-        metas.push(this.metaCommand());
+        const meta: MetaCommand = { ...this.metaCommand(), inStatement: true };
         chunkStart = this.pos;
+        if (SENDS_QUERY.has(meta.name)) {
+          sentBy = meta;
+          ended = true;
+          break;
+        }
+        metas.push(meta);
       } else if (IDENT_START.test(ch)) {
         const wordStart = this.pos;
         while (this.pos < text.length && IDENT_CONT.test(text[this.pos]!)) this.pos++;
@@ -364,6 +380,7 @@ export class Lexer {
       words,
       copyFromStdin: false,
     };
+    if (sentBy) result.sentBy = sentBy;
     return { result, metas };
   }
 
@@ -372,6 +389,12 @@ export class Lexer {
     const start = this.pos;
     const variables = this.options.variables;
     const quote = text[start + 1];
+    VARIABLE_TEST.lastIndex = start;
+    const test = VARIABLE_TEST.exec(text);
+    if (test) {
+      this.pos = start + test[0].length;
+      return { value: variables?.get(test[1]!) === undefined ? 'FALSE' : 'TRUE', start };
+    }
     if (quote === "'" || quote === '"') {
       let end = start + 2;
       while (end < text.length && VARIABLE_CHAR.test(text[end]!)) end++;
@@ -400,14 +423,20 @@ export class Lexer {
       end = text.length;
     }
     const line = text.slice(offset + 1, end).replace(/\r$/, '');
-    const match = /^([A-Za-z_][A-Za-z0-9_]*|\S)/.exec(line);
+    // psql's command name runs to the next space or backslash (\dt+, \l+)
+    const match = /^([^\s\\]+|\S)/.exec(line);
     const name = match ? match[1]! : '';
-    const argsEnd = unquotedBackslash(line, name.length);
+    // \copy takes the whole line, backslashes included, as psql reads it
+    const wholeLine = name.toLowerCase() === 'copy';
+    const argsEnd = wholeLine ? line.length : unquotedBackslash(line, name.length);
     // As in psql: `\\` ends the meta-command and the rest of the line is SQL again; any other
     // unquoted backslash starts the next meta-command on the same line.
     const separator = line.startsWith('\\\\', argsEnd);
     this.pos = argsEnd === line.length ? end : offset + 1 + argsEnd + (separator ? 2 : 0);
-    return { kind: 'meta', name, args: line.slice(name.length, argsEnd).trim(), offset: this.base + offset, location: this.locate(offset) };
+    const args = line.slice(name.length, argsEnd).trim();
+    const meta: MetaCommand = { kind: 'meta', name, args, offset: this.base + offset, location: this.locate(offset) };
+    if (wholeLine && readsInlineData(args)) meta.copyFromStdin = true;
+    return meta;
   }
 
   private skipSpaceAndComments(): void {
@@ -502,6 +531,9 @@ export class Lexer {
 }
 
 const ROUTINE_WORDS = new Set(['create', 'function', 'procedure', 'or', 'replace']);
+
+/** Meta-commands that send the statement collected so far, as a semicolon does. */
+const SENDS_QUERY = new Set(['g', 'gx', 'gset']);
 
 /** Index of the first backslash outside quotes at or after `from`, or the line's length. */
 function unquotedBackslash(line: string, from: number): number {

@@ -1,6 +1,6 @@
 /**
  * Arguments of psql meta-commands: whitespace-separated, 'single-quoted' with psql's escapes,
- * "double-quoted" kept as written, and :var / :'var' / :"var" interpolation outside quotes.
+ * "double-quoted" kept as written, and :var / :'var' / :"var" / :{?var} interpolation outside quotes.
  */
 import type { Variables } from './lexer.js';
 import { quoteIdentifier, quoteLiteral } from './quote.js';
@@ -43,6 +43,10 @@ export function parseMetaArgs(args: string, variables: Variables): string[] {
         const stop = end === -1 ? args.length : end + 1;
         token += args.slice(i, stop);
         i = stop;
+      } else if (ch === ':' && /^:\{\?[A-Za-z0-9_]+\}/.test(args.slice(i))) {
+        const end = args.indexOf('}', i);
+        token += variables.has(args.slice(i + 3, end)) ? 'TRUE' : 'FALSE';
+        i = end + 1;
       } else if (ch === ':') {
         const match = /^:(?:'([A-Za-z0-9_]+)'|"([A-Za-z0-9_]+)"|([A-Za-z0-9_]+))/.exec(args.slice(i));
         const name = match?.[1] ?? match?.[2] ?? match?.[3];

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { DbfastError } from '../../../src/core/errors.js';
 import { executeFiles } from '../../../src/core/sql/execute.js';
 import { freshDatabase } from '../../helpers/database.js';
 import { tempRepo } from '../../helpers/repo.js';
@@ -37,7 +38,7 @@ describe('executor: statements', () => {
         CREATE TABLE "semi;colon" ("a;b" int);
         INSERT INTO "semi;colon" VALUES (5)`,
     });
-    expect(stats).toEqual({ files: 1, statements: 5, rowsCopied: 0, failedStatements: 0 });
+    expect(stats).toEqual({ files: 1, statements: 5, rowsCopied: 0, failedStatements: 0, includedFiles: [] });
     expect(await rows('SELECT id, note FROM t ORDER BY id')).toEqual([
       { id: 1, note: "it's; fine" },
       { id: 2, note: "back'slash; \n" },
@@ -236,6 +237,174 @@ describe('executor: psql meta-commands', () => {
       file: 'a.sql',
       line: 2,
     });
+  });
+});
+
+/** The located error running `files` throws: `file:line:column: message`, with its code and hint. */
+async function failure(files: Record<string, string>, only?: string[]) {
+  const error = await run(files, { only }).then(
+    () => null,
+    (thrown: DbfastError) => thrown,
+  );
+  if (!error) throw new Error('expected the files to fail');
+  return { code: error.code, located: error.located, hint: error.hint };
+}
+
+describe('executor: \\restrict and \\unrestrict (pg_dump 15.14+), as psql 15.18', () => {
+  it('refuses every other meta-command while restricted, \\if included, and runs statements', async () => {
+    const file = "\\restrict k1\nCREATE TABLE t (id int);\n\\if true\n\\endif\n";
+    expect(await failure({ 'd.sql': file })).toMatchObject({ code: 'SQL_META_COMMAND', located: 'd.sql:3:1: backslash commands are restricted; only \\unrestrict is allowed' });
+    expect(await rows(`SELECT to_regclass('t') IS NOT NULL AS made`)).toEqual([{ made: true }]);
+  });
+
+  it('fails on a wrong key, a missing key, or \\unrestrict when not restricted', async () => {
+    expect((await failure({ 'a.sql': 'SELECT 1;\n\\restrict k1\n\\unrestrict k2\n' })).located).toBe('a.sql:3:1: \\unrestrict: wrong key');
+    expect((await failure({ 'b.sql': '  \\restrict\n' })).located).toBe('b.sql:1:3: \\restrict: missing required argument');
+    expect((await failure({ 'c.sql': "\\restrict k\n\\unrestrict ''\n" })).located).toBe('c.sql:2:1: \\unrestrict: missing required argument');
+    expect((await failure({ 'e.sql': '\\unrestrict k\n' })).located).toBe('e.sql:1:1: \\unrestrict: not currently in restricted mode');
+  });
+
+  it('lifts the restriction with the right key, keeps it across \\i, and ends it with the file', async () => {
+    const echo: string[] = [];
+    await run(
+      {
+        '1.sql': '\\restrict k1\n\\unrestrict k1\n\\echo free\n\\ir inc.sql\nSELECT 1;\n\\unrestrict k2\n',
+        'inc.sql': '\\restrict k2\n',
+        '2.sql': '\\restrict k3\nCREATE TABLE t (id int);\n',
+        '3.sql': '\\echo next file\n',
+      },
+      { echo, only: ['1.sql', '2.sql', '3.sql'] },
+    );
+    expect(echo).toEqual(['free', 'next file']);
+  });
+});
+
+describe('executor: \\if, \\elif, \\else, \\endif', () => {
+  it('fails as psql does on unbalanced commands, at their file and line', async () => {
+    expect((await failure({ 'a.sql': 'SELECT 1;\n\\endif\n' })).located).toBe('a.sql:2:1: \\endif: no matching \\if');
+    expect((await failure({ 'b.sql': '\\else\n' })).located).toBe('b.sql:1:1: \\else: no matching \\if');
+    expect((await failure({ 'c.sql': '\\elif true\n' })).located).toBe('c.sql:1:1: \\elif: no matching \\if');
+    expect((await failure({ 'd.sql': '\\if false\n\\else\n\\else\n\\endif\n' })).located).toBe('d.sql:3:1: \\else: cannot occur after \\else');
+    expect((await failure({ 'e.sql': '\\if false\n\\else\n\\elif true\n\\endif\n' })).located).toBe('e.sql:3:1: \\elif: cannot occur after \\else');
+  });
+
+  it('fails at the innermost \\if still open at the end of a file, included files each on their own', async () => {
+    expect((await failure({ 'a.sql': '\\if true\n  \\if false\n  \\endif\n  \\if true\nSELECT 1;\n' })).located).toBe(
+      'a.sql:4:3: reached EOF without finding closing \\endif(s)',
+    );
+    expect((await failure({ 'a.sql': '\\if true\n\\ir b.sql\n\\endif\n', 'b.sql': '\\endif\n' }, ['a.sql'])).located).toBe('b.sql:1:1: \\endif: no matching \\if');
+    expect((await failure({ 'a.sql': '\\ir b.sql\n\\endif\n', 'b.sql': '\\if true\n' }, ['a.sql'])).located).toBe(
+      'b.sql:1:1: reached EOF without finding closing \\endif(s)',
+    );
+  });
+
+  it('refuses a value psql does not read as a boolean (psql prints an error and skips the branch)', async () => {
+    const error = await failure({ 'a.sql': '\\set v maybe\nSELECT 1;\n\\if :v\n\\endif\n' });
+    expect(error).toMatchObject({ code: 'SQL_META_COMMAND', located: 'a.sql:3:1: unrecognized value "maybe" for "\\if expression": Boolean expected' });
+    expect(error.hint).toContain('psql prints this error and skips the branch');
+    expect((await failure({ 'b.sql': '\\if false\n\\elif o\n\\endif\n' })).located).toBe('b.sql:2:1: unrecognized value "o" for "\\elif expression": Boolean expected');
+  });
+
+  it('skips statements and known meta-commands in skipped branches, but not unknown ones', async () => {
+    await run({ 'a.sql': '\\if false\nSELECT 1/0;\n\\connect elsewhere\n\\gexec\n\\elif true\nCREATE TABLE t (id int);\n\\else\nSELECT 1/0;\n\\endif\n' });
+    expect(await rows(`SELECT to_regclass('t') IS NOT NULL AS made`)).toEqual([{ made: true }]);
+    expect((await failure({ 'b.sql': '\\if false\n  \\bogus\n\\endif\n' })).located).toBe('b.sql:2:3: invalid command \\bogus');
+  });
+
+  it('fails at the \\. of a COPY in a skipped branch, where psql reads the data as SQL', async () => {
+    const file = 'CREATE TABLE t (id int);\n\\if false\nCOPY t FROM stdin;\n1\n\\.\n\\endif\n';
+    expect((await failure({ 'a.sql': file })).located).toBe('a.sql:5:1: invalid command \\.');
+  });
+
+  it('refuses an \\if inside a statement', async () => {
+    expect((await failure({ 'a.sql': 'SELECT\n\\if true\n1;\n\\endif\n' })).located).toBe('a.sql:2:1: \\if inside a statement is not supported');
+  });
+});
+
+describe('executor: \\gset and \\g', () => {
+  it('sends the statement alone and stores its columns, unsetting NULLs, with a prefix', async () => {
+    const echo: string[] = [];
+    await run(
+      {
+        'a.sql':
+          "\\set gone x\nSELECT 1 AS one, true AS flag, NULL AS gone, '{1,2}'::int[] AS arr \\gset\nSELECT 2 AS one \\gset p_\n\\echo :one :flag :gone :arr :p_one\n",
+      },
+      { echo },
+    );
+    expect(echo).toEqual(['1 t :gone {1,2} 2']);
+  });
+
+  it('fails on zero rows, several rows and invalid names, at the \\gset', async () => {
+    expect((await failure({ 'a.sql': 'SELECT 1;\nSELECT 1 AS a WHERE false \\gset\n' })).located).toBe('a.sql:2:27: no rows returned for \\gset');
+    expect((await failure({ 'b.sql': 'SELECT generate_series(1, 2) AS a\n  \\gset\n' })).located).toBe('b.sql:2:3: more than one row returned for \\gset');
+    expect((await failure({ 'c.sql': 'SELECT 1 AS "a b" \\gset\n' })).located).toBe('c.sql:1:19: invalid variable name: "a b"');
+  });
+
+  it('locates a server error in a \\gset query, and refuses \\gset with an empty buffer', async () => {
+    expect((await failure({ 'a.sql': 'SELECT 1;\nSELECT nope AS a \\gset\n' })).located).toBe('a.sql:2:8: column "nope" does not exist');
+    expect((await failure({ 'b.sql': 'SELECT 1 AS a;\n\\gset\n' })).located).toMatch(/^b\.sql:2:1: \\gset with an empty query buffer is not supported/);
+  });
+
+  it('runs a statement ended by \\g, and refuses output to a |pipe', async () => {
+    await run({ 'a.sql': 'CREATE TABLE t (id int) \\g\nINSERT INTO t VALUES (1) \\g /dev/null\n' });
+    expect(await rows('SELECT id FROM t')).toEqual([{ id: 1 }]);
+    expect((await failure({ 'b.sql': 'SELECT 1 \\g |cat\n' })).located).toMatch(/^b\.sql:1:10: \\g with a \|pipe is not supported/);
+    expect((await failure({ 'c.sql': '\\o | cat\n' })).located).toMatch(/^c\.sql:1:1: \\o with a \|pipe is not supported/);
+  });
+});
+
+describe('executor: \\copy ... FROM', () => {
+  it('loads a file relative to the including file and counts its rows', async () => {
+    const stats = await run(
+      { 'sub/a.sql': "CREATE TABLE t (id int, name text);\n\\copy t from '../data/t.csv' (format csv)\n", 'data/t.csv': '1,one\n2,two\n' },
+      { only: ['sub/a.sql'] },
+    );
+    expect(stats).toMatchObject({ statements: 2, rowsCopied: 2 });
+    expect(await rows('SELECT id, name FROM t ORDER BY id')).toEqual([{ id: 1, name: 'one' }, { id: 2, name: 'two' }]);
+  });
+
+  it('names the \\copy line, the data file and its line when a row is bad', async () => {
+    const error = await failure({ 'a.sql': 'CREATE TABLE t (id int);\n\n  \\copy t from data.txt\n', 'data.txt': '1\n2\nthree\n' }, ['a.sql']);
+    expect(error).toMatchObject({ code: 'SQL_FAILED', located: 'a.sql:3:3: \\copy from data.txt, line 3: invalid input syntax for type integer: "three"' });
+  });
+
+  it('locates an error in inline data (from stdin) at its line in the script', async () => {
+    expect((await failure({ 'a.sql': 'CREATE TABLE t (id int);\n\\copy t from stdin\n1\nx\n\\.\n' })).located).toBe(
+      'a.sql:4:1: invalid input syntax for type integer: "x"',
+    );
+  });
+
+  it('fails on a missing file, a parse error, TO, PROGRAM and pstdin with the line of the \\copy', async () => {
+    expect(await failure({ 'a.sql': 'CREATE TABLE t (id int);\n\\copy t from missing.csv\n' })).toMatchObject({
+      code: 'FILE_UNREADABLE',
+      located: 'a.sql:2:1: \\copy: cannot read missing.csv: ENOENT',
+    });
+    expect((await failure({ 'b.sql': '\\copy t into x\n' })).located).toBe('b.sql:1:1: \\copy: parse error at "into"');
+    expect((await failure({ 'c.sql': '\\copy t from\n' })).located).toBe('c.sql:1:1: \\copy: parse error at end of line');
+    expect((await failure({ 'd.sql': "\\copy t to 'out.csv'\n" })).located).toMatch(/^d\.sql:1:1: \\copy \.\.\. TO is not supported/);
+    expect((await failure({ 'e.sql': "\\copy t from program 'cat x'\n" })).located).toMatch(/^e\.sql:1:1: \\copy \.\.\. FROM PROGRAM is not supported/);
+    expect((await failure({ 'f.sql': '\\copy t from pstdin\n' })).located).toMatch(/^f\.sql:1:1: \\copy \.\.\. FROM pstdin reads psql's own standard input/);
+  });
+});
+
+describe('executor: output-only and refused meta-commands', () => {
+  it('prints \\warn apart from \\echo, and \\conninfo as psql does', async () => {
+    const echo: string[] = [];
+    const warnings: string[] = [];
+    const root = await tempRepo({ 'a.sql': '\\warn careful  now\n\\conninfo\n' });
+    await executeFiles(db.session, [{ relativePath: 'a.sql', absolutePath: join(root, 'a.sql') }], {
+      repositoryRoot: root,
+      onEcho: (text) => echo.push(text),
+      onWarn: (text) => warnings.push(text),
+    });
+    expect(warnings).toEqual(['careful now']);
+    expect(echo).toEqual([`You are connected to database "${db.name}" as user "postgres" on host "127.0.0.1" at port "${db.client.port}".`]);
+  });
+
+  it('refuses \\getenv, \\prompt and \\! with their reason', async () => {
+    expect((await failure({ 'a.sql': '\\getenv home HOME\n' })).located).toMatch(/^a\.sql:1:1: \\getenv is not supported: the template's fingerprint/);
+    expect((await failure({ 'b.sql': '\\prompt name\n' })).located).toMatch(/^b\.sql:1:1: \\prompt is not supported: a build reads no input/);
+    expect((await failure({ 'c.sql': '\\! ls\n' })).located).toMatch(/^c\.sql:1:1: \\! is not supported/);
   });
 });
 

@@ -20,7 +20,7 @@ function lex(text: string, variables?: Map<string, string>, pieceSize = text.len
   const lexer = new Lexer(source, { file: 'script.sql', variables });
   const segments: Lexed[] = [];
   for (const segment of lexer.segments()) {
-    if (segment.kind === 'statement' && segment.copyFromStdin) {
+    if (segment.copyFromStdin) {
       segments.push({ ...segment, copy: { data: [...lexer.copyData()].join(''), line: lexer.copyDataLine } });
     } else {
       segments.push(segment);
@@ -307,11 +307,41 @@ describe('meta-commands', () => {
     // sends at the next semicolon (or at the end of the file) without the meta-command's text.
     const segments = lex('SELECT 1 \\echo hi\n, 2;\nSELECT 3 \\echo at the end');
     expect(segments.map((s) => (s.kind === 'meta' ? s : { kind: s.kind, text: s.text.trimEnd(), offset: s.offset }))).toEqual([
-      { kind: 'meta', name: 'echo', args: 'hi', offset: 9, location: { line: 1, column: 10 } },
+      { kind: 'meta', name: 'echo', args: 'hi', offset: 9, location: { line: 1, column: 10 }, inStatement: true },
       { kind: 'statement', text: 'SELECT 1 \n, 2', offset: 0 },
-      { kind: 'meta', name: 'echo', args: 'at the end', offset: 32, location: { line: 3, column: 10 } },
+      { kind: 'meta', name: 'echo', args: 'at the end', offset: 32, location: { line: 3, column: 10 }, inStatement: true },
       { kind: 'statement', text: 'SELECT 3', offset: 23 },
     ]);
+  });
+
+  it('ends a statement at \\g, \\gx and \\gset as at a semicolon, and attaches the command', () => {
+    const segments = lex('SELECT 1 AS a \\gset p_\nSELECT 2\n\\g\nSELECT 3 \\gx \\\\ SELECT 4;');
+    expect(segments.map((s) => (s.kind === 'meta' ? s.name : [s.text.trimEnd(), s.sentBy?.name, s.sentBy?.args]))).toEqual([
+      ['SELECT 1 AS a', 'gset', 'p_'],
+      ['SELECT 2', 'g', ''],
+      ['SELECT 3', 'gx', ''],
+      ['SELECT 4', undefined, undefined],
+    ]);
+  });
+
+  it('names a command as psql does: up to the next space or backslash', () => {
+    expect(lex('\\dt+ x\n\\l+\n\\echo:x').map((s) => (s.kind === 'meta' ? [s.name, s.args] : s.kind))).toEqual([
+      ['dt+', 'x'],
+      ['l+', ''],
+      ['echo:x', ''],
+    ]);
+  });
+
+  it('reads \\copy arguments to the end of the line and its inline data up to \\.', () => {
+    const [copy, after] = lex("\\copy t from stdin with (delimiter '\\') \\echo no\n1\\2\n\\.\nSELECT 1;");
+    expect(copy).toMatchObject({ kind: 'meta', name: 'copy', args: "t from stdin with (delimiter '\\') \\echo no", copyFromStdin: true, copy: { data: '1\\2\n', line: 2 } });
+    expect(after).toMatchObject({ kind: 'statement', text: 'SELECT 1' });
+    expect(lex("\\COPY t FROM 'data.csv'\nSELECT 1;")[0]).not.toHaveProperty('copy');
+  });
+
+  it('replaces :{?name} with TRUE or FALSE, outside quotes', () => {
+    const [statement] = lex("SELECT :{?set}, :{?unset}, ':{?set}';", new Map([['set', '']]));
+    expect(statement).toMatchObject({ text: "SELECT TRUE, FALSE, ':{?set}'" });
   });
 
   it('ends a meta-command at \\\\ and reads the rest of the line as SQL', () => {
