@@ -16,6 +16,8 @@ export interface SqlFile {
   absolutePath: string;
   /** Shown in progress and errors, e.g. `1_seed/02_users.sql`. */
   relativePath: string;
+  /** sha256 hex the caller hashed; when the bytes read differ (edited since), the file is listed in `includedFiles`. */
+  hash?: string;
 }
 
 export interface ExecuteOptions {
@@ -34,24 +36,41 @@ export interface ExecutionStats {
   files: number;
   statements: number;
   rowsCopied: number;
+  /**
+   * Every file read besides `files` (\i and nested includes), once per path and content, with the
+   * sha256 hex of the bytes read; also a file of `files` whose bytes differ from its `hash`.
+   */
+  includedFiles: FileRead[];
+}
+
+export interface FileRead {
+  absolutePath: string;
+  hash: string;
 }
 
 const DEFAULT_BATCH_BYTES = 1 << 20;
 
 /** Runs `files` in order on `client`; throws a located DbfastError at the first failure. */
 export async function executeFiles(client: pg.Client, files: SqlFile[], options: ExecuteOptions): Promise<ExecutionStats> {
-  const stats: ExecutionStats = { files: 0, statements: 0, rowsCopied: 0 };
+  const stats: ExecutionStats = { files: 0, statements: 0, rowsCopied: 0, includedFiles: [] };
   for (const [index, file] of files.entries()) {
     options.onFileStart?.(file, index, files.length);
     // Each file gets the session a fresh `psql -f` would: no SET, role or temp table leaks in.
     if (index > 0) await client.query('DISCARD ALL');
     const runner = new ScriptRunner(client, options, stats);
     const source = await readSource(file.absolutePath, file.relativePath);
+    if (file.hash !== undefined && source.hash !== file.hash) recordRead(stats, source);
     await runner.run(source, psqlVariables(client), []);
     await runner.finishFile(source);
     stats.files++;
   }
   return stats;
+}
+
+/** A file read twice with different bytes is listed twice: the database holds both, so no one content is fresh. */
+function recordRead(stats: ExecutionStats, { absolutePath, hash }: Source): void {
+  const known = stats.includedFiles.some((read) => read.absolutePath === absolutePath && read.hash === hash);
+  if (!known) stats.includedFiles.push({ absolutePath, hash });
 }
 
 /** The variables psql defines before it reads a script. */
@@ -247,6 +266,7 @@ class ScriptRunner {
             column: error.code === 'FILE_UNREADABLE' ? column : error.column,
           });
         });
+        recordRead(this.stats, included);
         await this.run(included, variables, [...includeStack, source.absolutePath]);
         return;
       }

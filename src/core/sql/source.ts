@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { DbfastError } from '../errors.js';
 import { type LineIndex, lineIndex } from './position.js';
@@ -9,6 +10,8 @@ export interface Source {
   displayPath: string;
   text: string;
   lines: LineIndex;
+  /** sha256 hex of the bytes read (BOM included): what the build ran, for the freshness check. */
+  hash: string;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
@@ -33,7 +36,7 @@ export async function readSource(absolutePath: string, displayPath: string): Pro
       hint: 'dbfast reads SQL files as UTF-8; convert the file (iconv -f LATIN1 -t UTF-8)',
     });
   }
-  return { absolutePath, displayPath, text, lines: lineIndex(text) };
+  return { absolutePath, displayPath, text, lines: lineIndex(text), hash: createHash('sha256').update(bytes).digest('hex') };
 }
 
 function invalidUtf8Position(bytes: Uint8Array): { line: number; column: number } {

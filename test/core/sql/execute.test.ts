@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { executeFiles } from '../../../src/core/sql/execute.js';
@@ -37,7 +38,7 @@ describe('executor: statements', () => {
         CREATE TABLE "semi;colon" ("a;b" int);
         INSERT INTO "semi;colon" VALUES (5)`,
     });
-    expect(stats).toEqual({ files: 1, statements: 5, rowsCopied: 0 });
+    expect(stats).toEqual({ files: 1, statements: 5, rowsCopied: 0, includedFiles: [] });
     expect(await rows('SELECT id, note FROM t ORDER BY id')).toEqual([
       { id: 1, note: "it's; fine" },
       { id: 2, note: "back'slash; \n" },
@@ -187,6 +188,30 @@ describe('executor: psql meta-commands', () => {
       { only: ['main.sql'] },
     );
     expect((await rows('SELECT v FROM t')).map((r) => r.v)).toEqual(['one', 'nested', 'two', 'three']);
+  });
+
+  it('lists every file it included, nested too, once, with the sha256 of the bytes it read', async () => {
+    const files = {
+      'main.sql': 'CREATE TABLE t (v text);\n\\i parts/one.inc\n\\i parts/one.inc\n',
+      'parts/one.inc': "INSERT INTO t VALUES ('one');\n\\ir deeper/two.inc\n",
+      'parts/deeper/two.inc': "\uFEFFINSERT INTO t VALUES ('two');",
+    };
+    const root = await tempRepo(files);
+    const stats = await executeFiles(db.client, [{ relativePath: 'main.sql', absolutePath: join(root, 'main.sql') }], { repositoryRoot: root });
+    const read = (path: keyof typeof files) => ({ absolutePath: join(root, path), hash: createHash('sha256').update(files[path]).digest('hex') });
+    expect(stats.includedFiles).toEqual([read('parts/one.inc'), read('parts/deeper/two.inc')]);
+    expect(await rows('SELECT count(*)::int AS n FROM t')).toEqual([{ n: 4 }]);
+  });
+
+  it('lists a file whose bytes differ from the hash its caller scanned (edited since)', async () => {
+    const root = await tempRepo({ 'a.sql': 'SELECT 1;', 'b.sql': 'SELECT 2;' });
+    const scanned = (name: string, content: string) => ({
+      relativePath: name,
+      absolutePath: join(root, name),
+      hash: createHash('sha256').update(content).digest('hex'),
+    });
+    const stats = await executeFiles(db.client, [scanned('a.sql', 'SELECT 1;'), scanned('b.sql', 'SELECT 1;')], { repositoryRoot: root });
+    expect(stats.includedFiles).toEqual([{ absolutePath: join(root, 'b.sql'), hash: createHash('sha256').update('SELECT 2;').digest('hex') }]);
   });
 
   it('interpolates \\set variables as :var, :\'var\' and :"var", and leaves casts alone', async () => {
