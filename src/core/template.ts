@@ -8,6 +8,7 @@ import type pg from 'pg';
 import type { ValidationSettings } from './config.js';
 import { type ServerTarget, withClient } from './connection.js';
 import { DbfastError } from './errors.js';
+import { type IncludedFile, isFresh, recordedIncludes } from './freshness.js';
 import { type ExecuteOptions, type ExecutionStats, executeFiles, type SqlFile } from './sql/execute.js';
 import { quoteIdentifier as ident, quoteLiteral } from './sql/quote.js';
 import { validateDatabase } from './validate.js';
@@ -20,6 +21,8 @@ export interface TemplateMetadata {
   files: number;
   statements: number;
   rowsCopied: number;
+  /** Files the build read besides the selected ones (\i), with the hash of the bytes it read: part of freshness. */
+  includes: IncludedFile[];
 }
 
 export interface TemplateInfo extends TemplateMetadata {
@@ -32,8 +35,10 @@ export interface TemplateSpec {
   name: string;
   fingerprint: string;
   files: SqlFile[];
-  /** Included files (\i) inside this folder are shown relative to it. */
+  /** Included files (\i) inside this folder are shown relative to it; their recorded paths are relative to it. */
   projectDir: string;
+  /** Holds the stat cache for hashing the included files of the current template. */
+  stateDir: string;
   /** Checked after the files ran and before the swap. */
   validation?: ValidationSettings;
   /** Abandon the build after this long; 0 or undefined for no limit. */
@@ -91,7 +96,7 @@ export async function readTemplate(admin: pg.Client, name: string, options: { wi
 }
 
 /**
- * Returns the template, building it first when it is missing, stale (fingerprint differs) or
+ * Returns the template, building it first when it is missing, stale (see isFresh) or
  * `force` is set. One builder per template at a time: a server-side advisory lock makes
  * concurrent callers wait and then find the fresh template.
  */
@@ -100,7 +105,7 @@ export async function ensureTemplate(target: ServerTarget, spec: TemplateSpec, o
     // Session-level: released when this connection closes, even if the process is killed.
     await admin.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [`dbfast:template:${spec.name}`]);
     const current = await readTemplate(admin, spec.name);
-    if (current && current.fingerprint === spec.fingerprint && !options.force) return { template: current, rebuilt: false };
+    if (current && !options.force && (await isFresh(current, spec.fingerprint, spec))) return { template: current, rebuilt: false };
     await dropOrphans(admin, spec.name);
     const stats = await build(target, admin, spec, options);
     return { template: (await readTemplate(admin, spec.name, { withSize: true }))!, rebuilt: true, stats };
@@ -138,12 +143,14 @@ async function build(target: ServerTarget, admin: pg.Client, spec: TemplateSpec,
         return result;
       }),
     );
+    const { includedFiles, ...counts } = stats;
     const metadata: TemplateMetadata = {
       kind: 'template',
       fingerprint: spec.fingerprint,
       builtAt: new Date().toISOString(),
       durationMs: Math.round(performance.now() - started),
-      ...stats,
+      ...counts,
+      includes: recordedIncludes(includedFiles, spec.projectDir),
     };
     await swap(admin, spec.name, temporary, metadata);
     return stats;
