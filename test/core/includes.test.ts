@@ -71,6 +71,19 @@ describe('included files', () => {
     expect((await project.build()).rebuilt).toBe(false);
   });
 
+  it('of several seeds racing after an included file changed, exactly one rebuilds and all clone the change', async () => {
+    const { root, project } = await makeProject({
+      'db/1_seed/05_incl.sql': '\\i ../../inc/data.inc\n',
+      'inc/data.inc': "INSERT INTO items VALUES (1, 'one');",
+    });
+    await project.build();
+    await writeFile(join(root, 'inc/data.inc'), "INSERT INTO items VALUES (1, 'changed');");
+    const racers = await Promise.all([1, 2, 3, 4].map(() => open(root)));
+    const results = await Promise.all(racers.map(seed));
+    expect(results.filter((result) => result.rebuilt)).toHaveLength(1);
+    for (const result of results) expect(result.names).toEqual(['changed']);
+  });
+
   it('follows includes two levels deep, inside the repository and outside the project folder', async () => {
     const elsewhere = await tempRepo({ 'level2.sql': "INSERT INTO items VALUES (2, 'two');" });
     const { root, project } = await makeProject({
