@@ -4,7 +4,8 @@
  * records each with the hash of the bytes it read, and the template stays fresh only while every
  * one of them still has that hash.
  */
-import { join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { relativePosix } from './files.js';
 import { hashExistingFiles } from './scan.js';
 import type { FileRead } from './sql/execute.js';
 
@@ -27,9 +28,12 @@ export interface ProjectFolders {
   stateDir: string;
 }
 
-/** The files a build read besides the selected ones, as the template's metadata records them. */
+/**
+ * The files a build read besides the selected ones, as the template's metadata records them; also a
+ * selected file whose bytes changed between the scan and the build, with the bytes the build read.
+ */
 export function recordedIncludes(reads: FileRead[], projectDir: string): IncludedFile[] {
-  return reads.map(({ absolutePath, hash }) => ({ path: relative(projectDir, absolutePath).split('\\').join('/'), hash }));
+  return reads.map(({ absolutePath, hash }) => ({ path: relativePosix(projectDir, absolutePath), hash }));
 }
 
 /** The template was built from the files with `fingerprint`, and from every file they include as they are now. */

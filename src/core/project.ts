@@ -16,6 +16,7 @@ import {
   selectFiles,
   validateEnvironment,
 } from './environments.js';
+import { relativePosix } from './files.js';
 import { computeFingerprint } from './fingerprint.js';
 import { isFresh } from './freshness.js';
 import { validateDatabaseName } from './names.js';
@@ -139,7 +140,7 @@ export class Project {
   stateFor(environment: EnvironmentSelection, scan: ScanResult): RepositoryState {
     const { repository, projectDir } = this.config;
     const selected = environment.settings ? selectFiles(scan.files, environment.settings) : scan.files;
-    const shownRoot = relative(projectDir, scan.root).split('\\').join('/');
+    const shownRoot = relativePosix(projectDir, scan.root);
     const files = selected.map((file) => ({
       absolutePath: file.absolutePath,
       relativePath: shownRoot ? posix.join(shownRoot, file.relativePath) : file.relativePath,

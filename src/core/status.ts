@@ -3,13 +3,13 @@
  * stopped embedded server is reported, not started.
  */
 import { readFile } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type pg from 'pg';
 import { listClones } from './clone.js';
 import type { DbfastConfig } from './config.js';
 import type { EnvironmentSelection } from './environments.js';
 import { isDbfastError } from './errors.js';
-import { writeFileAtomic } from './files.js';
+import { relativePosix, writeFileAtomic } from './files.js';
 import { changedIncludes, isFresh } from './freshness.js';
 import type { Project, RepositoryState } from './project.js';
 import type { ScanResult } from './scan.js';
@@ -155,7 +155,7 @@ async function changedSinceBuild(config: DbfastConfig, template: TemplateInfo, s
   if (manifest?.fingerprint !== template.fingerprint) return null;
   const current = new Map(state.selected.map((file) => [file.relativePath, file.hash]));
   const includes = (await changedIncludes(template, config)).map(({ path }) =>
-    relative(config.repository.path, resolve(config.projectDir, path)).split('\\').join('/'),
+    relativePosix(config.repository.path, resolve(config.projectDir, path)),
   );
   const modified = [...current].filter(([path, hash]) => path in manifest.files && manifest.files[path] !== hash).map(([path]) => path);
   return {

@@ -21,7 +21,7 @@ export interface TemplateMetadata {
   files: number;
   statements: number;
   rowsCopied: number;
-  /** Files the build read besides the selected ones (\i), with the hash of the bytes it read: part of freshness. */
+  /** Files the build read besides the selected ones (\i), with the hash of the bytes it read: part of freshness (see recordedIncludes). */
   includes: IncludedFile[];
 }
 
