@@ -67,8 +67,11 @@ export async function executeFiles(client: pg.Client, files: SqlFile[], options:
   return stats;
 }
 
-/** A file read twice with different bytes is listed twice: the database holds both, so no one content is fresh. */
-function recordRead(stats: ExecutionStats, { absolutePath, hash }: Source): void {
+/**
+ * For every file read besides the top-level ones (includes, data files). A file read twice with
+ * different bytes is listed twice: the database holds both, so no one content is fresh.
+ */
+function recordRead(stats: ExecutionStats, { absolutePath, hash }: FileRead): void {
   const known = stats.includedFiles.some((read) => read.absolutePath === absolutePath && read.hash === hash);
   if (!known) stats.includedFiles.push({ absolutePath, hash });
 }
