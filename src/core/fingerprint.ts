@@ -1,7 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { ScannedFile } from './scan.js';
 
-/** Bumped when dbfast changes how files become a template, so old templates are rebuilt. */
+/**
+ * Bumped when dbfast changes how files become a template, so old templates are rebuilt. 2: templates
+ * record the files they included (older ones may hold a changed include without knowing it) and
+ * keep their metadata out of the user's database comment.
+ */
 export const FORMAT_VERSION = 2;
 
 export interface FingerprintInput {

@@ -16,7 +16,9 @@ import {
   selectFiles,
   validateEnvironment,
 } from './environments.js';
+import { relativePosix } from './files.js';
 import { computeFingerprint } from './fingerprint.js';
+import { isFresh } from './freshness.js';
 import { validateDatabaseName } from './names.js';
 import { type ScannedFile, type ScanResult, scanRepository } from './scan.js';
 import type { SqlFile } from './sql/execute.js';
@@ -138,10 +140,11 @@ export class Project {
   stateFor(environment: EnvironmentSelection, scan: ScanResult): RepositoryState {
     const { repository, projectDir } = this.config;
     const selected = environment.settings ? selectFiles(scan.files, environment.settings) : scan.files;
-    const shownRoot = relative(projectDir, scan.root).split('\\').join('/');
+    const shownRoot = relativePosix(projectDir, scan.root);
     const files = selected.map((file) => ({
       absolutePath: file.absolutePath,
       relativePath: shownRoot ? posix.join(shownRoot, file.relativePath) : file.relativePath,
+      hash: file.hash,
     }));
     const selection = { include: repository.include, exclude: repository.exclude, environment: environment.settings };
     return { scan, selected, files, fingerprint: computeFingerprint({ files: selected, selection }) };
@@ -170,6 +173,7 @@ export class Project {
         fingerprint: state.fingerprint,
         files: state.files,
         projectDir: this.config.projectDir,
+        stateDir: this.config.stateDir,
         validation: this.config.validation,
         timeoutMs: this.config.performance.buildTimeoutMs,
         strategy: await this.cloneStrategy(),
@@ -182,11 +186,11 @@ export class Project {
 
   /**
    * Is the template up to date with the files? What every seed pays when nothing changed: a scan
-   * that reads no file contents (stat cache) and one catalog query.
+   * that reads no file contents (stat cache), one catalog query, and a stat of each included file.
    */
   async check(): Promise<FreshnessCheck> {
     const [state, template] = await Promise.all([this.scan(), this.connection().then((admin) => readTemplate(admin, this.templateName))]);
-    return { state, template, fresh: template?.fingerprint === state.fingerprint };
+    return { state, template, fresh: await isFresh(template, state.fingerprint, this.config) };
   }
 
   /** A new database cloned from an up-to-date template (rebuilt first when the files changed). */

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, type Stats, statSync } from 'node:fs';
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
@@ -80,12 +80,21 @@ export async function scanRepository(options: ScanOptions): Promise<ScanResult> 
     options.cachePath === undefined ? undefined : readStatCache(options.cachePath),
   ]);
   const { files, entries, hashedFiles } = await inspectFiles(sortInExecutionOrder(found), cache);
-  const cacheChanged = !cache || hashedFiles > 0 || cache.entries.size !== files.length;
-  if (options.cachePath !== undefined && cacheChanged) {
-    // Stamped with the scan's start, so a file edited while the scan ran is racily clean next time.
-    await writeStatCache(options.cachePath, { writtenAtMs: startedAtMs, entries });
-  }
+  if (options.cachePath !== undefined) await updateStatCache(options.cachePath, cache, { writtenAtMs: startedAtMs, entries }, hashedFiles);
   return { root, files, hashedFiles };
+}
+
+/**
+ * Each file's sha256 through the stat cache at `cachePath`, for files found otherwise than by a scan
+ * (those a build included). `relativePath` is the cache key and the name in errors. Files that do not
+ * exist are left out of the result.
+ */
+export async function hashExistingFiles(found: FoundFile[], cachePath: string): Promise<ScannedFile[]> {
+  const startedAtMs = Date.now();
+  const cache = await readStatCache(cachePath);
+  const { files, entries, hashedFiles } = await inspectFiles(found, cache, { skipMissing: true });
+  await updateStatCache(cachePath, cache, { writtenAtMs: startedAtMs, entries }, hashedFiles);
+  return files;
 }
 
 /** Numbered components compare as numbers (`2_seed` < `10_finalize`), then as plain strings so order is total. */
@@ -143,7 +152,7 @@ function compareCodeUnits(a: string, b: string): number {
 
 async function resolveRoot(root: string): Promise<string> {
   const stats = await stat(root).catch((cause) => {
-    if (!['ENOENT', 'ENOTDIR'].includes(errorCode(cause))) throw unreadable('.', cause);
+    if (!isMissing(cause)) throw unreadable('.', cause);
     throw new DbfastError('REPOSITORY_NOT_FOUND', `repository folder not found: ${root}`, {
       hint: 'create it, or set [repository] path in dbfast.toml (dbfast init writes one)',
     });
@@ -218,14 +227,20 @@ async function isLinkToFolder(absolutePath: string, relativePath: string): Promi
   }
 }
 
-async function inspectFiles(found: FoundFile[], cache: StatCache | undefined) {
+async function inspectFiles(found: FoundFile[], cache: StatCache | undefined, options: { skipMissing?: boolean } = {}) {
   const trustedBeforeMs = (cache?.writtenAtMs ?? 0) - RACY_WINDOW_MS;
   const files: ScannedFile[] = [];
   const entries = new Map<string, string>();
   let hashedFiles = 0;
   for (const [index, { relativePath, absolutePath }] of found.entries()) {
     if (index > 0 && index % FILES_PER_TURN === 0) await yieldToEventLoop();
-    const stats = orUnreadable(relativePath, () => statSync(absolutePath));
+    let stats: Stats;
+    try {
+      stats = statSync(absolutePath);
+    } catch (cause) {
+      if (options.skipMissing && isMissing(cause)) continue;
+      throw unreadable(relativePath, cause);
+    }
     // A FIFO would block the read forever; devices and sockets are no SQL either.
     if (!stats.isFile()) {
       throw new DbfastError('FILE_UNREADABLE', `not a regular file: ${relativePath}`, { file: relativePath });
@@ -241,6 +256,12 @@ async function inspectFiles(found: FoundFile[], cache: StatCache | undefined) {
     entries.set(relativePath, statPart + hash);
   }
   return { files, entries, hashedFiles };
+}
+
+async function updateStatCache(cachePath: string, previous: StatCache | undefined, next: StatCache, hashedFiles: number): Promise<void> {
+  if (previous && hashedFiles === 0 && previous.entries.size === next.entries.size) return;
+  // Stamped with the start of the lookup, so a file edited while it ran is racily clean next time.
+  await writeStatCache(cachePath, next);
 }
 
 /** A missing, corrupt or older cache only costs a full re-hash, so it is ignored rather than reported. */
@@ -286,6 +307,10 @@ function orUnreadable<T>(relativePath: string, read: () => T): T {
 function unreadable(relativePath: string, cause: unknown): DbfastError {
   const reason = errorCode(cause) || String(cause);
   return new DbfastError('FILE_UNREADABLE', `cannot read ${relativePath} (${reason})`, { file: relativePath, cause });
+}
+
+function isMissing(error: unknown): boolean {
+  return ['ENOENT', 'ENOTDIR'].includes(errorCode(error));
 }
 
 function errorCode(error: unknown): string {

@@ -3,12 +3,14 @@
  * stopped embedded server is reported, not started.
  */
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type pg from 'pg';
 import { listClones } from './clone.js';
+import type { DbfastConfig } from './config.js';
 import type { EnvironmentSelection } from './environments.js';
 import { isDbfastError } from './errors.js';
-import { writeFileAtomic } from './files.js';
+import { relativePosix, writeFileAtomic } from './files.js';
+import { changedIncludes, isFresh } from './freshness.js';
 import type { Project, RepositoryState } from './project.js';
 import type { ScanResult } from './scan.js';
 import { readTemplate, type TemplateInfo } from './template.js';
@@ -69,7 +71,7 @@ export async function environmentStates(project: Project, scan: ScanResult, admi
   });
   for (const { row, fingerprint } of admin ? rows : []) {
     const template = await readTemplate(admin!, row.template);
-    row.state = !template ? 'missing' : template.fingerprint === fingerprint ? 'fresh' : 'stale';
+    row.state = !template ? 'missing' : (await isFresh(template, fingerprint, config)) ? 'fresh' : 'stale';
     row.builtAt = template?.builtAt ?? null;
   }
   return rows.map(({ row }) => row);
@@ -117,8 +119,8 @@ export async function collectStatus(project: Project): Promise<ProjectStatus> {
   const clones = (await listClones(admin)).filter((clone) => clone.template === selection.templateName);
   status.clones = { count: clones.length, totalBytes: clones.reduce((sum, clone) => sum + clone.sizeBytes, 0) };
   if (status.template && state) {
-    status.repository.changed = status.template.fingerprint !== state.fingerprint;
-    status.repository.changedFiles = await changedSinceBuild(config.stateDir, selection.templateName, status.template.fingerprint, state);
+    status.repository.changed = !(await isFresh(status.template, state.fingerprint, config));
+    status.repository.changedFiles = await changedSinceBuild(config, status.template, state);
   }
   return status;
 }
@@ -144,21 +146,21 @@ export async function recordBuild(stateDir: string, templateName: string, state:
   await writeFileAtomic(manifestPath(stateDir, templateName), JSON.stringify(manifest)).catch(() => {});
 }
 
-async function changedSinceBuild(
-  stateDir: string,
-  templateName: string,
-  fingerprint: string,
-  state: RepositoryState,
-): Promise<ChangedFiles | null> {
-  const manifest = await readFile(manifestPath(stateDir, templateName), 'utf8').then(
+/** Paths relative to the repository, as the scan names them; an included file elsewhere starts with `../`. */
+async function changedSinceBuild(config: DbfastConfig, template: TemplateInfo, state: RepositoryState): Promise<ChangedFiles | null> {
+  const manifest = await readFile(manifestPath(config.stateDir, template.name), 'utf8').then(
     (text) => JSON.parse(text) as BuildManifest,
     () => null,
   );
-  if (manifest?.fingerprint !== fingerprint) return null;
+  if (manifest?.fingerprint !== template.fingerprint) return null;
   const current = new Map(state.selected.map((file) => [file.relativePath, file.hash]));
+  const includes = (await changedIncludes(template, config)).map(({ path }) =>
+    relativePosix(config.repository.path, resolve(config.projectDir, path)),
+  );
+  const modified = [...current].filter(([path, hash]) => path in manifest.files && manifest.files[path] !== hash).map(([path]) => path);
   return {
     added: [...current.keys()].filter((path) => !(path in manifest.files)),
     removed: Object.keys(manifest.files).filter((path) => !current.has(path)),
-    modified: [...current].filter(([path, hash]) => path in manifest.files && manifest.files[path] !== hash).map(([path]) => path),
+    modified: [...new Set([...modified, ...includes])],
   };
 }

@@ -14,6 +14,7 @@ import { METADATA_COLUMNS, type MetadataColumns, parseMetadata, writableMetadata
 import { builtRoles, dropPreviousBuild, explainRoleError, roleNames } from './roles.js';
 import { type ExecuteOptions, type ExecutionStats, executeFiles, type SqlFile, type SqlSession } from './sql/execute.js';
 import { quoteIdentifier as ident } from './sql/quote.js';
+import { type IncludedFile, isFresh, recordedIncludes } from './freshness.js';
 import { validateDatabase } from './validate.js';
 
 export interface TemplateMetadata {
@@ -26,6 +27,8 @@ export interface TemplateMetadata {
   rowsCopied: number;
   /** Roles this template's builds created (roles.ts); absent in templates of format 1. */
   roles?: string[];
+  /** Files the build read besides the selected ones (\i), with the hash of the bytes it read: part of freshness (see recordedIncludes). */
+  includes: IncludedFile[];
 }
 
 export interface TemplateInfo extends TemplateMetadata {
@@ -38,8 +41,10 @@ export interface TemplateSpec {
   name: string;
   fingerprint: string;
   files: SqlFile[];
-  /** Included files (\i) inside this folder are shown relative to it. */
+  /** Included files (\i) inside this folder are shown relative to it; their recorded paths are relative to it. */
   projectDir: string;
+  /** Holds the stat cache for hashing the included files of the current template. */
+  stateDir: string;
   /** Checked after the files ran and before the swap. */
   validation?: ValidationSettings;
   /** Abandon the build after this long; 0 or undefined for no limit. */
@@ -87,7 +92,7 @@ export async function readTemplate(admin: pg.Client, name: string, options: { wi
 }
 
 /**
- * Returns the template, building it first when it is missing, stale (fingerprint differs) or
+ * Returns the template, building it first when it is missing, stale (see isFresh) or
  * `force` is set. One builder per template at a time: a server-side advisory lock makes
  * concurrent callers wait and then find the fresh template.
  */
@@ -96,7 +101,7 @@ export async function ensureTemplate(target: ServerTarget, spec: TemplateSpec, o
     // Session-level: released when this connection closes, even if the process is killed.
     await admin.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [`dbfast:template:${spec.name}`]);
     const current = await readTemplate(admin, spec.name);
-    if (current && current.fingerprint === spec.fingerprint && !options.force) return { template: current, rebuilt: false };
+    if (current && !options.force && (await isFresh(current, spec.fingerprint, spec))) return { template: current, rebuilt: false };
     await dropOrphans(admin, spec.name);
     const clones = (await listClones(admin)).filter((clone) => clone.template === spec.name);
     const previous = { template: spec.name, roles: current?.roles ?? [], clones };
@@ -141,12 +146,14 @@ async function build(
         return result;
       }),
     );
+    const { includedFiles, ...counts } = stats;
     const metadata: TemplateMetadata = {
       kind: 'template',
       fingerprint: spec.fingerprint,
       builtAt: new Date().toISOString(),
       durationMs: Math.round(performance.now() - started),
-      ...stats,
+      ...counts,
+      includes: recordedIncludes(includedFiles, spec.projectDir),
       roles: builtRoles(roles.before, await roleNames(admin), roles.recorded),
     };
     await swap(admin, spec.name, temporary, metadata);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DbfastError } from '../../../src/core/errors.js';
@@ -188,6 +189,30 @@ describe('executor: psql meta-commands', () => {
       { only: ['main.sql'] },
     );
     expect((await rows('SELECT v FROM t')).map((r) => r.v)).toEqual(['one', 'nested', 'two', 'three']);
+  });
+
+  it('lists every file it included, nested too, once, with the sha256 of the bytes it read', async () => {
+    const files = {
+      'main.sql': 'CREATE TABLE t (v text);\n\\i parts/one.inc\n\\i parts/one.inc\n',
+      'parts/one.inc': "INSERT INTO t VALUES ('one');\n\\ir deeper/two.inc\n",
+      'parts/deeper/two.inc': "\uFEFFINSERT INTO t VALUES ('two');",
+    };
+    const root = await tempRepo(files);
+    const stats = await executeFiles(db.session, [{ relativePath: 'main.sql', absolutePath: join(root, 'main.sql') }], { repositoryRoot: root });
+    const read = (path: keyof typeof files) => ({ absolutePath: join(root, path), hash: createHash('sha256').update(files[path]).digest('hex') });
+    expect(stats.includedFiles).toEqual([read('parts/one.inc'), read('parts/deeper/two.inc')]);
+    expect(await rows('SELECT count(*)::int AS n FROM t')).toEqual([{ n: 4 }]);
+  });
+
+  it('lists a file whose bytes differ from the hash its caller scanned (edited since)', async () => {
+    const root = await tempRepo({ 'a.sql': 'SELECT 1;', 'b.sql': 'SELECT 2;' });
+    const scanned = (name: string, content: string) => ({
+      relativePath: name,
+      absolutePath: join(root, name),
+      hash: createHash('sha256').update(content).digest('hex'),
+    });
+    const stats = await executeFiles(db.session, [scanned('a.sql', 'SELECT 1;'), scanned('b.sql', 'SELECT 1;')], { repositoryRoot: root });
+    expect(stats.includedFiles).toEqual([{ absolutePath: join(root, 'b.sql'), hash: createHash('sha256').update('SELECT 2;').digest('hex') }]);
   });
 
   it('interpolates \\set variables as :var, :\'var\' and :"var", and leaves casts alone', async () => {
