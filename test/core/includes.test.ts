@@ -91,9 +91,10 @@ describe('included files', () => {
       'db/lib/level1.inc': `INSERT INTO items VALUES (1, 'one');\n\\i ${join(elsewhere, 'level2.sql')}\n`,
     });
     expect(await seed(project)).toEqual({ rebuilt: true, names: ['one', 'two'] });
+    // Listed once read to the end: the nested file first.
     expect((await project.status()).template?.includes.map((file) => file.path)).toEqual([
-      'db/lib/level1.inc',
       `../${basename(elsewhere)}/level2.sql`,
+      'db/lib/level1.inc',
     ]);
 
     await writeFile(join(elsewhere, 'level2.sql'), "INSERT INTO items VALUES (2, 'deux');");

@@ -6,7 +6,7 @@
  */
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import type pg from 'pg';
-import { DbfastError, isDbfastError } from '../errors.js';
+import { DbfastError } from '../errors.js';
 import { isPsqlCommand, OUTPUT_SETTINGS } from './commands.js';
 import { ConditionalStack, parseBoolean } from './conditional.js';
 import { canonicalEncoding, encodingSetBy, SUPPORTED_ENCODINGS } from './encoding.js';
@@ -85,7 +85,8 @@ export async function executeFiles(session: SqlSession, files: SqlFile[], option
       else await session.client.query('DISCARD ALL');
     }
     const runner = new ScriptRunner(session.client, options, stats);
-    const hash = await runner.run(file.absolutePath, file.relativePath, psqlVariables(session.client), [], 'UTF8');
+    const reader = SourceReader.open(file.absolutePath, file.relativePath);
+    const hash = await runner.run(reader, psqlVariables(session.client), [], 'UTF8');
     if (file.hash !== undefined && hash !== file.hash) recordRead(stats, { absolutePath: file.absolutePath, hash });
     await runner.finishFile(file.relativePath);
     defaultsChanged = runner.changedSessionDefaults;
@@ -197,8 +198,8 @@ class ScriptRunner {
    * Runs one file (the top-level one or an included one); returns the sha256 of its bytes. A file
    * is read in `inherited` encoding (the session's), unless it starts by setting another.
    */
-  async run(absolutePath: string, displayPath: string, variables: Variables, includeStack: string[], inherited: string): Promise<string> {
-    const reader = SourceReader.open(absolutePath, displayPath);
+  async run(reader: SourceReader, variables: Variables, includeStack: string[], inherited: string): Promise<string> {
+    const { displayPath } = reader;
     try {
       reader.setEncoding(leadingEncoding(reader.peek(), displayPath) ?? inherited);
       const lexer = new Lexer(reader, { file: displayPath, variables });
@@ -523,14 +524,14 @@ class ScriptRunner {
     if (file.includeStack.includes(target) || target === reader.absolutePath) {
       throw metaError(command, reader.displayPath, `\\${command.name} ${path} includes itself`);
     }
-    const shown = this.displayPath(target);
-    let hash: string;
+    let included: SourceReader;
     try {
-      hash = await this.run(target, shown, file.variables, [...file.includeStack, reader.absolutePath], reader.encoding);
+      included = SourceReader.open(target, this.displayPath(target));
     } catch (error) {
-      if (!isDbfastError(error, 'FILE_UNREADABLE') || error.file !== shown) throw error;
-      throw new DbfastError('FILE_UNREADABLE', `\\${command.name} ${path}: ${error.message}`, { file: reader.displayPath, ...command.location });
+      const { message } = error as DbfastError;
+      throw new DbfastError('FILE_UNREADABLE', `\\${command.name} ${path}: ${message}`, { file: reader.displayPath, ...command.location });
     }
+    const hash = await this.run(included, file.variables, [...file.includeStack, reader.absolutePath], reader.encoding);
     recordRead(this.stats, { absolutePath: target, hash });
   }
 

@@ -200,7 +200,8 @@ describe('executor: psql meta-commands', () => {
     const root = await tempRepo(files);
     const stats = await executeFiles(db.session, [{ relativePath: 'main.sql', absolutePath: join(root, 'main.sql') }], { repositoryRoot: root });
     const read = (path: keyof typeof files) => ({ absolutePath: join(root, path), hash: createHash('sha256').update(files[path]).digest('hex') });
-    expect(stats.includedFiles).toEqual([read('parts/one.inc'), read('parts/deeper/two.inc')]);
+    // Each is listed once read to its end: the nested file first.
+    expect(stats.includedFiles).toEqual([read('parts/deeper/two.inc'), read('parts/one.inc')]);
     expect(await rows('SELECT count(*)::int AS n FROM t')).toEqual([{ n: 4 }]);
   });
 
