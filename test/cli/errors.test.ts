@@ -35,6 +35,16 @@ describe('SQL errors', () => {
     expect(result.stderr).not.toContain('--verbose');
   });
 
+  it('are warnings where a file turned ON_ERROR_STOP off: the build goes on and succeeds', async () => {
+    const { run } = await project(`\\unset ON_ERROR_STOP\n${duplicateKey}INSERT INTO users VALUES (2, 'bob');\n`);
+    const result = await run(['build', '--json']);
+    expect(result.code).toBe(0);
+    expect(withoutProgress(result)).toEqual([
+      'warning: db/1_seed/02_users.sql:4:3: duplicate key value violates unique constraint "users_pkey"',
+    ]);
+    expect(JSON.parse(result.stdout).stats).toMatchObject({ statements: 4, failedStatements: 1 });
+  });
+
   it('point at the column PostgreSQL reports, inside a multi-line statement', async () => {
     const { run } = await project("INSERT INTO users VALUES (1, 'a');\nINSERT INTO users (id, name)\n  VALUES (2, nosuch);\n");
     const result = await run(['build']);
