@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { scanRepository } from '../dist/core/scan.js';
+import { embeddedTarget, withSession } from '../dist/core/connection.js';
 import { executeFiles } from '../dist/core/sql/execute.js';
 
 const CORPUS = fileURLToPath(new URL('../../shared/corpus/', import.meta.url));
@@ -86,7 +87,7 @@ export async function benchExecute(server) {
 }
 
 async function loadWithDbfast(server, database, files, repositoryRoot) {
-  await withSession(server, database, (session) => executeFiles(session, files, { repositoryRoot }));
+  await withSession(embeddedTarget(server), database, (session) => executeFiles(session, files, { repositoryRoot }));
 }
 
 function loadWithPsql(server, database, files) {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cli.js';
 import { queryUrl } from './helpers/database.js';
-import { tempRepo } from './helpers/repo.js';
+import { tempRepo, writeFiles } from './helpers/repo.js';
 
 const cleanup: string[] = [];
 let env: Record<string, string> = {};
@@ -19,7 +19,7 @@ afterAll(async () => {
 });
 
 describe('end to end', () => {
-  it('init, seed on the embedded server, edit a file, seed rebuilds, the clone has the change', async () => {
+  it('init, seed on the embedded server, edit a file or an included one, seed rebuilds, the clone has the change', async () => {
     const root = await tempRepo({
       'db/0_schema/01_tables.sql': 'CREATE TABLE notes (id int PRIMARY KEY, body text);',
       'db/1_seed/01_notes.sql': "COPY notes FROM stdin;\n1\tfirst\n\\.\n",
@@ -49,10 +49,27 @@ describe('end to end', () => {
     expect(await queryUrl(seeded.url, 'SELECT body FROM notes ORDER BY id')).toEqual([{ body: 'first' }, { body: 'second' }]);
     expect(await queryUrl(firstUrl, 'SELECT count(*)::int AS n FROM notes')).toEqual([{ n: 1 }]);
 
+    // A file outside the repository, included with \ir, and database properties set by the files.
+    await writeFiles(root, {
+      'db/1_seed/03_included.sql':
+        "\\ir ../../shared/notes.inc\nALTER DATABASE :\"DBNAME\" SET app.greeting = 'hello';\nCOMMENT ON DATABASE :\"DBNAME\" IS 'notes app';\n",
+      'shared/notes.inc': "INSERT INTO notes VALUES (3, 'third');\n",
+    });
+    const third = JSON.parse((await runCli(['seed', '--json'], { cwd: root, env })).stdout);
+    expect(third.rebuilt).toBe(true);
+    const properties = "SELECT current_setting('app.greeting') AS greeting, shobj_description(oid, 'pg_database') AS comment FROM pg_database WHERE datname = current_database()";
+    expect(await queryUrl(third.url, properties)).toEqual([{ greeting: 'hello', comment: 'notes app' }]);
+
+    await writeFile(join(root, 'shared/notes.inc'), "INSERT INTO notes VALUES (3, 'third, edited');\n");
+    const fourth = JSON.parse((await runCli(['seed', '--json'], { cwd: root, env })).stdout);
+    expect(fourth.rebuilt).toBe(true);
+    expect(await queryUrl(fourth.url, 'SELECT body FROM notes WHERE id = 3')).toEqual([{ body: 'third, edited' }]);
+    expect(JSON.parse((await runCli(['seed', '--json'], { cwd: root, env })).stdout).rebuilt).toBe(false);
+
     const list = JSON.parse((await runCli(['list', '--json'], { cwd: root, env })).stdout);
-    expect(list).toHaveLength(2);
+    expect(list).toHaveLength(5);
     expect((await runCli(['clean', '--keep-last', '1'], { cwd: root, env })).code).toBe(0);
     const left = JSON.parse((await runCli(['list', '--json'], { cwd: root, env })).stdout);
-    expect(left.map((clone: { name: string }) => clone.name)).toEqual([seeded.database]);
+    expect(left).toHaveLength(1);
   });
 });

@@ -19,7 +19,8 @@ export interface IncludedFile {
 export interface BuiltTemplate {
   name: string;
   fingerprint: string;
-  includes: IncludedFile[];
+  /** Absent in templates built before dbfast recorded includes (format 1). */
+  includes?: IncludedFile[];
 }
 
 /** Where included paths are relative to, and where their stat cache lives. */
@@ -46,12 +47,13 @@ export async function isFresh(template: BuiltTemplate | null, fingerprint: strin
  * changed too. Hashed through a stat cache of the template's own, so a warm check reads no content.
  */
 export async function changedIncludes(template: BuiltTemplate, folders: ProjectFolders): Promise<IncludedFile[]> {
-  if (template.includes.length === 0) return [];
-  const paths = [...new Set(template.includes.map((file) => file.path))];
+  const includes = template.includes ?? [];
+  if (includes.length === 0) return [];
+  const paths = [...new Set(includes.map((file) => file.path))];
   const current = await hashExistingFiles(
     paths.map((path) => ({ relativePath: path, absolutePath: resolve(folders.projectDir, path) })),
     join(folders.stateDir, 'templates', `${template.name}.includes.tsv`),
   );
   const hashes = new Map(current.map((file) => [file.relativePath, file.hash]));
-  return template.includes.filter((file) => hashes.get(file.path) !== file.hash);
+  return includes.filter((file) => hashes.get(file.path) !== file.hash);
 }

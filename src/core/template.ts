@@ -27,8 +27,8 @@ export interface TemplateMetadata {
   rowsCopied: number;
   /** Roles this template's builds created (roles.ts); absent in templates of format 1. */
   roles?: string[];
-  /** Files the build read besides the selected ones (\i), with the hash of the bytes it read: part of freshness (see recordedIncludes). */
-  includes: IncludedFile[];
+  /** Files the build read besides the selected ones (\i, \copy), with the hash of the bytes it read: part of freshness (recordedIncludes); absent in format 1. */
+  includes?: IncludedFile[];
 }
 
 export interface TemplateInfo extends TemplateMetadata {

@@ -92,7 +92,7 @@ describe('included files', () => {
     });
     expect(await seed(project)).toEqual({ rebuilt: true, names: ['one', 'two'] });
     // Listed once read to the end: the nested file first.
-    expect((await project.status()).template?.includes.map((file) => file.path)).toEqual([
+    expect((await project.status()).template?.includes?.map((file) => file.path)).toEqual([
       `../${basename(elsewhere)}/level2.sql`,
       'db/lib/level1.inc',
     ]);

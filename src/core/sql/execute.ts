@@ -15,7 +15,7 @@ import { Lexer, lexScript, type MetaCommand, type Statement, type Variables } fr
 import { parseMetaArgs } from './meta.js';
 import { advance, codeUnitOffset, type Location } from './position.js';
 import { type BatchFailure, runBatch, runCopyIn } from './protocol.js';
-import { copyFromFile, parseSlashCopy } from './slash-copy.js';
+import { copyFromFile, hashFile, parseSlashCopy } from './slash-copy.js';
 import { SourceReader } from './source.js';
 
 export interface SqlFile {
@@ -86,7 +86,7 @@ export async function executeFiles(session: SqlSession, files: SqlFile[], option
     }
     const runner = new ScriptRunner(session.client, options, stats);
     const reader = SourceReader.open(file.absolutePath, file.relativePath);
-    const hash = await runner.run(reader, psqlVariables(session.client), [], 'UTF8');
+    const hash = await runner.run(reader, psqlVariables(session.client), []);
     if (file.hash !== undefined && hash !== file.hash) recordRead(stats, { absolutePath: file.absolutePath, hash });
     await runner.finishFile(file.relativePath);
     defaultsChanged = runner.changedSessionDefaults;
@@ -183,6 +183,11 @@ class ScriptRunner {
   private stopOnError = true;
   /** Set by `\restrict` (pg_dump's first line): until `\unrestrict` with this key, no other meta-command runs. */
   private restrictKey: string | undefined;
+  /**
+   * The session's client encoding, as psql's would be: a file set it at its top, or inherited it;
+   * a file included after one that set it is read in it.
+   */
+  private encoding = 'UTF8';
   /** The file ran ALTER DATABASE/ROLE ... SET: the next file needs a new connection to see it. */
   changedSessionDefaults = false;
 
@@ -198,10 +203,11 @@ class ScriptRunner {
    * Runs one file (the top-level one or an included one); returns the sha256 of its bytes. A file
    * is read in `inherited` encoding (the session's), unless it starts by setting another.
    */
-  async run(reader: SourceReader, variables: Variables, includeStack: string[], inherited: string): Promise<string> {
+  async run(reader: SourceReader, variables: Variables, includeStack: string[]): Promise<string> {
     const { displayPath } = reader;
     try {
-      reader.setEncoding(leadingEncoding(reader.peek(), displayPath) ?? inherited);
+      this.encoding = leadingEncoding(reader.peek(), displayPath) ?? this.encoding;
+      reader.setEncoding(this.encoding);
       const lexer = new Lexer(reader, { file: displayPath, variables });
       const file: FileContext = { reader, lexer, variables, includeStack, conditional: new ConditionalStack() };
       for (const segment of lexer.segments()) {
@@ -351,13 +357,17 @@ class ScriptRunner {
     const displayPath = file.reader.displayPath;
     const prefix = metaArgs(command, displayPath, file.variables)[0] ?? '';
     this.stats.statements++;
-    const result = await queryRows(this.client, statement.text).catch((error: Error) => {
-      throw locate({ error, statementIndex: 0 }, { entries: [{ statement, file: displayPath, textOffset: 0 }], text: statement.text });
-    });
+    let result: Awaited<ReturnType<typeof queryRows>>;
+    try {
+      result = await queryRows(this.client, statement.text);
+    } catch (error) {
+      const batch = { entries: [{ statement, file: displayPath, textOffset: 0 }], text: statement.text };
+      return this.failed(locate({ error: error as Error, statementIndex: 0 }, batch), this.stopOnError);
+    }
     try {
       storeRow(result, prefix, file.variables);
     } catch (error) {
-      throw metaError(command, displayPath, (error as Error).message);
+      this.failed(metaError(command, displayPath, (error as Error).message), this.stopOnError);
     }
   }
 
@@ -393,6 +403,8 @@ class ScriptRunner {
       if (code !== undefined && !/^[0-9A-Z]{5}$/.test(code)) {
         throw new DbfastError('FILE_UNREADABLE', `\\copy: cannot read ${shown}: ${code}`, { file: displayPath, ...command.location, cause: error });
       }
+      // The build read this file even though the COPY failed (ON_ERROR_STOP off goes on): it decides freshness.
+      recordRead(this.stats, { absolutePath: target, hash: await hashFile(target) });
       const dataLine = /^COPY [^,]+, line (\d+)/.exec(where ?? '')?.[1];
       const located = sqlError(error as Error, displayPath, command.location);
       this.failed(
@@ -440,7 +452,10 @@ class ScriptRunner {
       return;
     }
     this.checkMeta(command, displayPath);
-    if (command.name.toLowerCase() === 'copy') return this.slashCopy(command, file);
+    if (command.name.toLowerCase() === 'copy') {
+      if (command.inStatement) fail('\\copy inside a statement is not supported', 'end the statement before the \\copy line');
+      return this.slashCopy(command, file);
+    }
     if (OUTPUT_SETTINGS.has(command.name)) return;
     const args = metaArgs(command, displayPath, variables);
     switch (command.name) {
@@ -531,7 +546,7 @@ class ScriptRunner {
       const { message } = error as DbfastError;
       throw new DbfastError('FILE_UNREADABLE', `\\${command.name} ${path}: ${message}`, { file: reader.displayPath, ...command.location });
     }
-    const hash = await this.run(included, file.variables, [...file.includeStack, reader.absolutePath], reader.encoding);
+    const hash = await this.run(included, file.variables, [...file.includeStack, reader.absolutePath]);
     recordRead(this.stats, { absolutePath: target, hash });
   }
 

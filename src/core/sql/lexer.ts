@@ -76,7 +76,6 @@ const DOLLAR_TAG = /\$([A-Za-z_\u0080-\uffff][A-Za-z_0-9\u0080-\uffff]*)?\$/y;
 const LINE_END = /\r\n?|\n/g;
 const QUOTE_CONTINUATION = /[ \t\f]*(?:\r\n?|\n)[ \t\f\r\n]*'/y;
 const SPACE_TO_END = /[ \t\f\r\n]*$/y;
-const COPY_TERMINATOR = /^\\\.\r?$/gm;
 /** psql's `:{?name}`: TRUE when the variable is defined, else FALSE. */
 const VARIABLE_TEST = /:\{\?([A-Za-z_0-9\u0080-\uffff]+)\}/y;
 
@@ -117,6 +116,7 @@ export class Lexer {
   *segments(): Generator<Segment> {
     while (true) {
       if (this.pendingCopy) this.skipCopyData();
+      this.skipSpaceAndComments();
       const segments = this.retrying(() => this.nextSegments());
       if (segments === null) return;
       for (const segment of segments) {
@@ -131,47 +131,32 @@ export class Lexer {
 
   /**
    * The data lines of the COPY statement just yielded, in pieces, up to the line holding only `\.`.
-   * `line` is the file line of the first data line (error messages count data lines from 1).
+   * Data the caller stops reading early (a failed COPY) is skipped all the same: it is never SQL.
    */
   *copyData(): Generator<string, void, undefined> {
     if (!this.pendingCopy) return;
     this.pendingCopy = false;
     const restAt = this.locate(this.pos);
-    const neverEnds = () =>
-      new DbfastError('SQL_SYNTAX', 'COPY data never ends: no line with \\. follows', { file: this.options.file, ...this.copyLocation });
     let lineEnd = this.text.indexOf('\n', this.pos);
     while (lineEnd === -1 && this.extend(this.pos)) lineEnd = this.text.indexOf('\n', this.pos);
-    if (lineEnd === -1) throw neverEnds();
+    if (lineEnd === -1) throw this.copyNeverEnds();
     // psql lexes the rest of the COPY line after the data, as if the data block were not there.
     const rest = this.text.slice(this.pos, lineEnd + 1);
-    let cursor = lineEnd + 1;
-    this.copyDataLine = this.locate(cursor).line;
-    while (true) {
-      COPY_TERMINATOR.lastIndex = cursor;
-      const match = COPY_TERMINATOR.exec(this.text);
-      const complete = match && (match.index + match[0].length < this.text.length || this.eof);
-      if (match && complete) {
-        if (match.index > cursor) yield this.text.slice(cursor, match.index);
-        const end = this.text.indexOf('\n', match.index);
-        this.pos = end === -1 ? this.text.length : end + 1;
-        break;
+    this.copyDataLine = this.locate(lineEnd + 1).line;
+    const pieces = this.copyPieces(lineEnd + 1);
+    try {
+      for (let piece = pieces.next(); !piece.done; piece = pieces.next()) yield piece.value;
+    } finally {
+      // Also when the caller stopped early: the rest of the block is skipped, the line's rest still runs.
+      while (!pieces.next().done);
+      if (rest.trim() !== '') {
+        const after = this.locate(this.pos);
+        this.text = rest + this.text.slice(this.pos);
+        this.base += this.pos - rest.length;
+        this.pos = 0;
+        this.mark = { offset: 0, location: restAt };
+        this.jump = { offset: rest.length, location: after };
       }
-      const lastNewline = this.text.lastIndexOf('\n');
-      if (lastNewline >= cursor && (!match || match.index > lastNewline)) {
-        yield this.text.slice(cursor, lastNewline + 1);
-        cursor = lastNewline + 1;
-      }
-      if (this.eof) throw neverEnds();
-      this.extend(cursor);
-      cursor = 0;
-    }
-    if (rest.trim() !== '') {
-      const after = this.locate(this.pos);
-      this.text = rest + this.text.slice(this.pos);
-      this.base += this.pos - rest.length;
-      this.pos = 0;
-      this.mark = { offset: 0, location: restAt };
-      this.jump = { offset: rest.length, location: after };
     }
   }
 
@@ -181,6 +166,49 @@ export class Lexer {
   private skipCopyData(): void {
     const data = this.copyData();
     while (!data.next().done);
+  }
+
+  /** Data from `cursor` (a line start) in pieces of whole lines; leaves `pos` after the `\.` line. */
+  private *copyPieces(cursor: number): Generator<string, void, undefined> {
+    while (true) {
+      const terminator = this.copyTerminator(cursor);
+      if (terminator) {
+        if (terminator.start > cursor) yield this.text.slice(cursor, terminator.start);
+        this.pos = terminator.end;
+        return;
+      }
+      const lastNewline = this.text.lastIndexOf('\n');
+      if (lastNewline >= cursor) {
+        yield this.text.slice(cursor, lastNewline + 1);
+        cursor = lastNewline + 1;
+      }
+      if (this.eof) throw this.copyNeverEnds();
+      this.extend(cursor);
+      cursor = 0;
+    }
+  }
+
+  /**
+   * The line holding exactly `\.` (ended by \n, \r\n or the end of the file) at or after `from`, a
+   * line start, as psql reads it; null when there is none yet, or the window ends inside it.
+   */
+  private copyTerminator(from: number): { start: number; end: number } | null {
+    const { text } = this;
+    const next = (at: number) => {
+      const newline = text.indexOf('\n\\.', at);
+      return newline === -1 ? -1 : newline + 1;
+    };
+    for (let start = text.startsWith('\\.', from) ? from : next(from); start !== -1; start = next(start + 2)) {
+      const after = start + 2;
+      const lineEnd = text[after] === '\r' ? after + 1 : after;
+      if (lineEnd >= text.length) return this.eof ? { start, end: text.length } : null;
+      if (text[lineEnd] === '\n') return { start, end: lineEnd + 1 };
+    }
+    return null;
+  }
+
+  private copyNeverEnds(): DbfastError {
+    return new DbfastError('SQL_SYNTAX', 'COPY data never ends: no line with \\. follows', { file: this.options.file, ...this.copyLocation });
   }
 
   /** Runs `lex` from the current position, again with a longer window while it needs more text. */
@@ -242,7 +270,6 @@ export class Lexer {
 
   /** The next statement with the meta-commands that interrupted it, or one meta-command; null at the end. */
   private nextSegments(): Segment[] | null {
-    this.skipSpaceAndComments();
     if (this.pos >= this.text.length) {
       if (!this.eof) throw NEED_MORE;
       return null;
@@ -339,7 +366,7 @@ export class Lexer {
         else this.pos++;
       } else if (ch === '\\') {
         flush(this.pos);
-        const meta: MetaCommand = { ...this.metaCommand(), inStatement: true };
+        const meta = this.metaCommand(true);
         chunkStart = this.pos;
         if (SENDS_QUERY.has(meta.name)) {
           sentBy = meta;
@@ -414,7 +441,7 @@ export class Lexer {
     return { value, start };
   }
 
-  private metaCommand(): MetaCommand {
+  private metaCommand(inStatement = false): MetaCommand {
     const { text } = this;
     const offset = this.pos;
     let end = text.indexOf('\n', offset);
@@ -435,19 +462,40 @@ export class Lexer {
     this.pos = argsEnd === line.length ? end : offset + 1 + argsEnd + (separator ? 2 : 0);
     const args = line.slice(name.length, argsEnd).trim();
     const meta: MetaCommand = { kind: 'meta', name, args, offset: this.base + offset, location: this.locate(offset) };
-    if (wholeLine && readsInlineData(args)) meta.copyFromStdin = true;
+    if (inStatement) meta.inStatement = true;
+    if (wholeLine && !inStatement && readsInlineData(args)) meta.copyFromStdin = true;
     return meta;
   }
 
+  /**
+   * Skips blank space and comments before a segment, extending the window itself and keeping none
+   * of what it skipped: a long run of comment lines costs no memory.
+   */
   private skipSpaceAndComments(): void {
-    const { text } = this;
-    while (this.pos < text.length) {
+    while (this.pos < this.text.length || this.extend(this.pos)) {
+      const { text } = this;
       const ch = text[this.pos]!;
-      if (ch === ' ' || ch === '\t' || ch === '\n' || ch === '\r' || ch === '\f' || ch === '\v') this.pos++;
-      else if ((ch === '-' || ch === '/') && this.pos + 1 >= text.length && !this.eof) throw NEED_MORE;
-      else if (ch === '-' && text[this.pos + 1] === '-') this.skipLineComment();
-      else if (ch === '/' && text[this.pos + 1] === '*') this.skipBlockComment();
-      else return;
+      if (ch === ' ' || ch === '\t' || ch === '\n' || ch === '\r' || ch === '\f' || ch === '\v') {
+        this.pos++;
+        continue;
+      }
+      if (ch !== '-' && ch !== '/') return;
+      if (this.pos + 1 >= text.length && !this.eof) {
+        this.extend(this.pos);
+        continue;
+      }
+      const next = text[this.pos + 1];
+      const comment = ch === '-' && next === '-' ? 'line' : ch === '/' && next === '*' ? 'block' : null;
+      if (comment === null) return;
+      const start = this.pos;
+      try {
+        if (comment === 'line') this.skipLineComment();
+        else this.skipBlockComment();
+      } catch (error) {
+        if (error !== NEED_MORE) throw error;
+        this.pos = start;
+        this.extend(start);
+      }
     }
   }
 

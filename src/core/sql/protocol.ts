@@ -4,6 +4,7 @@
  * with its inline data.
  */
 import type pg from 'pg';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { from as copyFrom } from 'pg-copy-streams';
 
 export interface BatchFailure {
@@ -65,6 +66,8 @@ export function runBatch(client: pg.Client, text: string): Promise<BatchFailure 
   });
 }
 
+const YIELD_EVERY = 1 << 20;
+
 /**
  * Runs a COPY ... FROM STDIN statement, streaming `data` (pieces of the inline data) with
  * backpressure; resolves to the rows copied. Stops reading `data` once the server reports an error.
@@ -81,9 +84,17 @@ export async function runCopyIn(client: pg.Client, statement: string, data: Iter
   });
   finished.catch(() => {}); // awaited below; this only silences the early rejection
   try {
+    let sent = 0;
     for (const piece of data) {
       if (failure) break;
       if (!stream.write(piece, 'utf8')) await drained(stream);
+      // 'drain' comes on the next tick: let the socket be read now and then, so an error the server
+      // reported (a bad row early in a large block) stops the sending instead of waiting for the end.
+      sent += piece.length;
+      if (sent >= YIELD_EVERY) {
+        sent = 0;
+        await yieldToEventLoop();
+      }
     }
   } catch (error) {
     // The data could not be read: CopyFail ends the COPY so the connection can be used again.

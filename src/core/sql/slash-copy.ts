@@ -109,6 +109,13 @@ export async function copyFromFile(client: pg.Client, statement: string, path: s
   return { rows: copy.rowCount ?? 0, hash: hash.digest('hex') };
 }
 
+/** sha256 of a file's bytes, read as a stream: a data file whose COPY failed is still part of the fingerprint. */
+export async function hashFile(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
 /** psql's strtokx, for what \copy needs: tokens are words, single delimiter characters or quoted strings. */
 class Tokenizer {
   private pos = 0;

@@ -565,6 +565,18 @@ describe('executor: client encodings', () => {
     expect((await rows('SELECT s FROM t')).map((row) => row.s).sort()).toEqual(['Zürich', 'café', 'crème']);
   });
 
+  it('reads a file included after one that set the encoding in that encoding, as psql would', async () => {
+    await run(
+      {
+        'main.sql': 'CREATE TABLE t (s text);\n\\i a.inc\n\\i b.inc\n',
+        'a.inc': "SET client_encoding = 'LATIN1';\nINSERT INTO t VALUES ('a');\n",
+        'b.inc': latin1("INSERT INTO t VALUES ('façade');\n"),
+      },
+      { only: ['main.sql'] },
+    );
+    expect((await rows('SELECT s FROM t')).map((row) => row.s).sort()).toEqual(['a', 'façade']);
+  });
+
   it('refuses an encoding change in the middle of a file, and encodings it cannot read', async () => {
     await expect(run({ 'mid.sql': "SELECT 1;\nSET client_encoding = 'WIN1252';\n" })).rejects.toMatchObject({
       code: 'FILE_ENCODING',
@@ -594,6 +606,39 @@ describe('executor: ON_ERROR_STOP', () => {
     expect(warnings).toEqual(['a.sql:5:1: invalid input syntax for type integer: "x"']);
     expect(stats.failedStatements).toBe(1);
     expect((await rows('SELECT id FROM t ORDER BY id')).map((row) => row.id)).toEqual([2, 3]);
+  });
+
+  it('skips the data of a failing COPY, however large, and goes on after it', async () => {
+    const warnings: string[] = [];
+    // The duplicate comes early: the server's error arrives while megabytes of data are still unsent.
+    const data = ['1;x', ...Array.from({ length: 200_000 }, (_, i) => `${i + 1};${'x'.repeat(30)}`)].join('\n');
+    const root = await tempRepo({
+      'a.sql': `CREATE TABLE t (id int PRIMARY KEY, note text);\n\\unset ON_ERROR_STOP\nCOPY t FROM stdin (DELIMITER ';');\n${data}\n\\.\nINSERT INTO t VALUES (-1, 'after');\n`,
+    });
+    await executeFiles(db.session, [{ relativePath: 'a.sql', absolutePath: join(root, 'a.sql') }], {
+      repositoryRoot: root,
+      onWarning: (warning) => warnings.push(warning.located),
+    });
+    expect(warnings).toEqual([expect.stringMatching(/^a\.sql:5:1: duplicate key value/)]);
+    expect(await rows('SELECT id FROM t')).toEqual([{ id: -1 }]);
+  });
+
+  it('goes on after a failing \\gset, and records a \\copy data file whose COPY failed', async () => {
+    const warnings: string[] = [];
+    const root = await tempRepo({
+      'a.sql': "CREATE TABLE t (id int);\n\\unset ON_ERROR_STOP\nSELECT 1 AS n WHERE false \\gset\n\\copy t from 'bad.txt'\nINSERT INTO t VALUES (7);\n",
+      'bad.txt': 'x\n',
+    });
+    const stats = await executeFiles(db.session, [{ relativePath: 'a.sql', absolutePath: join(root, 'a.sql') }], {
+      repositoryRoot: root,
+      onWarning: (warning) => warnings.push(warning.located),
+    });
+    expect(warnings).toEqual([
+      'a.sql:3:27: no rows returned for \\gset',
+      expect.stringMatching(/^a\.sql:4:1: \\copy from bad\.txt, line 1: invalid input syntax/),
+    ]);
+    expect(stats.includedFiles).toEqual([{ absolutePath: join(root, 'bad.txt'), hash: createHash('sha256').update('x\n').digest('hex') }]);
+    expect(await rows('SELECT id FROM t')).toEqual([{ id: 7 }]);
   });
 
   it('stops again once it is set, and refuses a value psql would refuse', async () => {

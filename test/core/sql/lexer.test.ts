@@ -381,6 +381,28 @@ describe('COPY FROM stdin data', () => {
     expect(lower!.copy).toMatchObject({ data: '"a;b"\n' });
   });
 
+  it('ends the data only at a line that is exactly \\. (with \\n, \\r\\n or the end of the file), as psql', () => {
+    const [copy, next] = statements('COPY t FROM stdin;\nab\r\\.\na\u2028\\.\n\\.\r\nSELECT 1;');
+    expect(copy!.copy!.data).toBe('ab\r\\.\na\u2028\\.\n');
+    expect(next!.text).toBe('SELECT 1');
+    expect(statements('COPY t FROM stdin;\n1\n\\.')[0]!.copy!.data).toBe('1\n');
+  });
+
+  it('skips the rest of the data when the reader stops early, and still runs the rest of the COPY line', () => {
+    const script = 'COPY t FROM stdin; SELECT 2;\n1;\n2;\n\\.\nSELECT 3;';
+    for (const size of [1, 4, script.length]) {
+      const pieces: string[] = [];
+      for (let at = 0; at < script.length; at += size) pieces.push(script.slice(at, at + size));
+      const lexer = new Lexer({ next: () => pieces.shift() ?? null }, { file: 'f' });
+      const texts: string[] = [];
+      for (const segment of lexer.segments()) {
+        if (segment.kind === 'statement') texts.push(segment.text);
+        if (segment.copyFromStdin) for (const _piece of lexer.copyData()) break;
+      }
+      expect(texts).toEqual(['COPY t FROM stdin', 'SELECT 2', 'SELECT 3']);
+    }
+  });
+
   it('does not take a \\. that is not alone on its line as the end', () => {
     const [copy] = statements('COPY t FROM stdin;\n\\.x\na\\.\n \\.\n\\.\n');
     expect(copy!.copy!.data).toBe('\\.x\na\\.\n \\.\n');
