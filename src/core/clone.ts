@@ -77,9 +77,15 @@ export async function createClone(admin: pg.Client, options: CreateCloneOptions)
       await dropDatabase(admin, name).catch(() => {});
       throw error;
     });
-    // A rebuild swapped another template in between reading its properties and copying it: again.
-    if (copied || attempt >= 3) return name;
+    if (copied) return name;
+    // A rebuild swapped another template in between reading its properties and copying it: again,
+    // but never hand out contents of one build with the properties of another.
     await dropDatabase(admin, name);
+    if (attempt >= 3) {
+      throw new DbfastError('TIMEOUT', `${options.template} was rebuilt under every attempt to clone it (${attempt})`, {
+        hint: 'something rebuilds the template continuously; try again once it settles',
+      });
+    }
   }
 }
 

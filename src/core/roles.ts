@@ -17,12 +17,28 @@ export async function roleNames(admin: pg.Client): Promise<Set<string>> {
 }
 
 /**
- * The roles builds of a template created: those that appeared during this build, and those
- * recorded by earlier builds that still exist (a file that creates a role only when missing keeps it
- * recorded). A role another session created during the build is counted too: dbfast cannot tell.
+ * The roles builds of a template created: those that appeared during this build and that the built
+ * database uses (own objects, hold privileges, own it or have settings in it), and those recorded by
+ * earlier builds that still exist (a file that creates a role only when missing keeps it recorded).
+ * Requiring a use keeps out a role another session created while the build ran, which --recreate
+ * would otherwise drop.
  */
-export function builtRoles(before: Set<string>, after: Set<string>, recorded: string[] = []): string[] {
-  return [...after].filter((role) => !before.has(role) || recorded.includes(role)).sort();
+export function builtRoles(before: Set<string>, after: Set<string>, used: Set<string>, recorded: string[] = []): string[] {
+  return [...after].filter((role) => (!before.has(role) && used.has(role)) || recorded.includes(role)).sort();
+}
+
+/** The roles `database` depends on: owners of its objects or of itself, holders of its privileges, roles with settings in it. */
+export async function rolesUsedBy(admin: pg.Client, database: string): Promise<Set<string>> {
+  const { rows } = await admin.query<{ rolname: string }>(
+    `WITH db AS (SELECT oid FROM pg_database WHERE datname = $1)
+     SELECT r.rolname FROM pg_shdepend d JOIN pg_roles r ON r.oid = d.refobjid, db
+      WHERE d.refclassid = 'pg_authid'::regclass
+        AND (d.dbid = db.oid OR (d.classid = 'pg_database'::regclass AND d.objid = db.oid))
+     UNION
+     SELECT r.rolname FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole, db WHERE s.setdatabase = db.oid`,
+    [database],
+  );
+  return new Set(rows.map((row) => row.rolname));
 }
 
 const IDEMPOTENT = 'DO $$ BEGIN CREATE ROLE ...; EXCEPTION WHEN duplicate_object THEN NULL; END $$';

@@ -11,7 +11,7 @@ import { type ServerTarget, withClient, withSession } from './connection.js';
 import { dropDatabase, retryWhileBusy } from './databases.js';
 import { DbfastError } from './errors.js';
 import { METADATA_COLUMNS, type MetadataColumns, parseMetadata, writableMetadataPlace, writeMetadataSql } from './metadata.js';
-import { builtRoles, dropPreviousBuild, explainRoleError, roleNames } from './roles.js';
+import { builtRoles, dropPreviousBuild, explainRoleError, roleNames, rolesUsedBy } from './roles.js';
 import { type ExecuteOptions, type ExecutionStats, executeFiles, type SqlFile, type SqlSession } from './sql/execute.js';
 import { quoteIdentifier as ident } from './sql/quote.js';
 import { type IncludedFile, isFresh, recordedIncludes } from './freshness.js';
@@ -154,7 +154,7 @@ async function build(
       durationMs: Math.round(performance.now() - started),
       ...counts,
       includes: recordedIncludes(includedFiles, spec.projectDir),
-      roles: builtRoles(roles.before, await roleNames(admin), roles.recorded),
+      roles: builtRoles(roles.before, await roleNames(admin), await rolesUsedBy(admin, temporary), roles.recorded),
     };
     await swap(admin, spec.name, temporary, metadata);
     return stats;

@@ -101,4 +101,14 @@ describe('roles across rebuilds', () => {
     expect(await exists(project.templateName)).toBe(true);
     expect(await exists(clone)).toBe(true);
   });
+
+  it('records only the new roles the built database uses: one that merely appeared meanwhile is never --recreate\'s to drop', async () => {
+    const bystander = `bystander_${randomBytes(4).toString('hex')}`;
+    cleanups.push(() => query('postgres', `DROP ROLE IF EXISTS ${bystander}`).then(() => {}));
+    // Stands in for a role another session creates while the build runs: new, and unused by the build.
+    const { project, role } = await rolesProject((role) => `CREATE ROLE ${role};\nCREATE ROLE ${bystander};`);
+    const built = await project.run(['build', '--json']);
+    expect(built.code).toBe(0);
+    expect(JSON.parse(built.stdout).roles).toEqual([role]);
+  });
 });
