@@ -154,8 +154,25 @@ function changesSessionDefaults(words: string[]): boolean {
   return first === 'alter' && (second === 'database' || second === 'role' || second === 'user') && (words.includes('set') || words.includes('reset'));
 }
 
+/**
+ * What locating an error in a sent statement needs, and no more: a batch holds thousands of these
+ * while the server runs it, and everything they hold is memory that outlives young collections.
+ */
+interface Sent {
+  location: Location;
+  source: string;
+  pieces: Statement['pieces'];
+  /** The text of a DO statement, where errors name a line of the block. */
+  doText?: string;
+}
+
+function sent(statement: Statement): Sent {
+  const { location, source, pieces, words, text } = statement;
+  return words[0] === 'do' ? { location, source, pieces, doText: text } : { location, source, pieces };
+}
+
 interface Entry {
-  statement: Statement;
+  statement: Sent;
   file: string;
   textOffset: number;
 }
@@ -296,7 +313,7 @@ class ScriptRunner {
     const separator = this.batch.text ? ';\n' : '';
     const textOffset = this.batch.text.length + separator.length;
     this.batch.text += separator + statement.text;
-    this.batch.entries.push({ statement, file, textOffset });
+    this.batch.entries.push({ statement: sent(statement), file, textOffset });
     this.stats.statements++;
   }
 
@@ -361,7 +378,7 @@ class ScriptRunner {
     try {
       result = await queryRows(this.client, statement.text);
     } catch (error) {
-      const batch = { entries: [{ statement, file: displayPath, textOffset: 0 }], text: statement.text };
+      const batch = { entries: [{ statement: sent(statement), file: displayPath, textOffset: 0 }], text: statement.text };
       return this.failed(locate({ error: error as Error, statementIndex: 0 }, batch), this.stopOnError);
     }
     try {
@@ -679,13 +696,13 @@ function locate(failure: BatchFailure, batch: Pending): DbfastError {
 }
 
 /** Maps an offset in a statement's sent text back to its source text, through variable substitutions. */
-function sourceOffsetOf(statement: Statement, textOffset: number): number {
+function sourceOffsetOf(statement: Sent, textOffset: number): number {
   const piece = statement.pieces.findLast((candidate) => candidate.textOffset <= textOffset);
   if (!piece) return 0;
   return piece.substituted ? piece.sourceOffset : piece.sourceOffset + (textOffset - piece.textOffset);
 }
 
-function locationIn(statement: Statement, sourceOffset: number): Location {
+function locationIn(statement: Sent, sourceOffset: number): Location {
   return advance(statement.location, statement.source.slice(0, sourceOffset));
 }
 
@@ -694,10 +711,10 @@ function locationIn(statement: Statement, sourceOffset: number): Location {
  * line 3`), after `SQL statement "..."` when a statement in the block failed; the body's line 1 is
  * the one holding the opening dollar quote. Points at that line's first token.
  */
-function doBlockLocation(error: Error, statement: Statement): Location | undefined {
+function doBlockLocation(error: Error, statement: Sent): Location | undefined {
   const bodyLine = Number(/PL\/pgSQL function inline_code_block line (\d+)/.exec((error as pg.DatabaseError).where ?? '')?.[1]);
-  const quote = /\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$/.exec(statement.text);
-  if (statement.words[0] !== 'do' || !bodyLine || !quote) return undefined;
+  const quote = statement.doText === undefined ? null : /\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$/.exec(statement.doText);
+  if (!bodyLine || !quote) return undefined;
   const { source } = statement;
   let lineStart = sourceOffsetOf(statement, quote.index);
   lineStart = source.lastIndexOf('\n', lineStart - 1) + 1;
