@@ -21,10 +21,15 @@ const MB = 1 << 20;
 const WORKLOADS = [
   { name: `pg_dump file, ${DUMP_MB} MB (COPY)`, write: (out) => writeDump(out, DUMP_MB * MB), rows: 'select count(*) from big' },
   { name: '100 MB of single-row INSERTs', write: (out) => writeInserts(out, 100 * MB), rows: 'select count(*) from big' },
-  { name: '45 MB statement on one line', write: (out) => writeOneLine(out, 45 * MB), rows: 'select count(*) from big' },
+  // One statement must be held whole (psql holds it too): the goal is psql's own peak.
+  { name: '45 MB statement on one line', write: (out) => writeOneLine(out, 45 * MB), rows: 'select count(*) from big', goal: 'psql' },
 ];
 
-/** Rows `{ name, unit: 'MB', dbfastMs (peak MB), floorMs (psql's), goalMs }` plus the load times. */
+/**
+ * Rows `{ name, unit: 'MB', dbfastMs (peak MB), floorMs (psql's), goalMs }` plus the load times. The
+ * goal is 150 MB whatever the file's size, except for one huge statement, which must not cost more
+ * than it costs psql.
+ */
 export async function benchMemory(server) {
   const folder = await mkdtemp(join(tmpdir(), 'dbfast-bench-memory-'));
   const rows = [];
@@ -45,7 +50,8 @@ export async function benchMemory(server) {
       if (results.dbfast.count !== results.psql.count) {
         throw new Error(`${workload.name}: dbfast loaded ${results.dbfast.count} rows, psql ${results.psql.count}`);
       }
-      rows.push({ name: `${workload.name}: peak RSS`, unit: 'MB', dbfastMs: results.dbfast.peakMb, floorMs: results.psql.peakMb, goalMs: GOAL_MB });
+      const goalMs = workload.goal === 'psql' ? results.psql.peakMb : GOAL_MB;
+      rows.push({ name: `${workload.name}: peak RSS`, unit: 'MB', dbfastMs: results.dbfast.peakMb, floorMs: results.psql.peakMb, goalMs });
       const ratio = Math.round((results.dbfast.ms / results.psql.ms) * 100) / 100;
       rows.push({ name: `${workload.name}: load time`, dbfastMs: results.dbfast.ms, floorMs: results.psql.ms, ratio, goal: 1.1 });
       await rm(file);
