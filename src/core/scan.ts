@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, type Stats, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, type Stats, statSync } from 'node:fs';
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
@@ -250,7 +250,7 @@ async function inspectFiles(found: FoundFile[], cache: StatCache | undefined, op
     const statPart = `${size}\t${mtimeMs}\t${ino}\t`;
     // Only an entry whose size, mtime and inode all match the file is trusted.
     const reusable = cached?.startsWith(statPart) && /^[0-9a-f]{64}$/.test(cached.slice(statPart.length)) && mtimeMs < trustedBeforeMs;
-    const hash = reusable ? cached!.slice(statPart.length) : hashContent(orUnreadable(relativePath, () => readFileSync(absolutePath)));
+    const hash = reusable ? cached!.slice(statPart.length) : orUnreadable(relativePath, () => hashFileSync(absolutePath));
     if (!reusable) hashedFiles++;
     files.push({ relativePath, absolutePath, size, mtimeMs, hash });
     entries.set(relativePath, statPart + hash);
@@ -292,8 +292,24 @@ async function writeStatCache(cachePath: string, cache: StatCache): Promise<void
   await writeFileAtomic(cachePath, lines.join('\n')).catch(() => {});
 }
 
-function hashContent(content: Buffer): string {
-  return createHash('sha256').update(content).digest('hex');
+const HASH_CHUNK_BYTES = 1 << 20;
+const hashBuffer = Buffer.allocUnsafe(HASH_CHUNK_BYTES);
+
+/** sha256 of a file read in 1 MiB pieces: a multi-gigabyte dump is hashed without being held in memory. */
+function hashFileSync(path: string): string {
+  const hash = createHash('sha256');
+  const fd = openSync(path, 'r');
+  try {
+    // A regular file reads short only at its end: no extra read to see 0 bytes (10,000 small files).
+    let read: number;
+    do {
+      read = readSync(fd, hashBuffer);
+      hash.update(hashBuffer.subarray(0, read));
+    } while (read === HASH_CHUNK_BYTES);
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
 }
 
 function orUnreadable<T>(relativePath: string, read: () => T): T {

@@ -178,6 +178,15 @@ describe('scanRepository', () => {
     ]);
   });
 
+  it('hashes files larger than its 1 MiB read, and files of exactly that size, whole', async () => {
+    const big = Buffer.alloc((5 << 20) / 2 + 7, 'x');
+    const exact = Buffer.alloc(1 << 20, 'y');
+    await writeFiles(root, { 'a.sql': big, 'b.sql': exact, 'c.sql': '' });
+    const { files } = await scanRepository({ root });
+    const sha = (content: Buffer | string) => createHash('sha256').update(content).digest('hex');
+    expect(files.map((file) => file.hash)).toEqual([sha(big), sha(exact), sha('')]);
+  });
+
   it('takes only .sql files by default, skipping hidden ones', async () => {
     await writeFiles(root, { 'a.sql': '', 'notes.md': '', 'b.SQL.bak': '', '.hidden/c.sql': '', '.d.sql': '' });
     expect(await scanPaths()).toEqual(['a.sql']);
