@@ -22,7 +22,7 @@ export { type FreshnessCheck, Project, type RepositoryState, type SeedOptions, t
 export type { ProjectStatus } from './core/status.js';
 export { type ScannedFile, type ScanResult, scanRepository } from './core/scan.js';
 export { ensureServer, serverStatus, stopServer } from './core/server.js';
-export { type ExecuteOptions, type ExecutionStats, executeFiles, type FileRead, type SqlFile } from './core/sql/execute.js';
+export { type ExecuteOptions, type ExecutionStats, executeFiles, type FileRead, type SqlFile, type SqlSession } from './core/sql/execute.js';
 export type { IncludedFile } from './core/freshness.js';
 export type { EnsureResult, TemplateInfo } from './core/template.js';
 
