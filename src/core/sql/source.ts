@@ -68,7 +68,9 @@ export class SourceReader {
     try {
       text = this.decode(bytes, last);
     } catch (error) {
-      const at = (error as { at?: Location }).at ?? START;
+      let at = (error as { at?: Location }).at ?? START;
+      // The byte order mark is dropped from the text, so it takes no column on line 1.
+      if (!this.started && at.line === 1 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) at = { line: 1, column: at.column - 1 };
       const location = at.line === 1 ? { line: this.emitted.line, column: this.emitted.column + at.column - 1 } : { line: this.emitted.line + at.line - 1, column: at.column };
       throw new DbfastError('FILE_ENCODING', `invalid ${this.encoding === 'UTF8' ? 'UTF-8' : this.encoding} byte sequence`, {
         file: this.displayPath,

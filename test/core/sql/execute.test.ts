@@ -507,6 +507,8 @@ describe('executor: errors name file, line and column', () => {
   it('reports invalid UTF-8 at its position', async () => {
     const bytes = Buffer.concat([Buffer.from("SELECT 1;\nSELECT 'caf"), Buffer.from([0xe9]), Buffer.from("';\n")]);
     await expect(run({ 'latin1.sql': bytes })).rejects.toMatchObject({ code: 'FILE_ENCODING', file: 'latin1.sql', line: 2, column: 12 });
+    const withBom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from("SELECT 'caf"), Buffer.from([0xe9]), Buffer.from("';\n")]);
+    await expect(run({ 'bom.sql': withBom })).rejects.toMatchObject({ code: 'FILE_ENCODING', line: 1, column: 12 });
   });
 
   it('locates a runtime error inside a DO block at its line in the file', async () => {
