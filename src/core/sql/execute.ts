@@ -257,6 +257,9 @@ class ScriptRunner {
     if (statement.sentBy?.name === 'gset') {
       await this.drain();
       await this.gset(statement, statement.sentBy, file);
+    } else if (statement.sentBy?.name === 'gexec') {
+      await this.drain();
+      await this.gexec(statement, statement.sentBy, displayPath);
     } else if (statement.copyFromStdin) {
       await this.drain();
       this.stats.statements++;
@@ -373,18 +376,41 @@ class ScriptRunner {
   private async gset(statement: Statement, command: MetaCommand, file: FileContext): Promise<void> {
     const displayPath = file.reader.displayPath;
     const prefix = metaArgs(command, displayPath, file.variables)[0] ?? '';
-    this.stats.statements++;
-    let result: Awaited<ReturnType<typeof queryRows>>;
-    try {
-      result = await queryRows(this.client, statement.text);
-    } catch (error) {
-      const batch = { entries: [{ statement: sent(statement), file: displayPath, textOffset: 0 }], text: statement.text };
-      return this.failed(locate({ error: error as Error, statementIndex: 0 }, batch), this.stopOnError);
-    }
+    const result = await this.rowsOf(statement, displayPath);
+    if (result === undefined) return;
     try {
       storeRow(result, prefix, file.variables);
     } catch (error) {
       this.failed(metaError(command, displayPath, (error as Error).message), this.stopOnError);
+    }
+  }
+
+  /**
+   * `\gexec`: the statement runs alone, then every value of its result, row by row and left to
+   * right, runs as a query of its own (NULLs are skipped), as psql does; their errors are located
+   * at the `\gexec` line.
+   */
+  private async gexec(statement: Statement, command: MetaCommand, displayPath: string): Promise<void> {
+    const result = await this.rowsOf(statement, displayPath);
+    for (const row of result?.rows ?? []) {
+      for (const value of row) {
+        if (value === null) continue;
+        this.stats.statements++;
+        const failure = await runBatch(this.client, value);
+        if (failure) this.failed(sqlError(failure.error, displayPath, command.location), this.stopOnError);
+      }
+    }
+  }
+
+  /** Runs a statement alone for its rows (as text); undefined when it failed and ON_ERROR_STOP is off. */
+  private async rowsOf(statement: Statement, displayPath: string): Promise<Awaited<ReturnType<typeof queryRows>> | undefined> {
+    this.stats.statements++;
+    try {
+      return await queryRows(this.client, statement.text);
+    } catch (error) {
+      const batch = { entries: [{ statement: sent(statement), file: displayPath, textOffset: 0 }], text: statement.text };
+      this.failed(locate({ error: error as Error, statementIndex: 0 }, batch), this.stopOnError);
+      return undefined;
     }
   }
 
@@ -506,6 +532,7 @@ class ScriptRunner {
       case 'g':
       case 'gx':
       case 'gset':
+      case 'gexec':
         return fail(
           `\\${command.name} with an empty query buffer is not supported: psql would run the previous query again`,
           `write the query right before \\${command.name}, without a semicolon`,
@@ -579,7 +606,7 @@ const CONDITIONALS = new Set(['if', 'elif', 'else', 'endif']);
 const PIPES = new Set(['o', 'out', 'g', 'gx']);
 
 const SUPPORTED =
-  'dbfast supports \\i, \\ir, \\include, \\set, \\unset, \\if, \\elif, \\else, \\endif, \\gset, \\g, \\copy ... FROM, ' +
+  'dbfast supports \\i, \\ir, \\include, \\set, \\unset, \\if, \\elif, \\else, \\endif, \\gset, \\gexec, \\g, \\copy ... FROM, ' +
   '\\restrict, \\unrestrict, \\encoding, \\echo, \\qecho, \\warn, \\conninfo, \\setenv and the output settings ' +
   '\\pset, \\timing, \\x, \\a, \\t, \\o, \\H, \\C, \\f, \\T (ignored)';
 

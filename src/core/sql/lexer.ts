@@ -581,7 +581,7 @@ export class Lexer {
 const ROUTINE_WORDS = new Set(['create', 'function', 'procedure', 'or', 'replace']);
 
 /** Meta-commands that send the statement collected so far, as a semicolon does. */
-const SENDS_QUERY = new Set(['g', 'gx', 'gset']);
+const SENDS_QUERY = new Set(['g', 'gx', 'gset', 'gexec']);
 
 /** Index of the first backslash outside quotes at or after `from`, or the line's length. */
 function unquotedBackslash(line: string, from: number): number {

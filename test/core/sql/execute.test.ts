@@ -247,7 +247,7 @@ describe('executor: psql meta-commands', () => {
   });
 
   it('refuses unknown meta-commands', async () => {
-    await expect(run({ 'a.sql': '\\gexec\n' })).rejects.toMatchObject({ code: 'SQL_META_COMMAND', line: 1 });
+    await expect(run({ 'a.sql': '\\gdesc\n' })).rejects.toMatchObject({ code: 'SQL_META_COMMAND', line: 1 });
   });
 
   it('refuses an include loop', async () => {
@@ -623,6 +623,19 @@ describe('executor: ON_ERROR_STOP', () => {
     });
     expect(warnings).toEqual([expect.stringMatching(/^a\.sql:5:1: duplicate key value/)]);
     expect(await rows('SELECT id FROM t')).toEqual([{ id: -1 }]);
+  });
+
+  it('locates a failing \\gexec query at the \\gexec line, and goes on after it while ON_ERROR_STOP is off', async () => {
+    const script = "CREATE TABLE t (id int PRIMARY KEY);\nSELECT 'INSERT INTO t VALUES (1)', 'INSERT INTO t VALUES (1)'\n  \\gexec\n";
+    await expect(run({ 'a.sql': script })).rejects.toMatchObject({ file: 'a.sql', line: 3, column: 3, code: 'SQL_FAILED' });
+    const warnings: string[] = [];
+    const root = await tempRepo({ 'b.sql': `\\unset ON_ERROR_STOP\n${script.replaceAll(' t ', ' u ')}INSERT INTO u VALUES (2);\n` });
+    await executeFiles(db.session, [{ relativePath: 'b.sql', absolutePath: join(root, 'b.sql') }], {
+      repositoryRoot: root,
+      onWarning: (warning) => warnings.push(warning.located),
+    });
+    expect(warnings).toEqual([expect.stringMatching(/^b\.sql:4:3: duplicate key value/)]);
+    expect((await rows('SELECT id FROM u ORDER BY id')).map((row) => row.id)).toEqual([1, 2]);
   });
 
   it('goes on after a failing \\gset, and records a \\copy data file whose COPY failed', async () => {
