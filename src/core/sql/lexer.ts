@@ -11,6 +11,7 @@
 import { DbfastError } from '../errors.js';
 import { advance, type Location, START } from './position.js';
 import { quoteIdentifier, quoteLiteral } from './quote.js';
+import { InvalidBytes } from './source.js';
 import { readsInlineData } from './slash-copy.js';
 
 /** A run of the sent text that came from `sourceOffset` in the file (or replaced a variable there). */
@@ -240,7 +241,7 @@ export class Lexer {
     const parts = [this.text.slice(keepFrom)];
     let added = 0;
     while (added === 0 || added < kept) {
-      const piece = this.source.next();
+      const piece = this.nextPiece(parts);
       if (piece === null) {
         this.eof = true;
         break;
@@ -254,6 +255,17 @@ export class Lexer {
     this.mark = { offset: this.mark.offset - keepFrom, location: this.mark.location };
     if (this.jump) this.jump = { offset: this.jump.offset - keepFrom, location: this.jump.location };
     return added > 0 || !this.eof;
+  }
+
+  /** The source's next piece; `parts` are the window's text from `keepFrom` and the pieces read since. */
+  private nextPiece(parts: string[]): string | null {
+    try {
+      return this.source.next();
+    } catch (error) {
+      if (!(error instanceof InvalidBytes)) throw error;
+      // The piece would have started after the window and the pieces already read for it.
+      throw error.at(advance(this.locate(this.text.length), parts.slice(1).join('')));
+    }
   }
 
   /** Line and column of a window offset at or after the last one located. */

@@ -25,8 +25,6 @@ export class SourceReader {
   private decode: ((bytes: Buffer, last: boolean) => string) | null = null;
   private started = false;
   private ended = false;
-  /** Where the text handed out so far ends, to locate invalid bytes. */
-  private emitted: Location = START;
   encoding = 'UTF8';
 
   private constructor(
@@ -68,18 +66,12 @@ export class SourceReader {
     try {
       text = this.decode(bytes, last);
     } catch (error) {
-      let at = (error as { at?: Location }).at ?? START;
+      let within = (error as { at?: Location }).at ?? START;
       // The byte order mark is dropped from the text, so it takes no column on line 1.
-      if (!this.started && at.line === 1 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) at = { line: 1, column: at.column - 1 };
-      const location = at.line === 1 ? { line: this.emitted.line, column: this.emitted.column + at.column - 1 } : { line: this.emitted.line + at.line - 1, column: at.column };
-      throw new DbfastError('FILE_ENCODING', `invalid ${this.encoding === 'UTF8' ? 'UTF-8' : this.encoding} byte sequence`, {
-        file: this.displayPath,
-        ...location,
-        hint:
-          this.encoding === 'UTF8'
-            ? "dbfast reads SQL files as UTF-8 unless the file starts with SET client_encoding = '...'; or convert it (iconv -f LATIN1 -t UTF-8)"
-            : undefined,
-      });
+      if (!this.started && within.line === 1 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+        within = { line: 1, column: within.column - 1 };
+      }
+      throw new InvalidBytes(this.displayPath, this.encoding, within);
     }
     if (!this.started) {
       this.started = true;
@@ -90,7 +82,6 @@ export class SourceReader {
       this.ended = true;
       this.close();
     }
-    this.emitted = advance(this.emitted, text);
     return text;
   }
 
@@ -117,6 +108,35 @@ export class SourceReader {
     const bytes = this.buffer.subarray(0, read);
     this.hash.update(bytes);
     return bytes;
+  }
+}
+
+/**
+ * Invalid bytes in the piece of text next() was about to hand out, located within that piece: the
+ * reader does not track lines (its reader, the lexer, already does), so `at` places it in the file.
+ */
+export class InvalidBytes extends Error {
+  constructor(
+    private readonly file: string,
+    private readonly encoding: string,
+    private readonly within: Location,
+  ) {
+    super(`invalid ${encoding} bytes`);
+  }
+
+  /** The error, for a piece that starts at `start` in the file. */
+  at(start: Location): DbfastError {
+    const { within } = this;
+    const location =
+      within.line === 1 ? { line: start.line, column: start.column + within.column - 1 } : { line: start.line + within.line - 1, column: within.column };
+    return new DbfastError('FILE_ENCODING', `invalid ${this.encoding === 'UTF8' ? 'UTF-8' : this.encoding} byte sequence`, {
+      file: this.file,
+      ...location,
+      hint:
+        this.encoding === 'UTF8'
+          ? "dbfast reads SQL files as UTF-8 unless the file starts with SET client_encoding = '...'; or convert it (iconv -f LATIN1 -t UTF-8)"
+          : undefined,
+    });
   }
 }
 
