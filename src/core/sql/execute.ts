@@ -218,7 +218,7 @@ class ScriptRunner {
 
   /**
    * Runs one file (the top-level one or an included one); returns the sha256 of its bytes. A file
-   * is read in `inherited` encoding (the session's), unless it starts by setting another.
+   * is read in the session's encoding, unless it starts by setting another.
    */
   async run(reader: SourceReader, variables: Variables, includeStack: string[]): Promise<string> {
     const { displayPath } = reader;
@@ -296,19 +296,12 @@ class ScriptRunner {
    * applied by the reader (from the top of the file) and never sent.
    */
   private checkEncoding(name: string, current: string, file: string, location: Location): void {
-    const canonical = /^default$/i.test(name) ? 'UTF8' : canonicalEncoding(name);
+    const canonical = encodingOrFail(name, file, location);
     if (canonical === current) return;
-    const message =
-      canonical === null
-        ? `client encoding ${name} is not supported`
-        : `client_encoding changes to ${canonical} after the file started as ${current}`;
-    throw new DbfastError('FILE_ENCODING', message, {
+    throw new DbfastError('FILE_ENCODING', `client_encoding changes to ${canonical} after the file started as ${current}`, {
       file,
       ...location,
-      hint:
-        canonical === null
-          ? `dbfast reads ${SUPPORTED_ENCODINGS}; convert the file (iconv -f ${name} -t UTF-8)`
-          : 'set client_encoding once, before any other statement of the file, or convert the file to UTF-8',
+      hint: 'set client_encoding once, before any other statement of the file, or convert the file to UTF-8',
     });
   }
 
@@ -356,8 +349,8 @@ class ScriptRunner {
     try {
       this.stats.rowsCopied += await runCopyIn(this.client, statement, data);
     } catch (error) {
+      // Unread data was skipped when runCopyIn stopped reading it (Lexer.copyData): it is never SQL.
       if (error instanceof DbfastError) throw error;
-      while (!data.next().done); // the rest of the block is data, never SQL
       this.failed(sqlError(error as Error, file, copyErrorLocation(error as pg.DatabaseError, location, lexer.copyDataLine)), this.stopOnError);
     }
   }
@@ -696,6 +689,7 @@ function leadingEncoding(prefix: Buffer, file: string): string | undefined {
   return undefined;
 }
 
+/** The canonical name of a client encoding a file names; FILE_ENCODING for one dbfast cannot read. */
 function encodingOrFail(name: string, file: string, location: Location): string {
   const canonical = /^default$/i.test(name) ? 'UTF8' : canonicalEncoding(name);
   if (canonical) return canonical;
