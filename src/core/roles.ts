@@ -6,7 +6,7 @@
  * (`recreate`) drops the previous template, its clones and those roles before building.
  */
 import type pg from 'pg';
-import type { CloneInfo } from './clone.js';
+import { type CloneInfo, listClones } from './clone.js';
 import { dropDatabase } from './databases.js';
 import { DbfastError } from './errors.js';
 import { quoteIdentifier as ident } from './sql/quote.js';
@@ -49,7 +49,11 @@ export interface PreviousBuild {
   template: string;
   /** The roles recorded in the previous template's metadata. */
   roles: string[];
-  clones: CloneInfo[];
+}
+
+/** Listed only on the paths that need them (an error to explain, --recreate): listing sizes every clone. */
+async function clonesOf(admin: pg.Client, template: string): Promise<CloneInfo[]> {
+  return (await listClones(admin)).filter((clone) => clone.template === template);
 }
 
 /**
@@ -66,7 +70,8 @@ export async function explainRoleError(admin: pg.Client, error: unknown, previou
   if (dropped) {
     const role = dropped[1]!;
     const owners = await dependentDatabases(admin, [role]);
-    const { clones, template } = previous;
+    const { template } = previous;
+    const clones = await clonesOf(admin, template);
     const hasTemplate = owners.some((owner) => owner.database === template);
     const cloneCount = clones.filter((clone) => owners.some((owner) => owner.database === clone.name)).length;
     const ours = new Set([template, ...clones.map((clone) => clone.name)]);
@@ -129,7 +134,8 @@ async function dependentDatabases(admin: pg.Client, roles: string[]): Promise<{ 
  * has objects or privileges anywhere else on the server.
  */
 export async function dropPreviousBuild(admin: pg.Client, previous: PreviousBuild): Promise<void> {
-  const ours = new Set([previous.template, ...previous.clones.map((clone) => clone.name)]);
+  const clones = await clonesOf(admin, previous.template);
+  const ours = new Set([previous.template, ...clones.map((clone) => clone.name)]);
   const existing = await roleNames(admin);
   const roles = previous.roles.filter((role) => existing.has(role));
   const elsewhere = (await dependentDatabases(admin, roles)).filter((owner) => owner.database === null || !ours.has(owner.database));
@@ -139,7 +145,7 @@ export async function dropPreviousBuild(admin: pg.Client, previous: PreviousBuil
       hint: `dbfast drops only what its builds made: drop or reassign those objects (REASSIGN OWNED BY ${ident(role)} TO ...; DROP OWNED BY ${ident(role)}) or rebuild without --recreate`,
     });
   }
-  for (const clone of previous.clones) await dropDatabase(admin, clone.name);
+  for (const clone of clones) await dropDatabase(admin, clone.name);
   await dropDatabase(admin, previous.template);
   for (const role of roles) await admin.query(`DROP ROLE IF EXISTS ${ident(role)}`);
 }

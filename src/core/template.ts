@@ -5,7 +5,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import { listClones } from './clone.js';
 import type { ValidationSettings } from './config.js';
 import { type ServerTarget, withClient, withSession } from './connection.js';
 import { dropDatabase, retryWhileBusy } from './databases.js';
@@ -103,8 +102,7 @@ export async function ensureTemplate(target: ServerTarget, spec: TemplateSpec, o
     const current = await readTemplate(admin, spec.name);
     if (current && !options.force && (await isFresh(current, spec.fingerprint, spec))) return { template: current, rebuilt: false };
     await dropOrphans(admin, spec.name);
-    const clones = (await listClones(admin)).filter((clone) => clone.template === spec.name);
-    const previous = { template: spec.name, roles: current?.roles ?? [], clones };
+    const previous = { template: spec.name, roles: current?.roles ?? [] };
     if (options.recreate) await dropPreviousBuild(admin, previous);
     const roles = { before: await roleNames(admin), recorded: options.recreate ? [] : previous.roles };
     const stats = await build(target, admin, spec, options, roles).catch(async (error) => {
