@@ -10,7 +10,7 @@ import type { DbfastConfig } from './config.js';
 import type { EnvironmentSelection } from './environments.js';
 import { isDbfastError } from './errors.js';
 import { relativePosix, writeFileAtomic } from './files.js';
-import { changedIncludes, isFresh } from './freshness.js';
+import { changedIncludes, type IncludedFile, isFresh } from './freshness.js';
 import type { Project, RepositoryState } from './project.js';
 import type { ScanResult } from './scan.js';
 import { readTemplate, type TemplateInfo } from './template.js';
@@ -119,8 +119,10 @@ export async function collectStatus(project: Project): Promise<ProjectStatus> {
   const clones = (await listClones(admin)).filter((clone) => clone.template === selection.templateName);
   status.clones = { count: clones.length, totalBytes: clones.reduce((sum, clone) => sum + clone.sizeBytes, 0) };
   if (status.template && state) {
-    status.repository.changed = !(await isFresh(status.template, state.fingerprint, config));
-    status.repository.changedFiles = await changedSinceBuild(config, status.template, state);
+    // isFresh's rule, with the changed included files kept for the list of what changed.
+    const includes = await changedIncludes(status.template, config);
+    status.repository.changed = status.template.fingerprint !== state.fingerprint || includes.length > 0;
+    status.repository.changedFiles = await changedSinceBuild(config, status.template, state, includes);
   }
   return status;
 }
@@ -147,14 +149,19 @@ export async function recordBuild(stateDir: string, templateName: string, state:
 }
 
 /** Paths relative to the repository, as the scan names them; an included file elsewhere starts with `../`. */
-async function changedSinceBuild(config: DbfastConfig, template: TemplateInfo, state: RepositoryState): Promise<ChangedFiles | null> {
+async function changedSinceBuild(
+  config: DbfastConfig,
+  template: TemplateInfo,
+  state: RepositoryState,
+  changedIncludes: IncludedFile[],
+): Promise<ChangedFiles | null> {
   const manifest = await readFile(manifestPath(config.stateDir, template.name), 'utf8').then(
     (text) => JSON.parse(text) as BuildManifest,
     () => null,
   );
   if (manifest?.fingerprint !== template.fingerprint) return null;
   const current = new Map(state.selected.map((file) => [file.relativePath, file.hash]));
-  const includes = (await changedIncludes(template, config)).map(({ path }) =>
+  const includes = changedIncludes.map(({ path }) =>
     relativePosix(config.repository.path, resolve(config.projectDir, path)),
   );
   const modified = [...current].filter(([path, hash]) => path in manifest.files && manifest.files[path] !== hash).map(([path]) => path);
