@@ -5,18 +5,9 @@ import { withProject } from './project.js';
 
 export async function build(globals: GlobalOptions, options: { force?: boolean; recreate?: boolean; json?: boolean }): Promise<void> {
   await withProject(globals, async (project) => {
-    const progress = buildProgress();
+    const { done, ...progress } = buildProgress();
     const started = performance.now();
-    const result = await project
-      .build({
-        force: options.force,
-        recreate: options.recreate,
-        onFileStart: progress.onFileStart,
-        onEcho: progress.onEcho,
-        onWarning: progress.onWarning,
-        onWarn: progress.onEcho,
-      })
-      .finally(progress.done);
+    const result = await project.build({ force: options.force, recreate: options.recreate, ...progress }).finally(done);
     const { template, rebuilt, stats } = result;
     if (options.json) return printJson({ template: template.name, rebuilt, ...template, stats: stats ?? null });
     const seconds = ((performance.now() - started) / 1000).toFixed(2);

@@ -31,7 +31,11 @@ export function info(line: string): void {
 }
 
 export function warn(message: string, hint?: string): void {
-  info(`${yellow('warning:')} ${message}${hint ? dim(` (${hint})`) : ''}`);
+  info(warningLine(message, hint));
+}
+
+export function warningLine(message: string, hint?: string): string {
+  return `${yellow('warning:')} ${message}${hint ? dim(` (${hint})`) : ''}`;
 }
 
 export function formatError(error: unknown, verbose: boolean): string {

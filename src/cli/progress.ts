@@ -2,15 +2,11 @@
  * Build progress on stderr: one line rewritten in place on a terminal (file n/N, path, elapsed),
  * plain lines otherwise, so CI logs stay readable.
  */
-import type { DbfastError } from '../core/errors.js';
-import type { SqlFile } from '../core/sql/execute.js';
-import { dim, info, warn } from './output.js';
+import type { ExecuteOptions } from '../core/sql/execute.js';
+import { dim, info, warningLine } from './output.js';
 
-export interface Progress {
-  onFileStart(file: SqlFile, index: number, total: number): void;
-  onEcho(text: string): void;
-  /** A statement that failed while the file had ON_ERROR_STOP off. */
-  onWarning(warning: DbfastError): void;
+/** The build's callbacks (spread them into build or seed options), and `done` to clear the line. */
+export interface Progress extends Required<Pick<ExecuteOptions, 'onFileStart' | 'onEcho' | 'onWarn' | 'onWarning'>> {
   done(): void;
 }
 
@@ -31,6 +27,12 @@ export function buildProgress(): Progress {
     process.stderr.write(`\r\u001b[K${current} ${dim(`${seconds}s`)}`);
   };
   const clear = () => live && process.stderr.write('\r\u001b[K');
+  // A line printed while the bar is shown goes above it.
+  const printAbove = (line: string) => {
+    clear();
+    info(line);
+    if (live && current) render();
+  };
   return {
     onFileStart(file, index, total) {
       current = `${live ? `${bar(index / total)} ` : ''}[${index + 1}/${total}] ${file.relativePath}`;
@@ -38,16 +40,10 @@ export function buildProgress(): Progress {
       render();
       timer ??= setInterval(render, 100).unref();
     },
-    onEcho(text) {
-      clear();
-      info(text);
-      if (live && current) render();
-    },
-    onWarning(warning) {
-      clear();
-      warn(warning.located);
-      if (live && current) render();
-    },
+    onEcho: printAbove,
+    // psql prints \warn on standard error, where dbfast's messages go too.
+    onWarn: printAbove,
+    onWarning: (warning) => printAbove(warningLine(warning.located)),
     done() {
       if (timer) clearInterval(timer);
       clear();

@@ -9,18 +9,10 @@ export async function seed(globals: GlobalOptions, options: { output?: string; r
     throw new DbfastError('USAGE', '--replace needs --output NAME', { hint: 'generated names are always new' });
   }
   await withProject(globals, async (project) => {
-    const progress = buildProgress();
+    const { done, ...progress } = buildProgress();
     const result = await project
-      .seed({
-        name: options.output,
-        replace: options.replace,
-        recreate: options.recreate,
-        onFileStart: progress.onFileStart,
-        onEcho: progress.onEcho,
-        onWarning: progress.onWarning,
-        onWarn: progress.onEcho,
-      })
-      .finally(progress.done);
+      .seed({ name: options.output, replace: options.replace, recreate: options.recreate, ...progress })
+      .finally(done);
     if (options.json) return printJson(result);
     if (result.rebuilt) info(dim(`rebuilt ${result.template} in ${(result.timings.build_ms / 1000).toFixed(2)}s`));
     printData(result.url);
