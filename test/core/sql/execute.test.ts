@@ -14,14 +14,30 @@ afterEach(async () => {
   await db.drop();
 });
 
+interface RunOptions {
+  /** Collects \echo output. */
+  echo?: string[];
+  /** Collects \warn output. */
+  warns?: string[];
+  /** Collects what failed while ON_ERROR_STOP was off, located. */
+  warnings?: string[];
+  /** The files to run, when not all of them. */
+  only?: string[];
+}
+
 /** Runs the given files (in key order) and returns the execution stats. */
-async function run(files: Record<string, string | Buffer>, options: { echo?: string[]; only?: string[] } = {}) {
+async function run(files: Record<string, string | Buffer>, options: RunOptions = {}) {
   const root = await tempRepo(files);
   const paths = (options.only ?? Object.keys(files)).map((relativePath) => ({
     relativePath,
     absolutePath: join(root, relativePath),
   }));
-  return executeFiles(db.session, paths, { repositoryRoot: root, onEcho: (text) => options.echo?.push(text) });
+  return executeFiles(db.session, paths, {
+    repositoryRoot: root,
+    onEcho: (text) => options.echo?.push(text),
+    onWarn: (text) => options.warns?.push(text),
+    onWarning: (warning) => options.warnings?.push(warning.located),
+  });
 }
 
 async function rows(sql: string) {
@@ -416,14 +432,9 @@ describe('executor: \\copy ... FROM', () => {
 describe('executor: output-only and refused meta-commands', () => {
   it('prints \\warn apart from \\echo, and \\conninfo as psql does', async () => {
     const echo: string[] = [];
-    const warnings: string[] = [];
-    const root = await tempRepo({ 'a.sql': '\\warn careful  now\n\\conninfo\n' });
-    await executeFiles(db.session, [{ relativePath: 'a.sql', absolutePath: join(root, 'a.sql') }], {
-      repositoryRoot: root,
-      onEcho: (text) => echo.push(text),
-      onWarn: (text) => warnings.push(text),
-    });
-    expect(warnings).toEqual(['careful now']);
+    const warns: string[] = [];
+    await run({ 'a.sql': '\\warn careful  now\n\\conninfo\n' }, { echo, warns });
+    expect(warns).toEqual(['careful now']);
     expect(echo).toEqual([`You are connected to database "${db.name}" as user "postgres" on host "127.0.0.1" at port "${db.client.port}".`]);
   });
 
@@ -598,13 +609,12 @@ describe('executor: client encodings', () => {
 describe('executor: ON_ERROR_STOP', () => {
   it('goes on after failing statements and COPY blocks while it is off, and reports each', async () => {
     const warnings: string[] = [];
-    const root = await tempRepo({
-      'a.sql': 'CREATE TABLE t (id int PRIMARY KEY);\n\\set ON_ERROR_STOP 0\nCOPY t FROM stdin;\n1\nx\n\\.\nINSERT INTO t VALUES (2);\n\\set ON_ERROR_STOP\nINSERT INTO t VALUES (3);\n',
-    });
-    const stats = await executeFiles(db.session, [{ relativePath: 'a.sql', absolutePath: join(root, 'a.sql') }], {
-      repositoryRoot: root,
-      onWarning: (warning) => warnings.push(warning.located),
-    });
+    const stats = await run(
+      {
+        'a.sql': 'CREATE TABLE t (id int PRIMARY KEY);\n\\set ON_ERROR_STOP 0\nCOPY t FROM stdin;\n1\nx\n\\.\nINSERT INTO t VALUES (2);\n\\set ON_ERROR_STOP\nINSERT INTO t VALUES (3);\n',
+      },
+      { warnings },
+    );
     expect(warnings).toEqual(['a.sql:5:1: invalid input syntax for type integer: "x"']);
     expect(stats.failedStatements).toBe(1);
     expect((await rows('SELECT id FROM t ORDER BY id')).map((row) => row.id)).toEqual([2, 3]);
@@ -614,13 +624,8 @@ describe('executor: ON_ERROR_STOP', () => {
     const warnings: string[] = [];
     // The duplicate comes early: the server's error arrives while megabytes of data are still unsent.
     const data = ['1;x', ...Array.from({ length: 200_000 }, (_, i) => `${i + 1};${'x'.repeat(30)}`)].join('\n');
-    const root = await tempRepo({
-      'a.sql': `CREATE TABLE t (id int PRIMARY KEY, note text);\n\\unset ON_ERROR_STOP\nCOPY t FROM stdin (DELIMITER ';');\n${data}\n\\.\nINSERT INTO t VALUES (-1, 'after');\n`,
-    });
-    await executeFiles(db.session, [{ relativePath: 'a.sql', absolutePath: join(root, 'a.sql') }], {
-      repositoryRoot: root,
-      onWarning: (warning) => warnings.push(warning.located),
-    });
+    const script = `CREATE TABLE t (id int PRIMARY KEY, note text);\n\\unset ON_ERROR_STOP\nCOPY t FROM stdin (DELIMITER ';');\n${data}\n\\.\nINSERT INTO t VALUES (-1, 'after');\n`;
+    await run({ 'a.sql': script }, { warnings });
     expect(warnings).toEqual([expect.stringMatching(/^a\.sql:5:1: duplicate key value/)]);
     expect(await rows('SELECT id FROM t')).toEqual([{ id: -1 }]);
   });
@@ -629,11 +634,7 @@ describe('executor: ON_ERROR_STOP', () => {
     const script = "CREATE TABLE t (id int PRIMARY KEY);\nSELECT 'INSERT INTO t VALUES (1)', 'INSERT INTO t VALUES (1)'\n  \\gexec\n";
     await expect(run({ 'a.sql': script })).rejects.toMatchObject({ file: 'a.sql', line: 3, column: 3, code: 'SQL_FAILED' });
     const warnings: string[] = [];
-    const root = await tempRepo({ 'b.sql': `\\unset ON_ERROR_STOP\n${script.replaceAll(' t ', ' u ')}INSERT INTO u VALUES (2);\n` });
-    await executeFiles(db.session, [{ relativePath: 'b.sql', absolutePath: join(root, 'b.sql') }], {
-      repositoryRoot: root,
-      onWarning: (warning) => warnings.push(warning.located),
-    });
+    await run({ 'b.sql': `\\unset ON_ERROR_STOP\n${script.replaceAll(' t ', ' u ')}INSERT INTO u VALUES (2);\n` }, { warnings });
     expect(warnings).toEqual([expect.stringMatching(/^b\.sql:4:3: duplicate key value/)]);
     expect((await rows('SELECT id FROM u ORDER BY id')).map((row) => row.id)).toEqual([1, 2]);
   });
