@@ -39,14 +39,10 @@ export async function benchClone(server) {
     for (const template of templates) {
       const dir = await projectFolder(work, template);
       const project = await Project.open({ cwd: dir, env: { DBFAST_DATABASE_URL: url } });
-      try {
-        rows.push(await benchBuild(project, server, template.label));
-        rows.push(await benchCli(project, server, dir, url, template.label));
-        rows.push(...(await benchLibrary(project, server, template.label)));
-        await project.clean({ all: true });
-      } finally {
-        await project.close();
-      }
+      rows.push(await benchBuild(project, server, template.label));
+      rows.push(await benchCli(project, server, dir, url, template.label));
+      rows.push(...(await benchLibrary(project, server, template.label)));
+      await project.clean({ all: true });
     }
     for (const count of [1_000, 10_000]) rows.push(await benchFreshness(work, url, count));
     rows.push(await benchFreshness(work, url, 1_000, { withIncludes: true }));
@@ -175,21 +171,17 @@ export async function benchFreshness(work, url, count, { withIncludes = false } 
   }
   await writeFile(join(dir, 'dbfast.toml'), `[database]\ntemplate_name = "bench_fresh_${label}"\n`);
   const project = await Project.open({ cwd: dir, env: { DBFAST_DATABASE_URL: url } });
-  try {
-    await project.build(); // a template to compare with; also warms the stat cache and the connection
-    const times = [];
-    for (let run = 0; run < 9; run++) {
-      const started = performance.now();
-      const { fresh, state } = await project.check();
-      times.push(performance.now() - started);
-      if (!fresh || state.files.length !== count) throw new Error(`freshness check: fresh ${fresh}, ${state.files.length} files`);
-    }
-    const files = withIncludes ? `${count.toLocaleString('en')} files + ${count.toLocaleString('en')} included` : `${count.toLocaleString('en')} files`;
-    const goalMs = (60 * count * (withIncludes ? 2 : 1)) / 10_000;
-    return { name: `freshness check, ${files}`, dbfastMs: round(median(times)), goalMs };
-  } finally {
-    await project.close();
+  await project.build(); // a template to compare with; also warms the stat cache
+  const times = [];
+  for (let run = 0; run < 9; run++) {
+    const started = performance.now();
+    const { fresh, state } = await project.check();
+    times.push(performance.now() - started);
+    if (!fresh || state.files.length !== count) throw new Error(`freshness check: fresh ${fresh}, ${state.files.length} files`);
   }
+  const files = withIncludes ? `${count.toLocaleString('en')} files + ${count.toLocaleString('en')} included` : `${count.toLocaleString('en')} files`;
+  const goalMs = (60 * count * (withIncludes ? 2 : 1)) / 10_000;
+  return { name: `freshness check, ${files}`, dbfastMs: round(median(times)), goalMs };
 }
 
 function row(name, dbfastMs, floorMs, goal) {

@@ -5,7 +5,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { scanRepository } from '../dist/core/scan.js';
-import { embeddedTarget, withSession } from '../dist/core/connection.js';
+import { withSession } from '../dist/core/pg/client.js';
+import { embeddedTarget } from '../dist/core/pg/target.js';
 import { executeFiles } from '../dist/core/sql/execute.js';
 
 const CORPUS = fileURLToPath(new URL('../../shared/corpus/', import.meta.url));

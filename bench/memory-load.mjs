@@ -4,7 +4,8 @@
  * Usage: node bench/memory-load.mjs HOST PORT USER DATABASE FILE
  */
 import { basename, dirname } from 'node:path';
-import { embeddedTarget, withSession } from '../dist/core/connection.js';
+import { withSession } from '../dist/core/pg/client.js';
+import { embeddedTarget } from '../dist/core/pg/target.js';
 import { executeFiles } from '../dist/core/sql/execute.js';
 
 const [host, port, user, database, file] = process.argv.slice(2);

@@ -6,7 +6,6 @@
  * const dbfast = await openProject();             // finds dbfast.toml upward from cwd
  * const { url } = await dbfast.seed();            // a fresh, fully seeded database
  * await dbfast.drop(...);                         // remove clones dbfast created
- * await dbfast.close();
  * ```
  */
 import { Project } from './core/project.js';

@@ -10,11 +10,7 @@ describe('public API', () => {
       cwd: root,
       env: { DBFAST_DATABASE_URL: 'postgresql://postgres@127.0.0.1/postgres', PGPORT: String(inject('serverPort')) },
     });
-    try {
-      expect((await dbfast.status()).server).toMatchObject({ reachable: true, address: `postgres@127.0.0.1:${inject('serverPort')}` });
-    } finally {
-      await dbfast.close();
-    }
+    expect((await dbfast.status()).server).toMatchObject({ reachable: true, address: `postgres@127.0.0.1:${inject('serverPort')}` });
   });
 
   it('opens a project by config path and seeds, lists and drops through it', async () => {
@@ -24,16 +20,12 @@ describe('public API', () => {
     });
     const env = { DBFAST_DATABASE_URL: `postgresql://postgres@127.0.0.1:${inject('serverPort')}/postgres` };
     const dbfast = await openProject({ config: `${root}/conf/dbfast.toml`, env });
-    try {
-      const seeded = await dbfast.seed();
-      expect(seeded).toMatchObject({ template: 'api_example', rebuilt: true, url: expect.stringContaining(seeded.database) });
-      expect(await query(seeded.database, 'SELECT id FROM a')).toEqual([{ id: 1 }]);
-      expect((await dbfast.list()).some((clone) => clone.name === seeded.database)).toBe(true);
-      await dbfast.drop(seeded.database);
-      await expect(dbfast.drop(seeded.database)).rejects.toBeInstanceOf(DbfastError);
-      await dbfast.clean({ all: true });
-    } finally {
-      await dbfast.close();
-    }
+    const seeded = await dbfast.seed();
+    expect(seeded).toMatchObject({ template: 'api_example', rebuilt: true, url: expect.stringContaining(seeded.database) });
+    expect(await query(seeded.database, 'SELECT id FROM a')).toEqual([{ id: 1 }]);
+    expect((await dbfast.list()).some((clone) => clone.name === seeded.database)).toBe(true);
+    await dbfast.drop(seeded.database);
+    await expect(dbfast.drop(seeded.database)).rejects.toBeInstanceOf(DbfastError);
+    await dbfast.clean({ all: true });
   });
 });

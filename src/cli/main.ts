@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { exitCodeFor } from '../core/errors.js';
-import { formatError, info } from './output.js';
+import { errorJson, formatError, info, printJson } from './output.js';
 
 export interface GlobalOptions {
   config?: string;
@@ -59,6 +59,8 @@ function action<A extends unknown[]>(load: () => Promise<(globals: GlobalOptions
       process.exitCode = typeof exitCode === 'number' ? exitCode : 0;
     } catch (error) {
       info(formatError(error, Boolean(globals.verbose || process.env.DBFAST_DEBUG)));
+      // Commander passes the command's options second to last.
+      if ((args.at(-2) as { json?: boolean } | undefined)?.json) printJson({ error: errorJson(error) });
       process.exitCode = exitCodeFor(error);
     }
   };

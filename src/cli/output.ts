@@ -52,6 +52,14 @@ export function formatError(error: unknown, verbose: boolean): string {
   return lines.join('\n');
 }
 
+/** A failure as `--json` prints it: the error's code and every structured field it has. */
+export function errorJson(error: unknown): Record<string, unknown> {
+  if (!(error instanceof DbfastError)) return { code: 'INTERNAL', message: error instanceof Error ? error.message : String(error) };
+  const { code, message, file, line, column, hint, detail, sqlState, schema, table, columnName, constraint } = error;
+  const fields = { code, message, file, line, column, hint, detail, sqlState, schema, table, columnName, constraint };
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
+}
+
 export function formatBytes(bytes: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB'];
   let value = bytes;

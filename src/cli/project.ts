@@ -9,12 +9,7 @@ export async function openProject(globals: GlobalOptions): Promise<Project> {
   return project;
 }
 
-/** Runs `work` with the project open, and always closes it. */
+/** Runs `work` with the project open. */
 export async function withProject<T>(globals: GlobalOptions, work: (project: Project) => Promise<T>): Promise<T> {
-  const project = await openProject(globals);
-  try {
-    return await work(project);
-  } finally {
-    await project.close();
-  }
+  return work(await openProject(globals));
 }

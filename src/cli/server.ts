@@ -1,5 +1,5 @@
 import { loadConfig } from '../core/config.js';
-import { embeddedTarget } from '../core/connection.js';
+import { embeddedTarget } from '../core/pg/target.js';
 import { ensureServer, HOST, SUPERUSER, serverStatus, stopServer } from '../core/server.js';
 import type { GlobalOptions } from './main.js';
 import { info, printData, printJson } from './output.js';

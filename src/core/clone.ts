@@ -7,10 +7,11 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { DbfastError } from './errors.js';
 import { validateDatabaseName } from './names.js';
-import { METADATA_COLUMNS, type MetadataColumns, type MetadataPlace, metadataPlace, parseMetadata, writeMetadataSql } from './metadata.js';
+import { createDatabase, dropDatabase } from './pg/databases.js';
+import { lockKeys, tryAdvisoryLock } from './pg/locks.js';
+import { METADATA_COLUMNS, type MetadataColumns, type MetadataPlace, metadataPlace, parseMetadata, writeMetadataSql } from './pg/metadata.js';
 import { copyPropertiesSql, type DatabaseProperties, PROPERTIES_COLUMNS } from './properties.js';
-import { quoteIdentifier as ident, quoteLiteral } from './sql/quote.js';
-import { dropDatabase, retryWhileBusy } from './databases.js';
+import { quoteLiteral } from './sql/quote.js';
 
 export interface CloneMetadata {
   kind: 'clone';
@@ -62,9 +63,9 @@ export async function createClone(admin: pg.Client, options: CreateCloneOptions)
     const existing = rows.find((row) => row.datname === name);
     if (existing) {
       if (!parseMetadata(existing, 'clone')) {
-        throw new DbfastError('USAGE', `database "${name}" already exists and was not created by dbfast`, {
-          hint: 'choose another name with --output',
-        });
+        const template = parseMetadata(existing, 'template') !== null;
+        const what = template ? 'is a dbfast template, not a clone' : 'already exists and was not created by dbfast';
+        throw new DbfastError('USAGE', `database "${name}" ${what}`, { hint: 'choose another name with --output' });
       }
       if (!options.replace) {
         throw new DbfastError('USAGE', `database "${name}" already exists`, { hint: 'use --replace to drop and recreate it' });
@@ -94,10 +95,10 @@ async function copyTemplate(admin: pg.Client, name: string, options: CreateClone
   const timedOut = () => cloneTimeout(options.timeoutMs!);
   await withCloneSlot(admin, options.maxConcurrent ?? 0, deadline, timedOut, async () => {
     const remaining = deadline - Date.now();
+    // The connection is this clone's alone (see pg/locks.ts), so the timeout cannot leak into another's CREATE.
     if (Number.isFinite(remaining)) await admin.query(`SET statement_timeout = ${Math.max(1, Math.floor(remaining))}`);
     try {
-      const strategy = options.strategy ? ` STRATEGY ${options.strategy.toUpperCase()}` : '';
-      await retryWhileBusy(() => admin.query(`CREATE DATABASE ${ident(name)} TEMPLATE ${ident(options.template)}${strategy}`));
+      await createDatabase(admin, name, { template: options.template, strategy: options.strategy });
     } catch (error) {
       if ((error as { code?: string }).code === QUERY_CANCELED) throw timedOut();
       throw error;
@@ -141,8 +142,6 @@ async function completeClone(admin: pg.Client, name: string, template: CloneSour
 
 const INSUFFICIENT_PRIVILEGE = '42501';
 const QUERY_CANCELED = '57014';
-/** Advisory lock namespace ("dbfs") for clone slots; the second key is the slot number. */
-const CLONE_SLOTS = 0x64626673;
 
 function cloneTimeout(ms: number): DbfastError {
   return new DbfastError('TIMEOUT', `cloning took longer than clone_timeout_ms (${ms} ms)`, {
@@ -159,18 +158,13 @@ async function withCloneSlot<T>(
   work: () => Promise<T>,
 ): Promise<T> {
   if (max <= 0) return work();
-  for (let attempt = 0; ; attempt++) {
+  for (let round = 0; ; round++) {
     for (let slot = 0; slot < max; slot++) {
-      const { rows } = await admin.query('SELECT pg_try_advisory_lock($1, $2) AS taken', [CLONE_SLOTS, slot]);
-      if (!rows[0].taken) continue;
-      try {
-        return await work();
-      } finally {
-        await admin.query('SELECT pg_advisory_unlock($1, $2)', [CLONE_SLOTS, slot]);
-      }
+      const taken = await tryAdvisoryLock(admin, lockKeys.cloneSlot(slot), work);
+      if (taken.locked) return taken.result;
     }
     if (Date.now() >= deadline) throw timedOut();
-    await new Promise((resolve) => setTimeout(resolve, Math.min(5 * 2 ** attempt, 100)));
+    await new Promise((resolve) => setTimeout(resolve, Math.min(5 * 2 ** round, 100)));
   }
 }
 

@@ -12,6 +12,8 @@ export const CONFIG_FILE_NAME = 'dbfast.toml';
 
 /** A configured (non-embedded) server. */
 export interface DatabaseSettings {
+  /** Where these settings came from, for messages: `database`, `DBFAST_DATABASE_URL`, `PGHOST`, `remotes.NAME`. */
+  origin: string;
   url?: string;
   host?: string;
   port?: number;
@@ -509,7 +511,7 @@ function buildSettings(
     ),
     remotes: mapValues(settings.remotes ?? {}, (remote, name) => ({
       name,
-      ...connectionSettings(remote, resolve),
+      ...connectionSettings(remote, resolve, `remotes.${name}`),
       ...definedOnly({ environment: remote.environment }),
       requireConfirmation: remote.require_confirmation ?? false,
       allowDestructive: remote.allow_destructive ?? false,
@@ -549,17 +551,18 @@ function databaseSettings(
 ): DatabaseSettings | null {
   // The URL replaces where to connect; how to get the password still comes from the file.
   if (env.DBFAST_DATABASE_URL) {
-    const { passwordEnv, passwordFile } = connectionSettings(section, resolve);
-    return definedOnly({ url: env.DBFAST_DATABASE_URL, passwordEnv, passwordFile });
+    const { passwordEnv, passwordFile } = connectionSettings(section, resolve, 'database');
+    return definedOnly({ origin: 'DBFAST_DATABASE_URL', url: env.DBFAST_DATABASE_URL, passwordEnv, passwordFile });
   }
   const configured = CONNECTION_KEYS.some((key) => section[key] !== undefined);
   // libpq variables reach the server through node-postgres, so PGHOST alone means "use that server".
   if (!configured && !env.PGHOST && !env.PGHOSTADDR) return null;
-  return connectionSettings(section, resolve);
+  return connectionSettings(section, resolve, configured ? 'database' : 'PGHOST');
 }
 
-function connectionSettings(section: ConnectionSection, resolve: (file: string) => string): DatabaseSettings {
+function connectionSettings(section: ConnectionSection, resolve: (file: string) => string, origin: string): DatabaseSettings {
   return definedOnly({
+    origin,
     url: section.url,
     host: section.host,
     port: section.port,

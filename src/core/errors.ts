@@ -16,10 +16,12 @@ export type ErrorCode =
   | 'SQL_SYNTAX'
   | 'SQL_META_COMMAND'
   | 'SQL_FAILED'
+  | 'OUTSIDE_DATABASE'
   | 'VALIDATION_FAILED'
   | 'TIMEOUT'
   | 'SERVER_START_FAILED'
   | 'SERVER_UNREACHABLE'
+  | 'DATABASE_NOT_FOUND'
   | 'AUTH_FAILED'
   | 'PORT_IN_USE';
 
@@ -30,7 +32,17 @@ export interface ErrorLocation {
   column?: number;
 }
 
-export interface DbfastErrorFields extends ErrorLocation {
+/** What PostgreSQL said about a failed statement (node-postgres' DatabaseError), for programs to branch on. */
+export interface ServerErrorFields {
+  /** SQLSTATE, e.g. `23505`. */
+  sqlState?: string;
+  schema?: string;
+  table?: string;
+  columnName?: string;
+  constraint?: string;
+}
+
+export interface DbfastErrorFields extends ErrorLocation, ServerErrorFields {
   hint?: string;
   /** PostgreSQL's DETAIL, or any extra line worth showing under the message. */
   detail?: string;
@@ -44,6 +56,11 @@ export class DbfastError extends Error {
   readonly column?: number;
   readonly hint?: string;
   readonly detail?: string;
+  readonly sqlState?: string;
+  readonly schema?: string;
+  readonly table?: string;
+  readonly columnName?: string;
+  readonly constraint?: string;
 
   constructor(code: ErrorCode, message: string, fields: DbfastErrorFields = {}) {
     super(message, fields.cause === undefined ? undefined : { cause: fields.cause });
@@ -54,6 +71,11 @@ export class DbfastError extends Error {
     this.column = fields.column;
     this.hint = fields.hint;
     this.detail = fields.detail;
+    this.sqlState = fields.sqlState;
+    this.schema = fields.schema;
+    this.table = fields.table;
+    this.columnName = fields.columnName;
+    this.constraint = fields.constraint;
   }
 
   /** `file:line:column: message`, with as much of the location as is known. */

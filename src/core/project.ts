@@ -2,45 +2,29 @@
  * A dbfast project: its configuration, its server and its SQL files. This is what the CLI
  * commands and programs (test runners) call; the CLI adds only flags and printing.
  */
-import { join, posix, relative } from 'node:path';
+import { relative } from 'node:path';
 import type pg from 'pg';
 import { type CleanupRules, type CloneInfo, createClone, dropClones, listClones, selectForCleanup } from './clone.js';
 import { type DbfastConfig, type LoadConfigOptions, loadConfig } from './config.js';
-import { connect, type ServerTarget, resolveTarget } from './connection.js';
-import { DbfastError } from './errors.js';
+import { DbfastError, isDbfastError } from './errors.js';
 import {
   directoriesOf,
   type EnvironmentIssue,
   type EnvironmentSelection,
   resolveEnvironment,
-  selectFiles,
   validateEnvironment,
 } from './environments.js';
-import { relativePosix } from './files.js';
-import { computeFingerprint } from './fingerprint.js';
 import { isFresh } from './freshness.js';
+import { recordBuild } from './manifest.js';
 import { validateDatabaseName } from './names.js';
-import { type ScannedFile, type ScanResult, scanRepository } from './scan.js';
-import type { SqlFile } from './sql/execute.js';
-import {
-  collectStatus,
-  connectionIfRunning,
-  type EnvironmentStatus,
-  environmentStates,
-  type ProjectStatus,
-  recordBuild,
-} from './status.js';
+import { withClient } from './pg/client.js';
+import { resolveTarget, type ServerTarget } from './pg/target.js';
+import { type RepositoryState, repositoryState, scanProjectRepository } from './repository.js';
+import type { ScanResult } from './scan.js';
+import { collectStatus, type EnvironmentStatus, environmentStates, type ProjectStatus, type StatusInput } from './status.js';
 import { type BuildOptions, type EnsureResult, ensureTemplate, readTemplate, type TemplateInfo } from './template.js';
 
-export interface RepositoryState {
-  /** Every repository file (after [repository] patterns). */
-  scan: ScanResult;
-  /** The environment's files, in execution order. */
-  selected: ScannedFile[];
-  /** The files to run, with paths shown relative to the project folder (`db/0_schema/01.sql`). */
-  files: SqlFile[];
-  fingerprint: string;
-}
+export type { RepositoryState } from './repository.js';
 
 export interface FreshnessCheck {
   state: RepositoryState;
@@ -67,11 +51,15 @@ export interface OpenOptions extends LoadConfigOptions {
   environment?: string;
 }
 
+/**
+ * No connection is kept between calls: each operation opens what it needs and closes it, so
+ * concurrent calls on one project never share a session (advisory locks, statement_timeout) and a
+ * dropped connection never outlives the call that saw it.
+ */
 export class Project {
   private target: Promise<ServerTarget> | undefined;
-  private admin: Promise<pg.Client> | undefined;
-
   private selected: EnvironmentSelection | undefined;
+  private version: number | undefined;
 
   constructor(
     readonly config: DbfastConfig,
@@ -106,8 +94,12 @@ export class Project {
 
   /** Every configured environment: files, template and whether it is fresh. Does not start a stopped embedded server. */
   async environments(): Promise<EnvironmentStatus[]> {
-    const [scan, admin] = await Promise.all([this.scanRepository(), connectionIfRunning(this)]);
-    return environmentStates(this, scan, admin);
+    const [scan, server] = await Promise.all([this.scanRepository(), this.serverIfRunning()]);
+    const environments = this.configuredEnvironments();
+    if ('error' in server) return environmentStates(this.config, environments, scan, null);
+    return withClient(server.target, (admin) => environmentStates(this.config, environments, scan, admin)).catch(() =>
+      environmentStates(this.config, environments, scan, null),
+    );
   }
 
   get templateName(): string {
@@ -116,7 +108,14 @@ export class Project {
 
   /** The server, started first when it is the embedded one. */
   server(): Promise<ServerTarget> {
-    this.target ??= resolveTarget(this.config, this.env);
+    if (!this.target) {
+      const target = resolveTarget(this.config, this.env);
+      // A failure is not remembered: the next call tries again.
+      target.catch(() => {
+        if (this.target === target) this.target = undefined;
+      });
+      this.target = target;
+    }
     return this.target;
   }
 
@@ -126,39 +125,35 @@ export class Project {
   }
 
   /** Every repository file (after [repository] patterns), through the stat cache. */
-  scanRepository(): Promise<ScanResult> {
-    const { repository, stateDir } = this.config;
-    return scanRepository({
-      root: repository.path,
-      include: repository.include,
-      exclude: repository.exclude,
-      cachePath: join(stateDir, 'scan-cache.tsv'),
+  async scanRepository(): Promise<ScanResult> {
+    return scanProjectRepository(this.config).catch((error) => {
+      // Without dbfast.toml the missing repository is the default `db/`: the real problem is the missing config.
+      if (this.config.configPath === null && isDbfastError(error, 'REPOSITORY_NOT_FOUND')) {
+        throw new DbfastError('CONFIG_NOT_FOUND', 'no dbfast.toml here or in any parent folder, and no db/ folder', {
+          hint: 'run dbfast init',
+        });
+      }
+      throw error;
     });
   }
 
   /** What `environment` selects from `scan`; its rules are part of the fingerprint. */
   stateFor(environment: EnvironmentSelection, scan: ScanResult): RepositoryState {
-    const { repository, projectDir } = this.config;
-    const selected = environment.settings ? selectFiles(scan.files, environment.settings) : scan.files;
-    const shownRoot = relativePosix(projectDir, scan.root);
-    const files = selected.map((file) => ({
-      absolutePath: file.absolutePath,
-      relativePath: shownRoot ? posix.join(shownRoot, file.relativePath) : file.relativePath,
-      hash: file.hash,
-    }));
-    const selection = { include: repository.include, exclude: repository.exclude, environment: environment.settings };
-    return { scan, selected, files, fingerprint: computeFingerprint({ files: selected, selection }) };
+    return repositoryState(this.config, environment, scan);
   }
 
   /** Builds the template when the files changed since it was built (always with `force`). */
   async build(options: BuildOptions = {}): Promise<EnsureResult> {
-    return this.buildFrom(await this.scan(), options);
+    const state = await this.scan();
+    const target = await this.server();
+    const strategy = await withClient(target, (admin) => this.cloneStrategy(admin));
+    return this.buildFrom(target, state, strategy, options);
   }
 
-  private async buildFrom(state: RepositoryState, options: BuildOptions): Promise<EnsureResult> {
+  private async buildFrom(target: ServerTarget, state: RepositoryState, strategy: CloneStrategy, options: BuildOptions): Promise<EnsureResult> {
     if (state.files.length === 0) {
-      const { repository } = this.config;
-      const where = relative(process.cwd(), repository.path) || '.';
+      const { repository, projectDir } = this.config;
+      const where = relative(projectDir, repository.path) || '.';
       const { name } = this.environment;
       throw new DbfastError('REPOSITORY_EMPTY', name ? `environment ${name} selects no SQL files in ${where}` : `no SQL files in ${where}`, {
         hint: name
@@ -167,7 +162,7 @@ export class Project {
       });
     }
     const result = await ensureTemplate(
-      await this.server(),
+      target,
       {
         name: this.templateName,
         fingerprint: state.fingerprint,
@@ -176,7 +171,7 @@ export class Project {
         stateDir: this.config.stateDir,
         validation: this.config.validation,
         timeoutMs: this.config.performance.buildTimeoutMs,
-        strategy: await this.cloneStrategy(),
+        strategy,
       },
       { batchBytes: this.config.performance.statementBatchBytes, ...options },
     );
@@ -189,40 +184,47 @@ export class Project {
    * that reads no file contents (stat cache), one catalog query, and a stat of each included file.
    */
   async check(): Promise<FreshnessCheck> {
-    const [state, template] = await Promise.all([this.scan(), this.connection().then((admin) => readTemplate(admin, this.templateName))]);
+    const state = await this.scan();
+    return withClient(await this.server(), (admin) => this.checkWith(admin, state));
+  }
+
+  private async checkWith(admin: pg.Client, state: RepositoryState): Promise<FreshnessCheck> {
+    const template = await readTemplate(admin, this.templateName);
     return { state, template, fresh: await isFresh(template, state.fingerprint, this.config) };
   }
 
-  /** A new database cloned from an up-to-date template (rebuilt first when the files changed). */
+  /**
+   * A new database cloned from an up-to-date template (rebuilt first when the files changed). Safe
+   * to call concurrently: each call has its own connection, and max_concurrent_clones bounds the
+   * copies running at once, across calls and processes.
+   */
   async seed(options: SeedOptions = {}): Promise<SeedResult> {
     const started = performance.now();
-    // A bad name must fail before minutes of building, not after.
+    // A bad name must fail before minutes of building, not after; a missing repository before the server starts.
     if (options.name !== undefined) validateDatabaseName(options.name);
-    const { state, fresh } = await this.check();
-    const admin = await this.connection();
-    const checked = performance.now();
-    let rebuilt = false;
-    let fingerprint = state.fingerprint;
-    if (!fresh) {
-      const result = await this.buildFrom(state, options);
-      rebuilt = result.rebuilt;
-      fingerprint = result.template.fingerprint;
-    }
-    const built = performance.now();
-    const { maxConcurrentClones, cloneTimeoutMs } = this.config.performance;
-    const database = await createClone(admin, {
-      name: options.name,
-      replace: options.replace,
-      template: this.templateName,
-      fingerprint,
-      maxConcurrent: maxConcurrentClones,
-      timeoutMs: cloneTimeoutMs,
-      strategy: await this.cloneStrategy(),
+    const state = await this.scan();
+    const target = await this.server();
+    let checked = 0;
+    let strategy: CloneStrategy;
+    // When nothing changed, one connection checks and clones; a rebuild runs on its own in between.
+    let database = await withClient(target, async (admin) => {
+      const { fresh } = await this.checkWith(admin, state);
+      checked = performance.now();
+      strategy = await this.cloneStrategy(admin);
+      return fresh ? this.cloneWith(admin, state.fingerprint, strategy, options) : null;
     });
+    let built = checked;
+    let rebuilt = false;
+    if (database === null) {
+      const { template, rebuilt: byThisCall } = await this.buildFrom(target, state, strategy!, options);
+      rebuilt = byThisCall;
+      built = performance.now();
+      database = await withClient(target, (admin) => this.cloneWith(admin, template.fingerprint, strategy, options));
+    }
     const done = performance.now();
     return {
       database,
-      url: (await this.server()).url(database),
+      url: target.url(database),
       template: this.templateName,
       rebuilt,
       timings: {
@@ -234,14 +236,34 @@ export class Project {
     };
   }
 
+  private cloneWith(admin: pg.Client, fingerprint: string, strategy: CloneStrategy, options: SeedOptions): Promise<string> {
+    const { maxConcurrentClones, cloneTimeoutMs } = this.config.performance;
+    return createClone(admin, {
+      name: options.name,
+      replace: options.replace,
+      template: this.templateName,
+      fingerprint,
+      maxConcurrent: maxConcurrentClones,
+      timeoutMs: cloneTimeoutMs,
+      strategy,
+    });
+  }
+
   /** Server, repository, template and clones; does not start a stopped embedded server. */
   async status(): Promise<ProjectStatus> {
-    return collectStatus(this);
+    const input: StatusInput = {
+      config: this.config,
+      scan: await this.scanRepository(),
+      selection: this.chosenEnvironment(),
+      environments: this.configuredEnvironments(),
+      server: await this.serverIfRunning(),
+    };
+    return collectStatus(input);
   }
 
   /** This template's clones, or with `all` every clone dbfast made on the server. */
   async list(options: { all?: boolean } = {}): Promise<CloneInfo[]> {
-    const clones = await listClones(await this.connection());
+    const clones = await withClient(await this.server(), listClones);
     return options.all ? clones : clones.filter((clone) => clone.template === this.templateName);
   }
 
@@ -251,38 +273,43 @@ export class Project {
   }
 
   async drop(...names: string[]): Promise<string[]> {
-    return dropClones(await this.connection(), names);
+    return withClient(await this.server(), (admin) => dropClones(admin, names));
   }
 
-  /** Closes the project's connection; the embedded server keeps running for the next command. */
-  async close(): Promise<void> {
-    const admin = this.admin;
-    this.admin = undefined;
-    const client = await admin?.catch(() => null);
-    await client?.end().catch(() => {});
+  private configuredEnvironments(): EnvironmentSelection[] {
+    return Object.keys(this.config.environments).map((name) => this.environmentNamed(name));
   }
 
-  private version: Promise<number> | undefined;
+  /** The project's environment, or null when several exist and none was chosen: status still shows them all. */
+  private chosenEnvironment(): EnvironmentSelection | null {
+    try {
+      return this.environment;
+    } catch (error) {
+      if (isDbfastError(error, 'ENVIRONMENT_REQUIRED')) return null;
+      throw error;
+    }
+  }
+
+  /** The server when it can be asked without starting it (a stopped embedded server cannot), else why not. */
+  private async serverIfRunning(): Promise<StatusInput['server']> {
+    if (this.config.database === null) {
+      const { serverStatus } = await import('./server.js');
+      if (!(await serverStatus(this.config.stateDir)).running) return { error: 'the embedded server is not running (it starts on first use)' };
+    }
+    return this.server().then(
+      (target) => ({ target }),
+      (error: Error) => ({ error: error.message }),
+    );
+  }
 
   /** The configured CREATE DATABASE strategy, on servers that have strategies (15+). */
-  private async cloneStrategy(): Promise<'file_copy' | 'wal_log' | undefined> {
-    this.version ??= this.connection().then(async (admin) => Number((await admin.query('SHOW server_version_num')).rows[0].server_version_num));
-    return (await this.version) >= 150000 ? this.config.performance.cloneStrategy : undefined;
-  }
-
-  /** The project's maintenance connection, opened on first use and shared: do not end it (close() does). */
-  connection(): Promise<pg.Client> {
-    if (!this.admin) {
-      const admin = this.server().then((target) => connect(target));
-      // A failed connection is not remembered: the next call tries again.
-      admin.catch(() => {
-        if (this.admin === admin) this.admin = undefined;
-      });
-      this.admin = admin;
-    }
-    return this.admin;
+  private async cloneStrategy(admin: pg.Client): Promise<CloneStrategy> {
+    this.version ??= Number((await admin.query('SHOW server_version_num')).rows[0].server_version_num);
+    return this.version >= 150000 ? this.config.performance.cloneStrategy : undefined;
   }
 }
+
+type CloneStrategy = 'file_copy' | 'wal_log' | undefined;
 
 function round(ms: number): number {
   return Math.round(ms * 10) / 10;

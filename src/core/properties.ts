@@ -5,7 +5,7 @@
  * them from the template and makes them again on every clone, so a clone is the database the
  * files built. What dbfast sets itself is left out: IS_TEMPLATE, ALLOW_CONNECTIONS and its metadata.
  */
-import { isMetadataComment, METADATA_SETTING } from './metadata.js';
+import { isMetadataComment, METADATA_SETTING } from './pg/metadata.js';
 import { quoteIdentifier as ident, quoteLiteral } from './sql/quote.js';
 
 interface AclEntry {

@@ -7,7 +7,7 @@
  */
 import type pg from 'pg';
 import { type CloneInfo, listClones } from './clone.js';
-import { dropDatabase } from './databases.js';
+import { dropDatabase } from './pg/databases.js';
 import { DbfastError } from './errors.js';
 import { quoteIdentifier as ident } from './sql/quote.js';
 

@@ -1,25 +1,20 @@
 /**
- * `dbfast status`: the server, the repository, the template and the clones in one object. A
- * stopped embedded server is reported, not started.
+ * `dbfast status`: the server, the repository, the template and the clones in one object, from
+ * plain inputs the project gathers. A stopped embedded server is reported, not started.
  */
-import { readFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
 import type pg from 'pg';
 import { listClones } from './clone.js';
 import type { DbfastConfig } from './config.js';
 import type { EnvironmentSelection } from './environments.js';
-import { isDbfastError } from './errors.js';
-import { relativePosix, writeFileAtomic } from './files.js';
-import { changedIncludes, type IncludedFile, isFresh } from './freshness.js';
-import type { Project, RepositoryState } from './project.js';
+import { isFresh, changedIncludes } from './freshness.js';
+import { type ChangedFiles, changedSinceBuild } from './manifest.js';
+import { connect } from './pg/client.js';
+import type { ServerTarget } from './pg/target.js';
+import { repositoryState } from './repository.js';
 import type { ScanResult } from './scan.js';
 import { readTemplate, type TemplateInfo } from './template.js';
 
-export interface ChangedFiles {
-  added: string[];
-  removed: string[];
-  modified: string[];
-}
+export type { ChangedFiles } from './manifest.js';
 
 export interface EnvironmentStatus {
   name: string;
@@ -41,6 +36,8 @@ export interface ProjectStatus {
     changed: boolean | null;
     /** Known when this checkout built the current template. */
     changedFiles: ChangedFiles | null;
+    /** The template differs and this checkout did not build it: where it came from. */
+    otherBuild: { fingerprint: string; builtAt: string; builtBy: string | null } | null;
   };
   template: TemplateInfo | null;
   clones: { count: number; totalBytes: number };
@@ -48,25 +45,27 @@ export interface ProjectStatus {
   environments: EnvironmentStatus[];
 }
 
-/** Why the server cannot be asked without starting it (a stopped embedded server), or null. */
-async function notRunning(project: Project): Promise<string | null> {
-  if (project.config.database !== null) return null;
-  const { serverStatus } = await import('./server.js');
-  return (await serverStatus(project.config.stateDir)).running ? null : 'the embedded server is not running (it starts on first use)';
+export interface StatusInput {
+  config: DbfastConfig;
+  scan: ScanResult;
+  /** The chosen environment; null when several exist and none was chosen. */
+  selection: EnvironmentSelection | null;
+  /** Every configured environment. */
+  environments: EnvironmentSelection[];
+  /** The server when it can be asked without starting it, else why it cannot. */
+  server: { target: ServerTarget } | { error: string };
 }
 
-/** The project's connection when the server can be asked without starting it, else null. */
-export async function connectionIfRunning(project: Project): Promise<pg.Client | null> {
-  return (await notRunning(project)) === null ? project.connection().catch(() => null) : null;
-}
-
-/** Each configured environment's files and, when `admin` is given, its template's state. */
-export async function environmentStates(project: Project, scan: ScanResult, admin: pg.Client | null): Promise<EnvironmentStatus[]> {
-  const { config } = project;
-  const rows = Object.keys(config.environments).map((name) => {
-    const selection = project.environmentNamed(name);
-    const state = project.stateFor(selection, scan);
-    const row: EnvironmentStatus = { name, template: selection.templateName, files: state.files.length, state: 'unknown', builtAt: null };
+/** Each environment's files and, when `admin` is given, its template's state. */
+export async function environmentStates(
+  config: DbfastConfig,
+  environments: EnvironmentSelection[],
+  scan: ScanResult,
+  admin: pg.Client | null,
+): Promise<EnvironmentStatus[]> {
+  const rows = environments.map((selection) => {
+    const state = repositoryState(config, selection, scan);
+    const row: EnvironmentStatus = { name: selection.name!, template: selection.templateName, files: state.files.length, state: 'unknown', builtAt: null };
     return { row, fingerprint: state.fingerprint };
   });
   for (const { row, fingerprint } of admin ? rows : []) {
@@ -77,97 +76,51 @@ export async function environmentStates(project: Project, scan: ScanResult, admi
   return rows.map(({ row }) => row);
 }
 
-/** The project's environment, or null when several exist and none was chosen: status still shows them all. */
-function chosenEnvironment(project: Project): EnvironmentSelection | null {
-  try {
-    return project.environment;
-  } catch (error) {
-    if (isDbfastError(error, 'ENVIRONMENT_REQUIRED')) return null;
-    throw error;
-  }
-}
-
-export async function collectStatus(project: Project): Promise<ProjectStatus> {
-  const { config } = project;
-  const scan = await project.scanRepository();
-  const selection = chosenEnvironment(project);
-  const state = selection && project.stateFor(selection, scan);
+export async function collectStatus(input: StatusInput): Promise<ProjectStatus> {
+  const { config, scan, selection } = input;
+  const state = selection && repositoryState(config, selection, scan);
   const status: ProjectStatus = {
     server: { embedded: config.database === null, address: null, reachable: false, version: null, error: null },
     environment: selection?.name ?? null,
-    repository: { path: config.repository.path, files: (state ?? scan).files.length, changed: null, changedFiles: null },
+    repository: { path: config.repository.path, files: (state ?? scan).files.length, changed: null, changedFiles: null, otherBuild: null },
     template: null,
     clones: { count: 0, totalBytes: 0 },
     environments: [],
   };
-  status.server.error = await notRunning(project);
-  let admin: pg.Client | null = null;
-  if (!status.server.error) {
-    try {
-      status.server.address = (await project.server()).label;
-      admin = await project.connection();
+  if ('error' in input.server) {
+    status.server.error = input.server.error;
+    status.environments = await environmentStates(config, input.environments, scan, null);
+    return status;
+  }
+  const { target } = input.server;
+  status.server.address = target.label;
+  const admin = await connect(target).catch((error: Error) => {
+    status.server.error = error.message;
+    return null;
+  });
+  try {
+    if (admin) {
       status.server.version = (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
       status.server.reachable = true;
-    } catch (error) {
-      status.server.error = (error as Error).message;
-      admin = null;
+    }
+    status.environments = await environmentStates(config, input.environments, scan, admin);
+    if (!admin || !selection) return status;
+    status.template = await readTemplate(admin, selection.templateName, { withSize: true });
+    const clones = (await listClones(admin)).filter((clone) => clone.template === selection.templateName);
+    status.clones = { count: clones.length, totalBytes: clones.reduce((sum, clone) => sum + clone.sizeBytes, 0) };
+  } finally {
+    await admin?.end().catch(() => {});
+  }
+  const { template } = status;
+  if (template && state) {
+    // isFresh's rule, with the changed included files kept for the list of what changed.
+    const includes = await changedIncludes(template, config);
+    const otherContent = template.fingerprint !== state.fingerprint;
+    status.repository.changed = otherContent || includes.length > 0;
+    status.repository.changedFiles = await changedSinceBuild(config, template, state, includes);
+    if (otherContent && !status.repository.changedFiles) {
+      status.repository.otherBuild = { fingerprint: template.fingerprint, builtAt: template.builtAt, builtBy: template.builtBy ?? null };
     }
   }
-  status.environments = await environmentStates(project, scan, admin);
-  if (!admin || !selection) return status;
-  status.template = await readTemplate(admin, selection.templateName, { withSize: true });
-  const clones = (await listClones(admin)).filter((clone) => clone.template === selection.templateName);
-  status.clones = { count: clones.length, totalBytes: clones.reduce((sum, clone) => sum + clone.sizeBytes, 0) };
-  if (status.template && state) {
-    // isFresh's rule, with the changed included files kept for the list of what changed.
-    const includes = await changedIncludes(status.template, config);
-    status.repository.changed = status.template.fingerprint !== state.fingerprint || includes.length > 0;
-    status.repository.changedFiles = await changedSinceBuild(config, status.template, state, includes);
-  }
   return status;
-}
-
-interface BuildManifest {
-  fingerprint: string;
-  files: Record<string, string>;
-}
-
-function manifestPath(stateDir: string, templateName: string): string {
-  return join(stateDir, 'templates', `${templateName}.json`);
-}
-
-/**
- * Remembers which file hashes this checkout built, so status can name what changed since. Best
- * effort: it only serves `status --verbose`, so failing to write it never fails a finished build.
- */
-export async function recordBuild(stateDir: string, templateName: string, state: RepositoryState): Promise<void> {
-  const manifest: BuildManifest = {
-    fingerprint: state.fingerprint,
-    files: Object.fromEntries(state.selected.map((file) => [file.relativePath, file.hash])),
-  };
-  await writeFileAtomic(manifestPath(stateDir, templateName), JSON.stringify(manifest)).catch(() => {});
-}
-
-/** Paths relative to the repository, as the scan names them; an included file elsewhere starts with `../`. */
-async function changedSinceBuild(
-  config: DbfastConfig,
-  template: TemplateInfo,
-  state: RepositoryState,
-  changedIncludes: IncludedFile[],
-): Promise<ChangedFiles | null> {
-  const manifest = await readFile(manifestPath(config.stateDir, template.name), 'utf8').then(
-    (text) => JSON.parse(text) as BuildManifest,
-    () => null,
-  );
-  if (manifest?.fingerprint !== template.fingerprint) return null;
-  const current = new Map(state.selected.map((file) => [file.relativePath, file.hash]));
-  const includes = changedIncludes.map(({ path }) =>
-    relativePosix(config.repository.path, resolve(config.projectDir, path)),
-  );
-  const modified = [...current].filter(([path, hash]) => path in manifest.files && manifest.files[path] !== hash).map(([path]) => path);
-  return {
-    added: [...current.keys()].filter((path) => !(path in manifest.files)),
-    removed: Object.keys(manifest.files).filter((path) => !current.has(path)),
-    modified: [...new Set([...modified, ...includes])],
-  };
 }

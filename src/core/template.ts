@@ -4,16 +4,20 @@
  * (metadata.ts), so every checkout and machine sharing the server sees the same truth.
  */
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type pg from 'pg';
 import type { ValidationSettings } from './config.js';
-import { type ServerTarget, withClient, withSession } from './connection.js';
-import { dropDatabase, retryWhileBusy } from './databases.js';
 import { DbfastError } from './errors.js';
-import { METADATA_COLUMNS, type MetadataColumns, parseMetadata, writableMetadataPlace, writeMetadataSql } from './metadata.js';
+import { type IncludedFile, isFresh, recordedIncludes } from './freshness.js';
+import { withClient, withSession } from './pg/client.js';
+import { createDatabase, databaseExists, dropDatabase, retryWhileBusy } from './pg/databases.js';
+import { lockKeys, withAdvisoryLock } from './pg/locks.js';
+import { METADATA_COLUMNS, type MetadataColumns, parseMetadata, writableMetadataPlace, writeMetadataSql } from './pg/metadata.js';
+import type { ServerTarget } from './pg/target.js';
+import { withTransaction } from './pg/transaction.js';
 import { builtRoles, dropPreviousBuild, explainRoleError, roleNames, rolesUsedBy } from './roles.js';
 import { type ExecuteOptions, type ExecutionStats, executeFiles, type SqlFile, type SqlSession } from './sql/execute.js';
 import { quoteIdentifier as ident } from './sql/quote.js';
-import { type IncludedFile, isFresh, recordedIncludes } from './freshness.js';
 import { validateDatabase } from './validate.js';
 
 export interface TemplateMetadata {
@@ -28,6 +32,8 @@ export interface TemplateMetadata {
   roles?: string[];
   /** Files the build read besides the selected ones (\i, \copy), with the hash of the bytes it read: part of freshness (recordedIncludes); absent in format 1. */
   includes?: IncludedFile[];
+  /** `host:/path/to/project` of the checkout that built it, so another checkout can tell why it differs; absent before format 3. */
+  builtBy?: string;
 }
 
 export interface TemplateInfo extends TemplateMetadata {
@@ -96,9 +102,7 @@ export async function readTemplate(admin: pg.Client, name: string, options: { wi
  * concurrent callers wait and then find the fresh template.
  */
 export async function ensureTemplate(target: ServerTarget, spec: TemplateSpec, options: BuildOptions = {}): Promise<EnsureResult> {
-  return withClient(target, undefined, async (admin) => {
-    // Session-level: released when this connection closes, even if the process is killed.
-    await admin.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [`dbfast:template:${spec.name}`]);
+  return withClient(target, (admin) => withAdvisoryLock(admin, lockKeys.template(spec.name), async () => {
     const current = await readTemplate(admin, spec.name);
     if (current && !options.force && (await isFresh(current, spec.fingerprint, spec))) return { template: current, rebuilt: false };
     await dropOrphans(admin, spec.name);
@@ -109,7 +113,7 @@ export async function ensureTemplate(target: ServerTarget, spec: TemplateSpec, o
       throw await explainRoleError(admin, error, previous);
     });
     return { template: (await readTemplate(admin, spec.name, { withSize: true }))!, rebuilt: true, stats };
-  });
+  }));
 }
 
 const BUILDING = '__b';
@@ -132,8 +136,7 @@ async function build(
 ): Promise<ExecutionStats> {
   const started = performance.now();
   const temporary = `${spec.name}${BUILDING}${randomBytes(4).toString('hex')}`;
-  const strategy = spec.strategy ? ` STRATEGY ${spec.strategy.toUpperCase()}` : '';
-  await admin.query(`CREATE DATABASE ${ident(temporary)} TEMPLATE template0${strategy}`);
+  await createDatabase(admin, temporary, { template: 'template0', strategy: spec.strategy });
   try {
     const stats = await withSession(target, temporary, (session) =>
       withTimeout(admin, session, spec.timeoutMs, async (signal) => {
@@ -151,6 +154,7 @@ async function build(
       builtAt: new Date().toISOString(),
       durationMs: Math.round(performance.now() - started),
       ...counts,
+      builtBy: `${hostname()}:${spec.projectDir}`,
       includes: recordedIncludes(includedFiles, spec.projectDir),
       roles: builtRoles(roles.before, await roleNames(admin), await rolesUsedBy(admin, temporary), roles.recorded),
     };
@@ -194,12 +198,11 @@ async function withTimeout<T>(
 
 /** One transaction: clones see either the old template or the new one, never none. */
 async function swap(admin: pg.Client, name: string, built: string, metadata: TemplateMetadata): Promise<void> {
-  const exists = (await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1;
+  const exists = await databaseExists(admin, name);
   const retired = `${name}${RETIRED}${randomBytes(4).toString('hex')}`;
   const place = await writableMetadataPlace(admin);
-  await retryWhileBusy(async () => {
-    await admin.query('BEGIN');
-    try {
+  await retryWhileBusy(() =>
+    withTransaction(admin, async () => {
       if (exists) {
         await admin.query(`ALTER DATABASE ${ident(name)} IS_TEMPLATE false`);
         await admin.query(`ALTER DATABASE ${ident(name)} RENAME TO ${ident(retired)}`);
@@ -207,11 +210,7 @@ async function swap(admin: pg.Client, name: string, built: string, metadata: Tem
       await admin.query(`ALTER DATABASE ${ident(built)} RENAME TO ${ident(name)}`);
       await admin.query(`ALTER DATABASE ${ident(name)} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false`);
       await admin.query(writeMetadataSql(name, metadata, place));
-      await admin.query('COMMIT');
-    } catch (error) {
-      await admin.query('ROLLBACK');
-      throw error;
-    }
-  });
+    }),
+  );
   if (exists) await dropDatabase(admin, retired);
 }

@@ -7,7 +7,7 @@ import { tempRepo } from '../helpers/repo.js';
 import { type ScramServer, startScramServer } from '../helpers/scram-server.js';
 
 const sql = { 'db/0_schema/01_tables.sql': 'CREATE TABLE items (id int);' };
-const PASSWORD_HINT = '  hint: set database.password_env or password_file in dbfast.toml, PGPASSWORD, or a ~/.pgpass entry';
+const PASSWORD_HINT = '  hint: set password_env or password_file in dbfast.toml, PGPASSWORD, or a ~/.pgpass entry';
 
 const temporary: string[] = [];
 afterAll(async () => {
@@ -28,7 +28,7 @@ describe('an unreachable server', () => {
     expect(result.stdout).toBe('');
     expect(result.errLines).toEqual([
       'error: cannot reach PostgreSQL at postgres@127.0.0.1:1 (ECONNREFUSED)',
-      '  hint: is the server running? check [database] in dbfast.toml, DBFAST_DATABASE_URL or PGHOST/PGPORT',
+      '  hint: is the server running? check DBFAST_DATABASE_URL',
     ]);
   });
 

@@ -13,7 +13,6 @@ let project: Project | undefined;
 
 afterAll(async () => {
   await project?.clean({ all: true });
-  await project?.close();
 });
 
 interface SeedOutput {

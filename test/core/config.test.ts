@@ -175,6 +175,7 @@ max_backups = 10
 format = "plain"
 `);
     expect(config.database).toEqual({
+      origin: 'database',
       host: 'db.internal',
       port: 6543,
       user: 'builder',
@@ -199,6 +200,7 @@ format = "plain"
     expect(config.remotes).toEqual({
       staging: {
         name: 'staging',
+        origin: 'remotes.staging',
         url: 'postgres://deploy@staging/shop',
         environment: 'production',
         requireConfirmation: true,
@@ -246,6 +248,7 @@ backup_before_deploy = false
     expect(config.remotes).toEqual({
       staging: {
         name: 'staging',
+        origin: 'remotes.staging',
         host: 'staging.example.com',
         port: 5433,
         requireConfirmation: false,
@@ -254,6 +257,7 @@ backup_before_deploy = false
       },
       production: {
         name: 'production',
+        origin: 'remotes.production',
         url: 'postgres://prod/app',
         requireConfirmation: false,
         allowDestructive: true,
@@ -418,7 +422,7 @@ describe('environment variables', () => {
     const config = await load('[database]\nhost = "file-host"\nport = 5433\n', {
       DBFAST_DATABASE_URL: 'postgres://env-host/db',
     });
-    expect(config.database).toEqual({ url: 'postgres://env-host/db' });
+    expect(config.database).toEqual({ origin: 'DBFAST_DATABASE_URL', url: 'postgres://env-host/db' });
   });
 
   it('DBFAST_STATE_DIR sets the state folder, resolved against cwd', async () => {
@@ -428,8 +432,8 @@ describe('environment variables', () => {
   });
 
   it('PGHOST or PGHOSTADDR alone selects a configured server with libpq defaults', async () => {
-    expect((await load('', { PGHOST: '/var/run/postgresql' })).database).toEqual({});
-    expect((await load('', { PGHOSTADDR: '127.0.0.1' })).database).toEqual({});
+    expect((await load('', { PGHOST: '/var/run/postgresql' })).database).toEqual({ origin: 'PGHOST' });
+    expect((await load('', { PGHOSTADDR: '127.0.0.1' })).database).toEqual({ origin: 'PGHOST' });
   });
 
   it('no connection key anywhere means the embedded server', async () => {

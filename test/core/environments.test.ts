@@ -36,7 +36,7 @@ function makeConfig(
   const remotes = Object.fromEntries(
     Object.entries(overrides.remotes ?? {}).map(([name, remote]) => [
       name,
-      { name, requireConfirmation: false, allowDestructive: false, backupBeforeDeploy: true, ...remote },
+      { name, origin: `remotes.${name}`, requireConfirmation: false, allowDestructive: false, backupBeforeDeploy: true, ...remote },
     ]),
   );
   return {

@@ -12,11 +12,9 @@ import { type CliProject, cliProject, dropTemplateAndClones } from '../helpers/c
 import { queryUrl } from '../helpers/database.js';
 import { tempRepo, writeFiles } from '../helpers/repo.js';
 
-const opened: Project[] = [];
 const templates: string[] = [];
 const cliProjects: CliProject[] = [];
 afterAll(async () => {
-  for (const project of opened) await project.close();
   for (const name of templates) await dropTemplateAndClones(name);
   for (const project of cliProjects) await project.remove();
 });
@@ -25,7 +23,6 @@ const serverUrl = () => `postgresql://postgres@127.0.0.1:${inject('serverPort')}
 
 async function open(root: string, env: Record<string, string> = {}) {
   const project = await openProject({ cwd: root, env: { DBFAST_DATABASE_URL: serverUrl(), ...env } });
-  opened.push(project);
   return project;
 }
 

@@ -24,7 +24,6 @@ async function makeProject(files: Record<string, string>, user = 'postgres', ext
   });
   const project = await Project.open({ cwd: root, env: { DBFAST_DATABASE_URL: serverUrl(user) } });
   cleanups.push(async () => {
-    await project.close();
     await dropTemplateAndClones(templateName);
   });
   return { project, templateName, root };
@@ -140,7 +139,7 @@ describe('database properties', () => {
     const holder = new pg.Client({ host: '127.0.0.1', port: inject('serverPort'), user: 'postgres', database: 'postgres' });
     await holder.connect();
     cleanups.push(() => holder.end());
-    await holder.query('SELECT pg_advisory_lock($1, 0)', [0x64626673]);
+    await holder.query(`SELECT pg_advisory_lock(hashtextextended('dbfast:clone-slot:0', 0))`);
     const pending = project.seed();
     // The seed has read the template's properties and now waits for the clone slot.
     while ((await query('postgres', `SELECT FROM pg_stat_activity WHERE query LIKE 'SELECT pg_try_advisory_lock%'`)).length === 0) {
@@ -148,9 +147,8 @@ describe('database properties', () => {
     }
     await writeFiles(root, { 'db/0_schema/01.sql': file('v2') });
     const rebuilder = await Project.open({ cwd: root, env: { DBFAST_DATABASE_URL: serverUrl() } });
-    cleanups.push(() => rebuilder.close());
     expect((await rebuilder.build()).rebuilt).toBe(true);
-    await holder.query('SELECT pg_advisory_unlock($1, 0)', [0x64626673]);
+    await holder.query(`SELECT pg_advisory_unlock(hashtextextended('dbfast:clone-slot:0', 0))`);
     const { database } = await pending;
     expect(await query(database, 'SELECT version FROM t')).toEqual([{ version: 'v2' }]);
     expect((await properties(database)).comment).toBe('v2');

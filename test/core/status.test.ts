@@ -10,7 +10,6 @@ const projects: Project[] = [];
 afterAll(async () => {
   for (const project of projects) {
     await project.clean({ all: true });
-    await project.close();
   }
 });
 
@@ -52,7 +51,6 @@ describe('status', () => {
     const root = await tempRepo({ 'db/a.sql': 'SELECT 1;' });
     const project = await Project.open({ cwd: root, env: { DBFAST_DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/postgres' } });
     const status = await project.status();
-    await project.close();
     expect(status.server).toMatchObject({ reachable: false, error: expect.stringContaining('cannot reach PostgreSQL') });
     expect(status.repository.files).toBe(1);
   });

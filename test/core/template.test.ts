@@ -13,7 +13,6 @@ const opened: Project[] = [];
 afterEach(async () => {
   for (const project of opened.splice(0)) {
     for (const clone of await project.list()) if (clone.template === project.templateName) await project.drop(clone.name);
-    await project.close();
   }
 });
 
@@ -184,15 +183,15 @@ describe('performance limits', () => {
   });
 
   it('waits for a free clone slot (max_concurrent_clones) and gives up after clone_timeout_ms', async () => {
-    const { project } = await makeProject(schema, '[performance]\nmax_concurrent_clones = 1\nclone_timeout_ms = 400\n');
+    const { project } = await makeProject(schema, '[performance]\nmax_concurrent_clones = 1\nclone_timeout_ms = 1500\n');
     await project.build();
     const pg = (await import('pg')).default;
     const holder = new pg.Client({ host: '127.0.0.1', port: inject('serverPort'), user: 'postgres', database: 'postgres' });
     await holder.connect();
     try {
-      await holder.query('SELECT pg_advisory_lock($1, 0)', [0x64626673]);
-      await expect(project.seed()).rejects.toMatchObject({ code: 'TIMEOUT', message: expect.stringContaining('clone_timeout_ms (400 ms)') });
-      await holder.query('SELECT pg_advisory_unlock($1, 0)', [0x64626673]);
+      await holder.query(`SELECT pg_advisory_lock(hashtextextended('dbfast:clone-slot:0', 0))`);
+      await expect(project.seed()).rejects.toMatchObject({ code: 'TIMEOUT', message: expect.stringContaining('clone_timeout_ms (1500 ms)') });
+      await holder.query(`SELECT pg_advisory_unlock(hashtextextended('dbfast:clone-slot:0', 0))`);
       await expect(project.seed()).resolves.toMatchObject({ rebuilt: false });
     } finally {
       await holder.end();

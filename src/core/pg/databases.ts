@@ -1,10 +1,32 @@
-/** Dropping databases dbfast made, waiting out the moment a closed session still counts as using them. */
+/** Creating and dropping databases, as template and clone code both do. */
 import type pg from 'pg';
-import { quoteIdentifier as ident } from './sql/quote.js';
+import { quoteIdentifier as ident } from '../sql/quote.js';
 
-export async function dropDatabase(admin: pg.Client, name: string): Promise<void> {
-  await admin.query(`ALTER DATABASE ${ident(name)} IS_TEMPLATE false`).catch(() => {});
-  await retryWhileBusy(() => admin.query(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`));
+export interface CreateDatabaseOptions {
+  template: string;
+  /** CREATE DATABASE strategy, on PostgreSQL 15+ only. */
+  strategy?: 'file_copy' | 'wal_log';
+}
+
+/** CREATE DATABASE ... TEMPLATE, retried while a session that just closed still counts as using the template. */
+export async function createDatabase(client: pg.Client, name: string, options: CreateDatabaseOptions): Promise<void> {
+  const strategy = options.strategy ? ` STRATEGY ${options.strategy.toUpperCase()}` : '';
+  await retryWhileBusy(() => client.query(`CREATE DATABASE ${ident(name)} TEMPLATE ${ident(options.template)}${strategy}`));
+}
+
+export async function dropDatabase(client: pg.Client, name: string): Promise<void> {
+  await client.query(`ALTER DATABASE ${ident(name)} IS_TEMPLATE false`).catch(() => {});
+  await retryWhileBusy(() => client.query(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`));
+}
+
+export async function databaseExists(client: pg.Client, name: string): Promise<boolean> {
+  return (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1;
+}
+
+/** The names of every database on the server. */
+export async function databaseNames(client: pg.Client): Promise<Set<string>> {
+  const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database');
+  return new Set(rows.map((row) => row.datname));
 }
 
 const OBJECT_IN_USE = '55006';

@@ -6,7 +6,7 @@
  * keeps its metadata in the comment, as format 1 always did (and reads it back from there).
  */
 import type pg from 'pg';
-import { quoteIdentifier as ident, quoteLiteral } from './sql/quote.js';
+import { quoteIdentifier as ident, quoteLiteral } from '../sql/quote.js';
 
 export const METADATA_SETTING = 'dbfast.metadata';
 

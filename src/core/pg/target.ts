@@ -1,20 +1,23 @@
 /**
- * The one place dbfast opens connections: resolves the configured or embedded server into a
- * target, connects with node-postgres (which applies the libpq PG* variables and ~/.pgpass), and
- * turns connection failures into DbfastErrors that never contain a password.
+ * Where a server is and how to log in to it: the embedded server, `[database]` (or
+ * DBFAST_DATABASE_URL, or the libpq PG* variables) and later each remote resolve to one
+ * ServerTarget, which is what every server-facing function takes. node-postgres applies the PG*
+ * variables; passwords come from password_env, password_file, the URL, PGPASSWORD or ~/.pgpass,
+ * and never appear in a label or URL dbfast prints.
  */
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import pg from 'pg';
+import type pg from 'pg';
 import pgPass from 'pgpass';
-import { CONFIG_FILE_NAME, type DatabaseSettings, type DbfastConfig, displayPath } from './config.js';
-import { DbfastError } from './errors.js';
-import type { SqlSession } from './sql/execute.js';
+import { CONFIG_FILE_NAME, type DatabaseSettings, type DbfastConfig, displayPath } from '../config.js';
+import { DbfastError } from '../errors.js';
 
 export interface ServerTarget {
   embedded: boolean;
   /** `user@host:port`, for messages; never a password. */
   label: string;
+  /** Where the settings came from, for messages: `embedded`, `database`, `DBFAST_DATABASE_URL`, `PGHOST`. */
+  origin: string;
   /** The database dbfast connects to for CREATE/DROP DATABASE. */
   maintenanceDatabase: string;
   clientConfig(database?: string): pg.ClientConfig;
@@ -34,22 +37,28 @@ interface Endpoint {
 
 const CONNECT_TIMEOUT_MS = 10_000;
 
-export async function resolveTarget(config: DbfastConfig, env: NodeJS.ProcessEnv = process.env): Promise<ServerTarget> {
+/** The project's server: the configured one, or the embedded one (started first). */
+export async function resolveTarget(config: DbfastConfig, env: NodeJS.ProcessEnv): Promise<ServerTarget> {
   if (config.database === null) {
-    const { ensureServer } = await import('./server.js');
+    const { ensureServer } = await import('../server.js');
     return embeddedTarget(await ensureServer(config.stateDir));
   }
-  const configFile = config.configPath ? displayPath(config.configPath) : CONFIG_FILE_NAME;
-  return targetFor(await endpointFor(config.database, configFile, env), false);
+  return configuredTarget(config.database, config, env);
+}
+
+/** A configured server, without connecting: its label and URLs are known before any connection. */
+export async function configuredTarget(settings: DatabaseSettings, config: DbfastConfig, env: NodeJS.ProcessEnv): Promise<ServerTarget> {
+  const configFile = config.configPath ? displayPath(config.configPath, config.projectDir) : CONFIG_FILE_NAME;
+  return targetFor(await endpointFor(settings, configFile, env), settings.origin);
 }
 
 /** The embedded server: superuser `postgres`, trust authentication on 127.0.0.1. */
 export function embeddedTarget(server: { host: string; port: number; user: string }): ServerTarget {
-  return targetFor({ ...server, database: 'postgres', params: new URLSearchParams() }, true);
+  return targetFor({ ...server, database: 'postgres', params: new URLSearchParams() }, 'embedded');
 }
 
-export async function endpointFor(settings: DatabaseSettings, configFile: string, env = process.env): Promise<Endpoint> {
-  const fromUrl = settings.url ? parseUrl(settings.url) : undefined;
+async function endpointFor(settings: DatabaseSettings, configFile: string, env: NodeJS.ProcessEnv): Promise<Endpoint> {
+  const fromUrl = settings.url ? parseUrl(settings.url, settings.origin) : undefined;
   return {
     host: settings.host ?? fromUrl?.host ?? env.PGHOST ?? env.PGHOSTADDR ?? 'localhost',
     port: settings.port ?? fromUrl?.port ?? (Number(env.PGPORT) || 5432),
@@ -61,10 +70,11 @@ export async function endpointFor(settings: DatabaseSettings, configFile: string
 }
 
 async function passwordFor(settings: DatabaseSettings, configFile: string, env: NodeJS.ProcessEnv) {
+  const section = settings.origin === 'DBFAST_DATABASE_URL' || settings.origin === 'PGHOST' ? 'database' : settings.origin;
   if (settings.passwordEnv) {
     const value = env[settings.passwordEnv];
     if (value === undefined) {
-      throw new DbfastError('CONFIG_INVALID', `database.password_env names ${settings.passwordEnv}, which is not set`, {
+      throw new DbfastError('CONFIG_INVALID', `${section}.password_env names ${settings.passwordEnv}, which is not set`, {
         file: configFile,
         hint: `export ${settings.passwordEnv}=... or use password_file or ~/.pgpass`,
       });
@@ -73,7 +83,7 @@ async function passwordFor(settings: DatabaseSettings, configFile: string, env: 
   }
   if (settings.passwordFile) {
     const text = await readFile(settings.passwordFile, 'utf8').catch((error) => {
-      throw new DbfastError('CONFIG_INVALID', `database.password_file cannot be read: ${settings.passwordFile}`, {
+      throw new DbfastError('CONFIG_INVALID', `${section}.password_file cannot be read: ${settings.passwordFile}`, {
         file: configFile,
         cause: error,
       });
@@ -83,15 +93,16 @@ async function passwordFor(settings: DatabaseSettings, configFile: string, env: 
   return undefined;
 }
 
-function parseUrl(text: string) {
+function parseUrl(text: string, origin: string) {
+  const key = origin === 'DBFAST_DATABASE_URL' ? origin : `${origin}.url`;
   let url: URL;
   try {
     url = new URL(text);
   } catch {
-    throw new DbfastError('CONFIG_INVALID', 'database.url is not a valid postgresql:// URL');
+    throw new DbfastError('CONFIG_INVALID', `${key} is not a valid postgresql:// URL`);
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw new DbfastError('CONFIG_INVALID', `database.url must start with postgresql://, not ${url.protocol}//`);
+    throw new DbfastError('CONFIG_INVALID', `${key} must start with postgresql://, not ${url.protocol}//`);
   }
   const params = new URLSearchParams(url.searchParams);
   const host = params.get('host') ?? (url.hostname ? decodeURIComponent(url.hostname) : undefined);
@@ -109,11 +120,12 @@ function parseUrl(text: string) {
   };
 }
 
-function targetFor(endpoint: Endpoint, embedded: boolean): ServerTarget {
+function targetFor(endpoint: Endpoint, origin: string): ServerTarget {
   const hostInUrl = endpoint.host.startsWith('/') ? '' : endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
   return {
-    embedded,
+    embedded: origin === 'embedded',
     label: `${endpoint.user}@${endpoint.host}:${endpoint.port}`,
+    origin,
     maintenanceDatabase: endpoint.database,
     clientConfig: (database = endpoint.database) => ({
       host: endpoint.host,
@@ -139,79 +151,4 @@ function targetFor(endpoint: Endpoint, embedded: boolean): ServerTarget {
 
 function passwordFromPgpass(connection: { host?: string; port?: number; user?: string; database?: string }) {
   return new Promise<string | undefined>((resolve) => pgPass(connection, resolve));
-}
-
-export async function connect(target: ServerTarget, database?: string): Promise<pg.Client> {
-  const client = new pg.Client(target.clientConfig(database));
-  try {
-    await client.connect();
-  } catch (error) {
-    await client.end().catch(() => {});
-    throw connectionError(error, target, database ?? target.maintenanceDatabase);
-  }
-  // A dropped connection must surface as the failing query's error, not crash the process.
-  client.on('error', () => {});
-  return client;
-}
-
-/** Opens a connection, runs `work`, and always closes it. */
-export async function withClient<T>(
-  target: ServerTarget,
-  database: string | undefined,
-  work: (client: pg.Client) => Promise<T>,
-): Promise<T> {
-  const client = await connect(target, database);
-  try {
-    return await work(client);
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
-/**
- * Like withClient, for running SQL files: the session's connection can be replaced mid-way
- * (`reconnect`), and whichever connection it holds at the end is closed.
- */
-export async function withSession<T>(target: ServerTarget, database: string, work: (session: SqlSession) => Promise<T>): Promise<T> {
-  let client = await connect(target, database);
-  const session: SqlSession = {
-    get client() {
-      return client;
-    },
-    async reconnect() {
-      const previous = client;
-      client = await connect(target, database);
-      await previous.end().catch(() => {});
-    },
-  };
-  try {
-    return await work(session);
-  } finally {
-    await client.end().catch(() => {});
-  }
-}
-
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EAI_AGAIN', 'ENOENT']);
-
-export function connectionError(error: unknown, target: ServerTarget, database: string): DbfastError {
-  const { code, message } = error as { code?: string; message?: string };
-  const where = `${target.label}/${database}`;
-  if ((code && UNREACHABLE.has(code)) || /timeout/i.test(message ?? '')) {
-    return new DbfastError('SERVER_UNREACHABLE', `cannot reach PostgreSQL at ${target.label} (${code ?? message})`, {
-      hint: 'is the server running? check [database] in dbfast.toml, DBFAST_DATABASE_URL or PGHOST/PGPORT',
-      cause: error,
-    });
-  }
-  if (code === '28P01' || code === '28000' || /password must be a string|no password/i.test(message ?? '')) {
-    const missing = /must be a string|no password/i.test(message ?? '');
-    return new DbfastError(
-      'AUTH_FAILED',
-      missing ? `the server asks for a password for ${where} and none is configured` : `authentication failed for ${where}`,
-      { hint: 'set database.password_env or password_file in dbfast.toml, PGPASSWORD, or a ~/.pgpass entry', cause: error },
-    );
-  }
-  if (code === '3D000') {
-    return new DbfastError('SERVER_UNREACHABLE', `database "${database}" does not exist on ${target.label}`, { cause: error });
-  }
-  return new DbfastError('SERVER_UNREACHABLE', `cannot connect to ${where}: ${message ?? String(error)}`, { cause: error });
 }

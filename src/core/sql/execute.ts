@@ -46,7 +46,10 @@ export interface ExecuteOptions {
   onEcho?: (text: string) => void;
   /** `\warn` output: what psql prints on standard error. */
   onWarn?: (text: string) => void;
-  /** A statement that failed while ON_ERROR_STOP was off: psql reports it and goes on. */
+  /**
+   * A statement that failed while ON_ERROR_STOP was off (psql reports it and goes on), or one whose
+   * effect lies outside the database the files run in (CREATE DATABASE).
+   */
   onWarning?: (warning: DbfastError) => void;
   /** Stops between statements once aborted (a statement already running is the caller's to cancel). */
   signal?: AbortSignal;
@@ -254,6 +257,7 @@ class ScriptRunner {
     const encodingName = encodingSetBy(statement.text, words);
     if (encodingName !== undefined) return this.checkEncoding(encodingName, file.reader.encoding, displayPath, statement.location);
     if (changesSessionDefaults(words)) this.changedSessionDefaults = true;
+    if (words[0] === 'create' && words[1] === 'database') this.warnOutside(displayPath, statement.location);
     if (statement.sentBy?.name === 'gset') {
       await this.drain();
       await this.gset(statement, statement.sentBy, file);
@@ -330,6 +334,13 @@ class ScriptRunner {
     this.inFlight.catch(() => {}); // awaited by the next flush or drain; this only silences the early rejection
   }
 
+  private warnOutside(file: string, location: Location): void {
+    const message = 'CREATE DATABASE makes a database on the server, outside the one being built: it stays there and is not in any clone';
+    this.options.onWarning?.(
+      new DbfastError('OUTSIDE_DATABASE', message, { file, ...location, hint: 'create it from a setup script of your own, not from the SQL repository' }),
+    );
+  }
+
   private failed(error: DbfastError, stopOnError: boolean): void {
     if (stopOnError) throw error;
     this.stats.failedStatements++;
@@ -388,6 +399,7 @@ class ScriptRunner {
     for (const row of result?.rows ?? []) {
       for (const value of row) {
         if (value === null) continue;
+        if (/^\s*create\s+database\b/i.test(value)) this.warnOutside(displayPath, command.location);
         this.stats.statements++;
         const failure = await runBatch(this.client, value);
         if (failure) this.failed(sqlError(failure.error, displayPath, command.location), this.stopOnError);
@@ -765,6 +777,11 @@ function sqlError(error: Error, file: string, location: Location): DbfastError {
     ...location,
     detail: detail || undefined,
     hint: database.hint,
+    sqlState: database.code,
+    schema: database.schema,
+    table: database.table,
+    columnName: database.column,
+    constraint: database.constraint,
     cause: error,
   });
 }

@@ -1,0 +1,99 @@
+/**
+ * Connections: every server is reached through withClient (one connection per unit of work,
+ * always closed) or withSession (a connection that running SQL files may replace). Nothing keeps a
+ * client for the life of an object, so a dead connection never outlives the work that saw it die.
+ * Connection failures become DbfastErrors that never contain a password.
+ */
+import pg from 'pg';
+import { DbfastError } from '../errors.js';
+import type { SqlSession } from '../sql/execute.js';
+import type { ServerTarget } from './target.js';
+
+export async function connect(target: ServerTarget, database?: string): Promise<pg.Client> {
+  const client = new pg.Client(target.clientConfig(database));
+  try {
+    await client.connect();
+  } catch (error) {
+    await client.end().catch(() => {});
+    throw connectionError(error, target, database ?? target.maintenanceDatabase);
+  }
+  // A dropped connection must surface as the failing query's error, not crash the process.
+  client.on('error', () => {});
+  return client;
+}
+
+/** Opens a connection (to the maintenance database unless `database` is given), runs `work`, and always closes it. */
+export async function withClient<T>(target: ServerTarget, work: (client: pg.Client) => Promise<T>, database?: string): Promise<T> {
+  const client = await connect(target, database);
+  try {
+    return await work(client);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/**
+ * Like withClient, for running SQL files: the session's connection can be replaced mid-way
+ * (`reconnect`), and whichever connection it holds at the end is closed.
+ */
+export async function withSession<T>(target: ServerTarget, database: string, work: (session: SqlSession) => Promise<T>): Promise<T> {
+  let client = await connect(target, database);
+  const session: SqlSession = {
+    get client() {
+      return client;
+    },
+    async reconnect() {
+      const previous = client;
+      client = await connect(target, database);
+      await previous.end().catch(() => {});
+    },
+  };
+  try {
+    return await work(session);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EAI_AGAIN', 'ENOENT']);
+const INVALID_CATALOG_NAME = '3D000';
+
+/** Where a target's settings are changed, for hints. */
+function settingsHint(target: ServerTarget): string {
+  switch (target.origin) {
+    case 'embedded':
+      return 'dbfast server status shows the embedded server; dbfast server stop, then retry, restarts it';
+    case 'DBFAST_DATABASE_URL':
+      return 'check DBFAST_DATABASE_URL';
+    case 'PGHOST':
+      return 'check PGHOST, PGPORT and PGUSER (or configure [database] in dbfast.toml)';
+    default:
+      return `check [${target.origin}] in dbfast.toml`;
+  }
+}
+
+export function connectionError(error: unknown, target: ServerTarget, database: string): DbfastError {
+  const { code, message } = error as { code?: string; message?: string };
+  const where = `${target.label}/${database}`;
+  if ((code && UNREACHABLE.has(code)) || /timeout/i.test(message ?? '')) {
+    return new DbfastError('SERVER_UNREACHABLE', `cannot reach PostgreSQL at ${target.label} (${code ?? message})`, {
+      hint: `is the server running? ${settingsHint(target)}`,
+      cause: error,
+    });
+  }
+  if (code === '28P01' || code === '28000' || /password must be a string|no password/i.test(message ?? '')) {
+    const missing = /must be a string|no password/i.test(message ?? '');
+    return new DbfastError(
+      'AUTH_FAILED',
+      missing ? `the server asks for a password for ${where} and none is configured` : `authentication failed for ${where}`,
+      { hint: 'set password_env or password_file in dbfast.toml, PGPASSWORD, or a ~/.pgpass entry', cause: error },
+    );
+  }
+  if (code === INVALID_CATALOG_NAME) {
+    return new DbfastError('DATABASE_NOT_FOUND', `database "${database}" does not exist on ${target.label}`, {
+      hint: database === target.maintenanceDatabase ? `${settingsHint(target)}: it names the database dbfast connects to` : undefined,
+      cause: error,
+    });
+  }
+  return new DbfastError('SERVER_UNREACHABLE', `cannot connect to ${where}: ${message ?? String(error)}`, { cause: error });
+}

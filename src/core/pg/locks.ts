@@ -1,0 +1,37 @@
+/**
+ * Server-side advisory locks, so that they hold across processes and machines sharing a server.
+ * Session-level: released when the work ends, and by the server when a process dies. They are
+ * re-entrant within one session, which is why each unit of work takes its own connection.
+ */
+import type pg from 'pg';
+
+/** Every lock dbfast takes, named in one place. */
+export const lockKeys = {
+  /** One builder per template at a time. */
+  template: (name: string) => `dbfast:template:${name}`,
+  /** max_concurrent_clones slots, server-wide. */
+  cloneSlot: (slot: number) => `dbfast:clone-slot:${slot}`,
+};
+
+const KEY = 'hashtextextended($1, 0)';
+
+/** Waits for the lock named `key`, runs `work`, and releases the lock. */
+export async function withAdvisoryLock<T>(client: pg.Client, key: string, work: () => Promise<T>): Promise<T> {
+  await client.query(`SELECT pg_advisory_lock(${KEY})`, [key]);
+  try {
+    return await work();
+  } finally {
+    await client.query(`SELECT pg_advisory_unlock(${KEY})`, [key]).catch(() => {});
+  }
+}
+
+/** Runs `work` holding the lock named `key` if it is free; `{ locked: false }` without waiting if it is not. */
+export async function tryAdvisoryLock<T>(client: pg.Client, key: string, work: () => Promise<T>): Promise<{ locked: true; result: T } | { locked: false }> {
+  const { rows } = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock(${KEY}) AS locked`, [key]);
+  if (!rows[0]!.locked) return { locked: false };
+  try {
+    return { locked: true, result: await work() };
+  } finally {
+    await client.query(`SELECT pg_advisory_unlock(${KEY})`, [key]).catch(() => {});
+  }
+}
