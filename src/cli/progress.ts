@@ -43,7 +43,7 @@ export function buildProgress(): Progress {
     onEcho: printAbove,
     // psql prints \warn on standard error, where dbfast's messages go too.
     onWarn: printAbove,
-    onWarning: (warning) => printAbove(warningLine(warning.located)),
+    onWarning: (warning) => printAbove(warningLine(warning.located, warning.hint)),
     done() {
       if (timer) clearInterval(timer);
       clear();

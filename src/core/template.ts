@@ -10,7 +10,7 @@ import type { ValidationSettings } from './config.js';
 import { DbfastError } from './errors.js';
 import { type IncludedFile, isFresh, recordedIncludes } from './freshness.js';
 import { withClient, withSession } from './pg/client.js';
-import { createDatabase, databaseExists, dropDatabase, retryWhileBusy } from './pg/databases.js';
+import { createDatabase, databaseExists, dropDatabase } from './pg/databases.js';
 import { lockKeys, withAdvisoryLock } from './pg/locks.js';
 import { METADATA_COLUMNS, type MetadataColumns, parseMetadata, writableMetadataPlace, writeMetadataSql } from './pg/metadata.js';
 import type { ServerTarget } from './pg/target.js';
@@ -196,21 +196,22 @@ async function withTimeout<T>(
   }
 }
 
-/** One transaction: clones see either the old template or the new one, never none. */
+/**
+ * One transaction: clones see either the old template or the new one, never none. A session still
+ * on the built database makes the rename wait (PostgreSQL gives it 5 s) and fail: then nothing changed.
+ */
 async function swap(admin: pg.Client, name: string, built: string, metadata: TemplateMetadata): Promise<void> {
   const exists = await databaseExists(admin, name);
   const retired = `${name}${RETIRED}${randomBytes(4).toString('hex')}`;
   const place = await writableMetadataPlace(admin);
-  await retryWhileBusy(() =>
-    withTransaction(admin, async () => {
-      if (exists) {
-        await admin.query(`ALTER DATABASE ${ident(name)} IS_TEMPLATE false`);
-        await admin.query(`ALTER DATABASE ${ident(name)} RENAME TO ${ident(retired)}`);
-      }
-      await admin.query(`ALTER DATABASE ${ident(built)} RENAME TO ${ident(name)}`);
-      await admin.query(`ALTER DATABASE ${ident(name)} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false`);
-      await admin.query(writeMetadataSql(name, metadata, place));
-    }),
-  );
+  await withTransaction(admin, async () => {
+    if (exists) {
+      await admin.query(`ALTER DATABASE ${ident(name)} IS_TEMPLATE false`);
+      await admin.query(`ALTER DATABASE ${ident(name)} RENAME TO ${ident(retired)}`);
+    }
+    await admin.query(`ALTER DATABASE ${ident(built)} RENAME TO ${ident(name)}`);
+    await admin.query(`ALTER DATABASE ${ident(name)} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false`);
+    await admin.query(writeMetadataSql(name, metadata, place));
+  });
   if (exists) await dropDatabase(admin, retired);
 }

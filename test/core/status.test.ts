@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { type CloneInfo, selectForCleanup } from '../../src/core/clone.js';
@@ -45,6 +46,27 @@ describe('status', () => {
     await writeFiles(root, { 'db/1_seed/c.sql': 'SELECT 1;' });
     const changed = await project.status();
     expect(changed.repository).toMatchObject({ changed: true, changedFiles: { added: ['1_seed/c.sql'], removed: [], modified: ['1_seed/b.sql'] } });
+  });
+
+  it('says where the template came from when another checkout built it from other content', async () => {
+    const name = `s_${randomBytes(4).toString('hex')}`;
+    const files = (value: number) => ({
+      'dbfast.toml': `[database]\ntemplate_name = "${name}"\n`,
+      'db/0_schema/a.sql': `CREATE TABLE a (id int DEFAULT ${value});`,
+    });
+    const mine = await openOnTestServer(await tempRepo(files(1)));
+    const theirsRoot = await tempRepo(files(2));
+    const theirs = await openOnTestServer(theirsRoot);
+    await mine.build();
+    const built = await theirs.build();
+    const status = await mine.status();
+    expect(status.repository).toMatchObject({
+      changed: true,
+      changedFiles: null,
+      otherBuild: { fingerprint: built.template.fingerprint, builtAt: built.template.builtAt, builtBy: `${hostname()}:${theirsRoot}` },
+    });
+    // The checkout that built it knows what it built from.
+    expect((await theirs.status()).repository).toMatchObject({ changed: false, otherBuild: null });
   });
 
   it('reports an unreachable configured server without failing', async () => {

@@ -4,7 +4,7 @@ import { rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { Project } from '../../src/core/project.js';
-import { query } from '../helpers/database.js';
+import { query, queryUrl } from '../helpers/database.js';
 import { tempRepo, writeFiles } from '../helpers/repo.js';
 
 const serverUrl = () => `postgresql://postgres@127.0.0.1:${inject('serverPort')}/postgres`;
@@ -94,11 +94,18 @@ describe('template build', () => {
 
   it("never drops a user's database that merely shares the template's prefix", async () => {
     const { project, templateName } = await makeProject(schema);
-    const neighbours = [`${templateName}__bench`, `${templateName}__b1234567`, `${templateName}__old_copy`];
+    const neighbours = [
+      `${templateName}__bench`,
+      `${templateName}__b1234567`,
+      `${templateName}__old_copy`,
+      `${templateName}__b12345678_keep`,
+      `${templateName}__o9abcdef0_keep`,
+      `x${templateName}__b12345678`,
+    ];
     for (const name of neighbours) await query('postgres', `CREATE DATABASE ${name}`);
     try {
       await project.build({ force: true });
-      expect(await databases(`${templateName}\\_\\_%`)).toEqual([...neighbours].sort());
+      expect(await databases(`%${templateName}\\_\\_%`)).toEqual([...neighbours].sort());
     } finally {
       for (const name of neighbours) await query('postgres', `DROP DATABASE IF EXISTS ${name}`);
     }
@@ -239,3 +246,44 @@ describe('clones', () => {
   });
 });
 
+
+describe('template safety', () => {
+  it('a swap that fails half-way leaves the previous template intact, still a template', async () => {
+    const { project, root, templateName } = await makeProject(schema);
+    await project.build();
+    // The build's scratch database cannot be renamed while someone is connected to it: the swap
+    // renames the previous template away first, then fails on the second rename.
+    await writeFiles(root, { 'db/1_seed/02_wait.sql': "INSERT INTO items VALUES (3, 'three'); SELECT pg_sleep(1);" });
+    const pending = project.build();
+    let scratch: string | undefined;
+    while (!scratch) scratch = (await databases(`${templateName}\\_\\_b%`))[0];
+    const pg = (await import('pg')).default;
+    const intruder = new pg.Client({ host: '127.0.0.1', port: inject('serverPort'), user: 'postgres', database: scratch });
+    await intruder.connect();
+    intruder.on('error', () => {});
+    try {
+      await expect(pending).rejects.toThrow(/being accessed by other users/);
+    } finally {
+      await intruder.end().catch(() => {});
+    }
+    const [row] = await query('postgres', `SELECT datistemplate, datallowconn FROM pg_database WHERE datname = '${templateName}'`);
+    expect(row).toEqual({ datistemplate: true, datallowconn: false });
+    expect(await databases(`${templateName}\\_\\_%`)).toEqual([]);
+    await rm(join(root, 'db/1_seed/02_wait.sql'));
+    const { url, rebuilt } = await project.seed();
+    expect(rebuilt).toBe(false);
+    expect(await queryUrl(url, 'SELECT count(*)::int AS n FROM items')).toEqual([{ n: 2 }]);
+  });
+
+  it("one template's build does not wait for another template's lock", async () => {
+    const a = await makeProject({ ...schema, '1_seed/02_slow.sql': 'SELECT pg_sleep(5);' });
+    const b = await makeProject(schema);
+    const buildA = a.project.build();
+    // A holds its template's lock for as long as its build runs.
+    while ((await databases(`${a.templateName}\\_\\_b%`)).length === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    const buildB = b.project.build();
+    expect(await Promise.race([buildB.then(() => 'B'), buildA.then(() => 'A')])).toBe('B');
+    expect((await buildB).rebuilt).toBe(true);
+    expect((await buildA).rebuilt).toBe(true);
+  });
+});
