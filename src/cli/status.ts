@@ -12,6 +12,11 @@ export async function status(globals: GlobalOptions, options: { json?: boolean }
       info(`${bold('server')}      ${kind}, ${server.reachable ? green(`reachable at ${server.address}, PostgreSQL ${server.version}`) : red(server.error ?? 'unreachable')}`);
       const changed = repository.changed === null ? dim('no template to compare') : repository.changed ? yellow('changed since the template was built') : green('unchanged');
       info(`${bold('repository')}  ${repository.path}, ${repository.files} files, ${changed}`);
+      const other = repository.otherBuild;
+      if (other) {
+        const by = other.builtBy ? ` by ${other.builtBy}` : '';
+        info(`              the template was built from other content: fingerprint ${other.fingerprint.slice(0, 12)}, built at ${other.builtAt}${by}`);
+      }
       if (globals.verbose && repository.changedFiles) {
         for (const [what, paths] of Object.entries(repository.changedFiles)) for (const path of paths) info(`              ${what}: ${path}`);
       }

@@ -1,5 +1,6 @@
 /** Errors and warnings that carry where they came from: SQLSTATE, the missing database, the outside database, the template's name. */
 import { existsSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type CliProject, cliProject, runCli, testServerUrl, uniqueName, withoutProgress } from '../helpers/cli.js';
@@ -93,5 +94,19 @@ describe('without dbfast.toml or db/', () => {
     expect(result.code).toBe(2);
     expect(result.errLines).toEqual(['error: no dbfast.toml here or in any parent folder, and no db/ folder', '  hint: run dbfast init']);
     expect(existsSync(join(root, '.dbfast', 'server'))).toBe(false);
+  });
+});
+
+describe('status of a checkout whose template another checkout built', () => {
+  it('says the template was built from other content, when and where', async () => {
+    const first = await project({ 'db/a.sql': 'SELECT 1;' });
+    expect((await first.run(['build'])).code).toBe(0);
+    const second = await tempRepo({ 'dbfast.toml': `[database]\ntemplate_name = "${first.templateName}"\n`, 'db/a.sql': 'SELECT 2;' });
+    const built = await runCli(['build', '--json'], { cwd: second, env: { DBFAST_DATABASE_URL: testServerUrl() } });
+    const { fingerprint, builtAt } = JSON.parse(built.stdout);
+    const status = await first.run(['status']);
+    expect(`${status.stdout}${status.stderr}`).toContain(
+      `the template was built from other content: fingerprint ${fingerprint.slice(0, 12)}, built at ${builtAt} by ${hostname()}:${second}`,
+    );
   });
 });
