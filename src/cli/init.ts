@@ -13,6 +13,7 @@ export async function init(
     repoDir: options.repoDir,
     templateName: options.templateName,
     force: options.force,
+    cwd: process.cwd(),
   });
   info(`${green('wrote')} ${relative(process.cwd(), result.path) || result.path}`);
   if (result.directories.length === 0) info(`no numbered folders found in ${options.repoDir}/; environments are commented out`);

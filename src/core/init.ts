@@ -1,8 +1,9 @@
 import { lstat, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { CONFIG_FILE_NAME, defaultTemplateName, displayPath, isValidTemplateName, TEMPLATE_NAME_EXPECTATION } from './config.js';
+import { CONFIG_FILE_NAME, displayPath } from './config/index.js';
 import { DbfastError } from './errors.js';
 import { writeFileAtomic } from './files.js';
+import { defaultTemplateName, templateNameProblem } from './names.js';
 import { compareExecutionOrder } from './scan.js';
 
 export interface InitOptions {
@@ -14,6 +15,8 @@ export interface InitOptions {
   repoDir?: string;
   templateName?: string;
   force?: boolean;
+  /** What `dir` and the paths in messages are relative to; default process.cwd(). */
+  cwd?: string;
 }
 
 export interface InitResult {
@@ -25,15 +28,15 @@ export interface InitResult {
 }
 
 export async function initProject(options: InitOptions): Promise<InitResult> {
-  const dir = path.resolve(options.dir);
+  const cwd = options.cwd ?? process.cwd();
+  const dir = path.resolve(cwd, options.dir);
   const repoDir = options.repoDir ?? 'db';
   const templateName = options.templateName ?? defaultTemplateName(dir);
-  if (!isValidTemplateName(templateName)) {
-    throw new DbfastError('USAGE', `template name "${templateName}" ${TEMPLATE_NAME_EXPECTATION}`);
-  }
+  const problem = templateNameProblem(templateName);
+  if (problem !== null) throw new DbfastError('USAGE', `template name "${templateName}" ${problem}`);
   const target = path.join(dir, options.fileName ?? CONFIG_FILE_NAME);
   if (!options.force && (await exists(target))) {
-    throw new DbfastError('CONFIG_EXISTS', 'already exists', { file: displayPath(target), hint: 'use --force to overwrite it' });
+    throw new DbfastError('CONFIG_EXISTS', 'already exists', { file: displayPath(target, cwd), hint: 'use --force to overwrite it' });
   }
   const directories = await findNumberedDirectories(path.resolve(dir, repoDir));
   const content = renderConfig({ repoDir, templateName, directories });
@@ -84,13 +87,6 @@ export function renderConfig(input: {
     '',
     '# Environments choose which numbered directories go into a build.',
     ...environmentLines,
-    '',
-    '# Servers `dbfast deploy` can push a template to.',
-    '# [remotes.staging]',
-    '# url = "postgres://deploy@staging.example.com/app"',
-    '# password_env = "STAGING_PGPASSWORD"',
-    '# environment = "production"',
-    '# require_confirmation = true',
     '',
   ].join('\n');
 }

@@ -5,7 +5,7 @@
 import { join, posix, relative } from 'node:path';
 import type pg from 'pg';
 import { type CleanupRules, type CloneInfo, createClone, dropClones, listClones, selectForCleanup } from './clone.js';
-import { type DbfastConfig, type LoadConfigOptions, loadConfig } from './config.js';
+import { type DbfastConfig, type LoadConfigOptions, loadConfig } from './config/index.js';
 import { connect, type ServerTarget, resolveTarget } from './connection.js';
 import { DbfastError } from './errors.js';
 import {

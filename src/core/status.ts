@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type pg from 'pg';
 import { listClones } from './clone.js';
-import type { DbfastConfig } from './config.js';
+import type { DbfastConfig } from './config/index.js';
 import type { EnvironmentSelection } from './environments.js';
 import { isDbfastError } from './errors.js';
 import { relativePosix, writeFileAtomic } from './files.js';

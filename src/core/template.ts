@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import type { ValidationSettings } from './config.js';
+import type { ValidationSettings } from './config/index.js';
 import { type ServerTarget, withClient, withSession } from './connection.js';
 import { dropDatabase, retryWhileBusy } from './databases.js';
 import { DbfastError } from './errors.js';

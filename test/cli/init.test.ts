@@ -43,6 +43,8 @@ describe('dbfast init', () => {
     const written = await readFile(join(root, 'dbfast.toml'), 'utf8');
     expect(written).toContain(`template_name = "${templateName}"`);
     expect(written).toContain('include_directories = ["0_schema", "1_seed", "6_migration"]');
+    // Remotes are not implemented yet: the file must not offer them.
+    expect(written).not.toMatch(/deploy|remote/i);
 
     await writeFile(join(root, 'dbfast.toml'), `${written}\n# my own notes\n`);
     const second = await run(['init', '--template-name', templateName]);
