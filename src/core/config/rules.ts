@@ -1,6 +1,6 @@
 /**
- * Checks that no single key's type shows: each rule returns the problems it finds, so that a user
- * sees every problem of dbfast.toml in one run (load.ts throws them together).
+ * The checks a key's type cannot express (references between keys, names, URLs): each rule returns the
+ * problems it finds instead of throwing, so that a user sees every problem of dbfast.toml in one run.
  */
 import { isDbfastError } from '../errors.js';
 import { defaultTemplateName, deriveTemplateName, templateNameProblem } from '../names.js';
