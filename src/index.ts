@@ -11,8 +11,8 @@
 import { Project } from './core/project.js';
 
 export type { CloneInfo } from './core/clone.js';
-export type { DbfastConfig, LoadConfigOptions } from './core/config.js';
-export { loadConfig } from './core/config.js';
+export type { DbfastConfig, LoadConfigOptions } from './core/config/index.js';
+export { loadConfig } from './core/config/index.js';
 export type { ErrorCode } from './core/errors.js';
 export { DbfastError, exitCodeFor, isDbfastError } from './core/errors.js';
 export { type InitOptions, type InitResult, initProject } from './core/init.js';

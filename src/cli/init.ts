@@ -5,7 +5,7 @@ import { green, info } from './output.js';
 
 export async function init(
   globals: GlobalOptions,
-  options: { repoDir: string; templateName?: string; force?: boolean },
+  options: { repoDir?: string; templateName?: string; force?: boolean },
 ): Promise<void> {
   const result = await initProject({
     dir: globals.config ? dirname(resolve(globals.config)) : process.cwd(),
@@ -13,8 +13,10 @@ export async function init(
     repoDir: options.repoDir,
     templateName: options.templateName,
     force: options.force,
+    cwd: process.cwd(),
   });
-  info(`${green('wrote')} ${relative(process.cwd(), result.path) || result.path}`);
-  if (result.directories.length === 0) info(`no numbered folders found in ${options.repoDir}/; environments are commented out`);
+  const repository = result.repoDir === '.' ? './' : `${result.repoDir}/`;
+  info(`${green('wrote')} ${relative(process.cwd(), result.path) || result.path} (repository: ${repository})`);
+  if (result.directories.length === 0) info(`no numbered folders found in ${repository}; environments are commented out`);
   for (const [name, directories] of Object.entries(result.environments)) info(`  ${name}: ${directories.join(', ')}`);
 }

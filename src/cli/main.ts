@@ -69,7 +69,10 @@ function action<A extends unknown[]>(load: () => Promise<(globals: GlobalOptions
 program
   .command('init')
   .description('write a commented dbfast.toml for this folder')
-  .option('--repo-dir <dir>', 'the SQL repository folder', 'db')
+  .option(
+    '--repo-dir <dir>',
+    'the SQL repository folder (default: found here or in db/, sql/, database/, migrations/, schema/; else db)',
+  )
   .option('--template-name <name>', 'name of the template database')
   .option('--force', 'overwrite an existing dbfast.toml')
   .action(action(async () => (await import('./init.js')).init));

@@ -1,4 +1,4 @@
-import { loadConfig } from '../core/config.js';
+import { loadConfig } from '../core/config/index.js';
 import { embeddedTarget } from '../core/pg/target.js';
 import { ensureServer, HOST, SUPERUSER, serverStatus, stopServer } from '../core/server.js';
 import type { GlobalOptions } from './main.js';

@@ -15,16 +15,16 @@
  * directory, so only include_files select anything (an environment made of a few named files).
  */
 import picomatch from 'picomatch';
-import type { DbfastConfig, EnvironmentSettings } from './config.js';
+import type { DbfastConfig, EnvironmentSettings } from './config/index.js';
 import { DbfastError } from './errors.js';
-import { MAX_TEMPLATE_NAME_BYTES, TEMPLATE_NAME_PATTERN } from './names.js';
+import { deriveTemplateName } from './names.js';
 import { closest } from './suggest.js';
 
 export interface EnvironmentSelection {
   /** null when no environments are configured: all files, the base template. */
   name: string | null;
   settings: EnvironmentSettings | null;
-  /** settings.templateName, else `${config.templateName}_${name}`, else config.templateName when name is null. */
+  /** settings.templateName, else `<config.templateName>_<name>` (shortened to fit), else config.templateName when name is null. */
   templateName: string;
 }
 
@@ -36,7 +36,6 @@ export interface EnvironmentIssue {
   hint?: string;
 }
 
-// Builds append at most 11 bytes (`__b` + 8 hex digits) to a template name; PostgreSQL keeps 63.
 const LISTED_PATHS = 10;
 
 // ---- choosing the environment ----------------------------------------------------------
@@ -61,14 +60,7 @@ export function resolveEnvironment(
   }
   const fallback = config.defaultEnvironment;
   if (fallback !== undefined) {
-    if (!Object.hasOwn(config.environments, fallback)) {
-      throw new DbfastError(
-        'CONFIG_INVALID',
-        `database.default_environment names "${fallback}", which is not a configured environment`,
-        { file: 'dbfast.toml', hint: availableHint(names) },
-      );
-    }
-    return selectionFor(config, fallback);
+    return selectionFor(config, requireEnvironment(config, fallback, 'chosen by default_environment in [database]'));
   }
   if (names.length === 0) return { name: null, settings: null, templateName: config.templateName };
   if (names.length === 1) return selectionFor(config, names[0]!);
@@ -91,28 +83,10 @@ function availableHint(names: string[]): string {
     : `available: ${names.join(', ')}`;
 }
 
+/** The configuration's loader has checked that every environment's template name is valid. */
 function selectionFor(config: DbfastConfig, name: string): EnvironmentSelection {
   const settings = config.environments[name]!;
-  const templateName = settings.templateName ?? `${config.templateName}_${name}`;
-  const origin =
-    settings.templateName === undefined
-      ? `it is [database] template_name + "_${name}"; set template_name in [environments.${name}]`
-      : `set a shorter template_name in [environments.${name}]`;
-  if (!TEMPLATE_NAME_PATTERN.test(templateName)) {
-    throw new DbfastError(
-      'CONFIG_INVALID',
-      `environment "${name}": template name "${templateName}" must be a lowercase identifier (a-z, 0-9 and _, not starting with a digit)`,
-      { file: 'dbfast.toml', hint: origin },
-    );
-  }
-  if (Buffer.byteLength(templateName) > MAX_TEMPLATE_NAME_BYTES) {
-    throw new DbfastError(
-      'CONFIG_INVALID',
-      `environment "${name}": template name "${templateName}" is longer than ${MAX_TEMPLATE_NAME_BYTES} bytes`,
-      { file: 'dbfast.toml', hint: origin },
-    );
-  }
-  return { name, settings, templateName };
+  return { name, settings, templateName: settings.templateName ?? deriveTemplateName(config.templateName, name) };
 }
 
 // ---- selecting files -------------------------------------------------------------------

@@ -1,44 +1,49 @@
-import { lstat, readdir, stat } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import path from 'node:path';
-import { CONFIG_FILE_NAME, defaultTemplateName, displayPath, isValidTemplateName, TEMPLATE_NAME_EXPECTATION } from './config.js';
+import { CONFIG_FILE_NAME, displayPath } from './config/index.js';
 import { DbfastError } from './errors.js';
 import { writeFileAtomic } from './files.js';
-import { compareExecutionOrder } from './scan.js';
+import { findNumberedDirectories, findRepositoryFolder } from './layout.js';
+import { defaultTemplateName, templateNameProblem } from './names.js';
 
 export interface InitOptions {
   /** Where the configuration file goes. */
   dir: string;
   /** Its name; default dbfast.toml (`dbfast -c other.toml init` writes other.toml). */
   fileName?: string;
-  /** Repository folder, relative to dir; default 'db'. */
+  /** Repository folder, relative to dir; default: found by looking (see findRepositoryFolder), else 'db'. */
   repoDir?: string;
   templateName?: string;
   force?: boolean;
+  /** What `dir` and the paths in messages are relative to; default process.cwd(). */
+  cwd?: string;
 }
 
 export interface InitResult {
   path: string;
   content: string;
+  /** The repository folder written, relative to the configuration file's folder. */
+  repoDir: string;
   /** Numbered top-level directories found in the repository, in build order. */
   directories: string[];
   environments: Record<string, string[]>;
 }
 
 export async function initProject(options: InitOptions): Promise<InitResult> {
-  const dir = path.resolve(options.dir);
-  const repoDir = options.repoDir ?? 'db';
+  const cwd = options.cwd ?? process.cwd();
+  const dir = path.resolve(cwd, options.dir);
   const templateName = options.templateName ?? defaultTemplateName(dir);
-  if (!isValidTemplateName(templateName)) {
-    throw new DbfastError('USAGE', `template name "${templateName}" ${TEMPLATE_NAME_EXPECTATION}`);
-  }
+  const problem = templateNameProblem(templateName);
+  if (problem !== null) throw new DbfastError('USAGE', `template name "${templateName}" ${problem}`);
   const target = path.join(dir, options.fileName ?? CONFIG_FILE_NAME);
   if (!options.force && (await exists(target))) {
-    throw new DbfastError('CONFIG_EXISTS', 'already exists', { file: displayPath(target), hint: 'use --force to overwrite it' });
+    throw new DbfastError('CONFIG_EXISTS', 'already exists', { file: displayPath(target, cwd), hint: 'use --force to overwrite it' });
   }
+  const repoDir = options.repoDir ?? (await findRepositoryFolder(dir));
   const directories = await findNumberedDirectories(path.resolve(dir, repoDir));
   const content = renderConfig({ repoDir, templateName, directories });
   await writeFileAtomic(target, content);
-  return { path: target, content, directories, environments: proposeEnvironments(directories) };
+  return { path: target, content, repoDir, directories, environments: proposeEnvironments(directories) };
 }
 
 /** `local` builds every numbered directory, `production` only schema and migrations. */
@@ -62,6 +67,10 @@ export function renderConfig(input: {
         `include_directories = ${tomlList(directories)}`,
       ])
     : ['# [environments.local]', '# include_directories = ["0_schema", "1_seed_common"]'];
+  const excludeLines =
+    path.join(input.repoDir, '.') === '.'
+      ? ['# The repository is this whole folder: leave out SQL that is not yours.', 'exclude_patterns = ["**/node_modules/**"]']
+      : ['exclude_patterns = []'];
   return [
     '# dbfast configuration. Relative paths are relative to this file.',
     '',
@@ -80,32 +89,12 @@ export function renderConfig(input: {
     '[repository]',
     `path = ${tomlString(input.repoDir)}`,
     'include_patterns = ["**/*.sql"]',
-    'exclude_patterns = []',
+    ...excludeLines,
     '',
     '# Environments choose which numbered directories go into a build.',
     ...environmentLines,
     '',
-    '# Servers `dbfast deploy` can push a template to.',
-    '# [remotes.staging]',
-    '# url = "postgres://deploy@staging.example.com/app"',
-    '# password_env = "STAGING_PGPASSWORD"',
-    '# environment = "production"',
-    '# require_confirmation = true',
-    '',
   ].join('\n');
-}
-
-async function findNumberedDirectories(repoPath: string): Promise<string[]> {
-  const names = await readdir(repoPath).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return [];
-    throw error;
-  });
-  const numbered = names.filter((name) => /^\d/.test(name));
-  // stat, not the dirent type, so that symlinked directories count like the build will count them.
-  const isDirectory = await Promise.all(
-    numbered.map((name) => stat(path.join(repoPath, name)).then((entry) => entry.isDirectory(), () => false)),
-  );
-  return numbered.filter((_, index) => isDirectory[index]).sort(compareExecutionOrder);
 }
 
 async function exists(file: string): Promise<boolean> {

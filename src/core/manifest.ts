@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { DbfastConfig } from './config.js';
+import type { DbfastConfig } from './config/index.js';
 import { relativePosix, writeFileAtomic } from './files.js';
 import type { IncludedFile } from './freshness.js';
 import type { RepositoryState } from './repository.js';

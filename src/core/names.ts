@@ -1,13 +1,50 @@
+import path from 'node:path';
 import { DbfastError } from './errors.js';
 
 /** PostgreSQL truncates identifiers to 63 bytes (NAMEDATALEN - 1); dbfast refuses instead. */
 const MAX_NAME_BYTES = 63;
 
 /** Template names: plain lowercase identifiers, so they never need quoting in messages or patterns. */
-export const TEMPLATE_NAME_PATTERN = /^[a-z_][a-z0-9_]*$/;
+const TEMPLATE_NAME_PATTERN = /^[a-z_][a-z0-9_]*$/;
 
-/** A build's scratch database is `<template>__b` + 8 hex digits: the template name must leave room. */
-export const MAX_TEMPLATE_NAME_BYTES = MAX_NAME_BYTES - '__b'.length - 8;
+/**
+ * The longest suffix dbfast appends to a template name is 11 bytes: `__b` or `__o` + 8 hex digits for a build's
+ * scratch database and a retired template (template.ts); clones append `_` + 8 hex digits (clone.ts).
+ */
+const MAX_TEMPLATE_NAME_BYTES = MAX_NAME_BYTES - '__b'.length - 8;
+
+/** Why `name` cannot be a template name (to follow the name or key it is about), or null when it can. */
+export function templateNameProblem(name: string): string | null {
+  if (!TEMPLATE_NAME_PATTERN.test(name)) {
+    return 'must be a lowercase identifier (a-z, 0-9 and _, not starting with a digit)';
+  }
+  // ASCII only by now, so characters and bytes coincide.
+  if (name.length > MAX_TEMPLATE_NAME_BYTES) {
+    const appended = MAX_NAME_BYTES - MAX_TEMPLATE_NAME_BYTES;
+    return `is longer than ${MAX_TEMPLATE_NAME_BYTES} bytes: dbfast appends up to ${appended} to it, within PostgreSQL's ${MAX_NAME_BYTES}`;
+  }
+  return null;
+}
+
+/** `<base>_<suffix>`, with `base` shortened so that the result stays within the template name limit. */
+export function deriveTemplateName(base: string, suffix: string): string {
+  const room = Math.max(0, MAX_TEMPLATE_NAME_BYTES - 1 - Buffer.byteLength(suffix));
+  return `${base.slice(0, room).replace(/_+$/, '')}_${suffix}`;
+}
+
+/** `<slug of the folder name>_template`, always a valid template name. */
+export function defaultTemplateName(projectDir: string): string {
+  const slug = path
+    .basename(path.resolve(projectDir))
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .toLowerCase()
+    .replace(/[^a-z0-9_]+/g, '_')
+    .replace(/_+/g, '_')
+    .replace(/^_|_$/g, '');
+  if (slug === '') return 'dbfast_template';
+  return deriveTemplateName(/^[0-9]/.test(slug) ? `_${slug}` : slug, 'template');
+}
 
 export function validateDatabaseName(name: string, what = 'database name'): string {
   if (name.length === 0) throw new DbfastError('USAGE', `${what} is empty`);

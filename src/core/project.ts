@@ -5,7 +5,7 @@
 import { relative } from 'node:path';
 import type pg from 'pg';
 import { type CleanupRules, type CloneInfo, createClone, dropClones, listClones, selectForCleanup } from './clone.js';
-import { type DbfastConfig, type LoadConfigOptions, loadConfig } from './config.js';
+import { type DbfastConfig, type LoadConfigOptions, loadConfig } from './config/index.js';
 import { DbfastError, isDbfastError } from './errors.js';
 import {
   directoriesOf,

@@ -3,7 +3,7 @@
  * execution order, and the fingerprint of that selection (its rules included).
  */
 import { join, posix } from 'node:path';
-import type { DbfastConfig } from './config.js';
+import type { DbfastConfig } from './config/index.js';
 import type { EnvironmentSelection } from './environments.js';
 import { selectFiles } from './environments.js';
 import { relativePosix } from './files.js';

@@ -4,7 +4,7 @@
  */
 import type pg from 'pg';
 import { listClones } from './clone.js';
-import type { DbfastConfig } from './config.js';
+import type { DbfastConfig } from './config/index.js';
 import type { EnvironmentSelection } from './environments.js';
 import { isFresh, changedIncludes } from './freshness.js';
 import { type ChangedFiles, changedSinceBuild } from './manifest.js';

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type pg from 'pg';
-import type { ValidationSettings } from './config.js';
+import type { ValidationSettings } from './config/index.js';
 import { DbfastError } from './errors.js';
 import { type IncludedFile, isFresh, recordedIncludes } from './freshness.js';
 import { withClient, withSession } from './pg/client.js';

@@ -3,7 +3,7 @@
  * is collected, so one failed build names everything that is missing.
  */
 import type pg from 'pg';
-import type { ValidationSettings } from './config.js';
+import type { ValidationSettings } from './config/index.js';
 import { DbfastError } from './errors.js';
 
 export async function validateDatabase(client: pg.Client, settings: ValidationSettings): Promise<void> {

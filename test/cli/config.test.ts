@@ -27,12 +27,95 @@ afterAll(async () => {
 });
 
 describe('configuration errors', () => {
-  it('-c naming a missing file exits 2', async () => {
+  it('-c naming a missing file exits 2, naming the file once', async () => {
     const { run } = await project('');
     const result = await run(['-c', 'missing.toml', 'seed']);
     expect(result.code).toBe(2);
     expect(result.stdout).toBe('');
-    expect(result.errLines).toEqual(['error: missing.toml: config file not found: missing.toml']);
+    expect(result.errLines).toEqual(['error: missing.toml: config file not found']);
+  });
+
+  it('shows every problem of the file in one run, each with its hint, and never the password', async () => {
+    const { run } = await project(
+      'port = 99999\npassword = "s3cret-value"\ndefault_environment = "staging"\n' +
+        '[environments.local]\ninclude_directories = ["0_schema"]\n',
+    );
+    for (const args of [['seed'], ['list', '--json']]) {
+      const result = await run(args);
+      expect(result.code).toBe(2);
+      expect(result.stdout).toBe('');
+      expect(result.errLines).toEqual([
+        'error: dbfast.toml: 3 configuration problems',
+        '  database.password is not allowed: passwords do not belong in dbfast.toml',
+        '    hint: use password_env = "NAME_OF_AN_ENV_VAR", password_file = "path/to/file" or ~/.pgpass',
+        '  database.port must be a port number (1-65535)',
+        '  database.default_environment names "staging", which is not a configured environment',
+        '    hint: configured environments: local',
+      ]);
+      expect(result.stderr).not.toContain('s3cret-value');
+    }
+  });
+
+  it('names the file given with -c, not dbfast.toml', async () => {
+    const { run, root } = await project('');
+    await mkdir(join(root, 'conf'));
+    await writeFile(join(root, 'conf/other.toml'), '[environments.local]\ninclude_directories = ["0_schema"]\n[environments.Staging]\n');
+    const result = await run(['-c', 'conf/other.toml', 'seed']);
+    expect(result.code).toBe(2);
+    expect(result.errLines).toEqual([
+      'error: conf/other.toml: environments.Staging: template name "conf_template_Staging" must be a lowercase identifier (a-z, 0-9 and _, not starting with a digit)',
+      "  hint: without a template_name of its own, an environment's template is named <template>_<environment>: set template_name in [environments.Staging]",
+    ]);
+  });
+
+  it('include_patterns = [] exits 2 at once, saying that nothing can be selected', async () => {
+    const { run } = await project('\n[repository]\ninclude_patterns = []\n');
+    const result = await run(['seed']);
+    expect(result.code).toBe(2);
+    expect(result.errLines).toEqual([
+      'error: dbfast.toml: repository.include_patterns is empty: no file can be selected',
+      '  hint: list the files to build, e.g. ["**/*.sql"], or remove the key for that default',
+    ]);
+  });
+
+  it('a [remotes.NAME] section is a warning: remotes are not supported yet', async () => {
+    const { run } = await project('\n[remotes.staging]\nurl = "postgresql://deploy@staging.example.com/app"\n');
+    const result = await run(['seed']);
+    expect(result.code).toBe(0);
+    expect(result.errLines).toContain(
+      'warning: dbfast.toml: remotes.staging: remotes are not supported yet; this section is ignored',
+    );
+    expect(result.stdout).toMatch(/^postgresql:\/\//);
+  });
+
+  it('an invalid DBFAST_DATABASE_URL is named as such', async () => {
+    const { run } = await project('');
+    const result = await run(['seed'], { env: { DBFAST_DATABASE_URL: 'postgres://127.0.0.1/db?sslmode=bogus' } });
+    expect(result.code).toBe(2);
+    expect(result.errLines).toEqual([
+      'error: DBFAST_DATABASE_URL has an unknown sslmode',
+      '  hint: sslmode is one of disable, allow, prefer, require, verify-ca, verify-full',
+    ]);
+  });
+
+  it('an invalid URL never prints its password, wherever it is written', async () => {
+    const { run, root } = await project('');
+    for (const url of ['mysql://u:secret@h/db', 'postgresql://u:sec ret@h:notaport/db', 'u:secret@h/db']) {
+      const runs: [string, string[], Record<string, string>][] = [
+        ['DBFAST_DATABASE_URL', ['seed'], { DBFAST_DATABASE_URL: url }],
+        ['database.url', ['--verbose', 'seed'], {}],
+        ['remotes.staging.url', ['list', '--json'], {}],
+      ];
+      for (const [origin, args, env] of runs) {
+        const section = origin === 'remotes.staging.url' ? '[remotes.staging]' : '[database]';
+        const toml = origin === 'DBFAST_DATABASE_URL' ? '' : `${section}\nurl = ${JSON.stringify(url)}\n`;
+        await writeFile(join(root, 'dbfast.toml'), toml);
+        const result = await run(args, { env });
+        expect(result.code).toBe(2);
+        expect(result.errLines[0]).toMatch(new RegExp(`^error: (dbfast\\.toml: )?${origin.replace(/\./g, '\\.')} `));
+        expect(result.stdout + result.stderr).not.toContain('secret');
+      }
+    }
   });
 
   it('an invalid value exits 2 and names the file and the key', async () => {
@@ -60,15 +143,17 @@ describe('configuration errors', () => {
     expect(result.stdout).toMatch(/^postgresql:\/\//);
   });
 
-  it('a password in dbfast.toml exits 2 without ever printing it', async () => {
-    const { run } = await project('password = "s3cret-value"\n');
-    for (const args of [['seed'], ['--verbose', 'seed'], ['list', '--json']]) {
-      const result = await run(args);
-      expect(result.code).toBe(2);
-      expect(result.errLines[0]).toBe(
-        'error: dbfast.toml: database.password is not allowed: passwords do not belong in dbfast.toml',
-      );
-      expect(result.stdout + result.stderr).not.toContain('s3cret-value');
+  it('a password in dbfast.toml exits 2 without ever printing it, whatever the case of the key', async () => {
+    for (const key of ['password', 'Password', 'PASSWORD']) {
+      const { run } = await project(`${key} = "s3cret-value"\n`);
+      for (const args of [['seed'], ['--verbose', 'seed'], ['list', '--json']]) {
+        const result = await run(args);
+        expect(result.code).toBe(2);
+        expect(result.errLines[0]).toBe(
+          `error: dbfast.toml: database.${key} is not allowed: passwords do not belong in dbfast.toml`,
+        );
+        expect(result.stdout + result.stderr).not.toContain('s3cret-value');
+      }
     }
   });
 

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import type pg from 'pg';
 import pgPass from 'pgpass';
-import { CONFIG_FILE_NAME, type DatabaseSettings, type DbfastConfig, displayPath } from '../config.js';
+import { CONFIG_FILE_NAME, type DatabaseSettings, type DbfastConfig, displayPath, parseConnectionUrl } from '../config/index.js';
 import { DbfastError } from '../errors.js';
 
 export interface ServerTarget {
@@ -58,7 +58,7 @@ export function embeddedTarget(server: { host: string; port: number; user: strin
 }
 
 async function endpointFor(settings: DatabaseSettings, configFile: string, env: NodeJS.ProcessEnv): Promise<Endpoint> {
-  const fromUrl = settings.url ? parseUrl(settings.url, settings.origin) : undefined;
+  const fromUrl = settings.url ? parseConnectionUrl(settings.url, settings.origin === 'DBFAST_DATABASE_URL' ? settings.origin : `${settings.origin}.url`) : undefined;
   return {
     host: settings.host ?? fromUrl?.host ?? env.PGHOST ?? env.PGHOSTADDR ?? 'localhost',
     port: settings.port ?? fromUrl?.port ?? (Number(env.PGPORT) || 5432),
@@ -91,33 +91,6 @@ async function passwordFor(settings: DatabaseSettings, configFile: string, env: 
     return text.replace(/\r?\n$/, '');
   }
   return undefined;
-}
-
-function parseUrl(text: string, origin: string) {
-  const key = origin === 'DBFAST_DATABASE_URL' ? origin : `${origin}.url`;
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new DbfastError('CONFIG_INVALID', `${key} is not a valid postgresql:// URL`);
-  }
-  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
-    throw new DbfastError('CONFIG_INVALID', `${key} must start with postgresql://, not ${url.protocol}//`);
-  }
-  const params = new URLSearchParams(url.searchParams);
-  const host = params.get('host') ?? (url.hostname ? decodeURIComponent(url.hostname) : undefined);
-  // libpq accepts ?password=; it is used, and never copied into the URLs dbfast prints.
-  const queryPassword = params.get('password') ?? undefined;
-  params.delete('host');
-  params.delete('password');
-  return {
-    host: host?.replace(/^\[(.*)\]$/, '$1'),
-    port: url.port ? Number(url.port) : undefined,
-    user: url.username ? decodeURIComponent(url.username) : undefined,
-    password: url.password ? decodeURIComponent(url.password) : queryPassword,
-    database: url.pathname.length > 1 ? decodeURIComponent(url.pathname.slice(1)) : undefined,
-    params,
-  };
 }
 
 function targetFor(endpoint: Endpoint, origin: string): ServerTarget {

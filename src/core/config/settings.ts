@@ -1,0 +1,114 @@
+/** From the checked file settings to what the rest of dbfast reads: defaults applied, paths resolved. */
+import os from 'node:os';
+import path from 'node:path';
+import { defaultTemplateName } from '../names.js';
+import type { ConnectionSection, FileSettings } from './schema.js';
+import type { DatabaseSettings, DbfastConfig } from './types.js';
+
+type BuiltSettings = Omit<DbfastConfig, 'configPath' | 'projectDir' | 'stateDir' | 'warnings'>;
+
+export function buildSettings(
+  settings: FileSettings,
+  context: { projectDir: string; stateDir: string; env: NodeJS.ProcessEnv },
+): BuiltSettings {
+  const { projectDir, stateDir, env } = context;
+  const resolve = (file: string) => resolvePath(projectDir, file);
+  const { database, repository, performance, validation, backups } = settings;
+  return {
+    database: databaseSettings(database ?? {}, resolve, env),
+    templateName: database?.template_name ?? defaultTemplateName(projectDir),
+    ...definedOnly({ defaultEnvironment: database?.default_environment }),
+    repository: {
+      path: resolve(repository?.path ?? './db'),
+      include: repository?.include_patterns ?? ['**/*.sql'],
+      exclude: repository?.exclude_patterns ?? [],
+    },
+    environments: mapValues(settings.environments ?? {}, (environment) =>
+      definedOnly({
+        includeDirectories: environment.include_directories,
+        excludeDirectories: environment.exclude_directories,
+        includeFiles: environment.include_files,
+        excludeFiles: environment.exclude_files,
+        templateName: environment.template_name,
+        description: environment.description,
+      }),
+    ),
+    remotes: mapValues(settings.remotes ?? {}, (remote, name) => ({
+      name,
+      ...connectionSettings(remote, resolve, `remotes.${name}`),
+      ...definedOnly({ environment: remote.environment }),
+      requireConfirmation: remote.require_confirmation ?? false,
+      allowDestructive: remote.allow_destructive ?? false,
+      backupBeforeDeploy: remote.backup_before_deploy ?? true,
+    })),
+    performance: {
+      maxConcurrentClones: performance?.max_concurrent_clones ?? 8,
+      cloneTimeoutMs: performance?.clone_timeout_ms ?? 60_000,
+      buildTimeoutMs: performance?.build_timeout_ms ?? 0,
+      statementBatchBytes: performance?.statement_batch_bytes ?? 1_048_576,
+      cloneStrategy: performance?.clone_strategy ?? 'file_copy',
+    },
+    validation: {
+      requiredTables: validation?.required_tables ?? [],
+      requiredFunctions: validation?.required_functions ?? [],
+      testQueries: (validation?.test_queries ?? []).map((item) =>
+        typeof item === 'string'
+          ? { query: item, minExpectedResults: 1 }
+          : { query: item.query, minExpectedResults: item.min_expected_results ?? 1 },
+      ),
+    },
+    backups: {
+      directory:
+        backups?.directory === undefined ? path.join(stateDir, 'backups') : resolve(backups.directory),
+      ...definedOnly({ retentionDays: backups?.retention_days, maxBackups: backups?.max_backups }),
+      format: backups?.format ?? 'custom',
+    },
+  };
+}
+
+const CONNECTION_KEYS = ['url', 'host', 'port', 'user', 'database'] as const;
+
+function databaseSettings(
+  section: ConnectionSection,
+  resolve: (file: string) => string,
+  env: NodeJS.ProcessEnv,
+): DatabaseSettings | null {
+  // The URL replaces where to connect; how to get the password still comes from the file.
+  if (env.DBFAST_DATABASE_URL) {
+    const { passwordEnv, passwordFile } = connectionSettings(section, resolve, 'database');
+    return definedOnly({ origin: 'DBFAST_DATABASE_URL', url: env.DBFAST_DATABASE_URL, passwordEnv, passwordFile });
+  }
+  const configured = CONNECTION_KEYS.some((key) => section[key] !== undefined);
+  // libpq variables reach the server through node-postgres, so PGHOST alone means "use that server".
+  if (!configured && !env.PGHOST && !env.PGHOSTADDR) return null;
+  return connectionSettings(section, resolve, configured ? 'database' : 'PGHOST');
+}
+
+function connectionSettings(section: ConnectionSection, resolve: (file: string) => string, origin: string): DatabaseSettings {
+  return definedOnly({
+    origin,
+    url: section.url,
+    host: section.host,
+    port: section.port,
+    user: section.user,
+    database: section.database,
+    passwordEnv: section.password_env,
+    passwordFile: section.password_file === undefined ? undefined : resolve(section.password_file),
+  });
+}
+
+function resolvePath(base: string, file: string): string {
+  if (file === '~' || file.startsWith('~/')) return path.join(os.homedir(), file.slice(1));
+  return path.resolve(base, file);
+}
+
+function definedOnly<T extends object>(object: T): T {
+  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined)) as T;
+}
+
+function mapValues<In, Out>(
+  record: Record<string, In>,
+  map: (value: In, key: string) => Out,
+): Record<string, Out> {
+  return Object.fromEntries(Object.entries(record).map(([key, value]) => [key, map(value, key)]));
+}
