@@ -83,7 +83,7 @@ describe('configuration errors', () => {
     const result = await run(['seed']);
     expect(result.code).toBe(0);
     expect(result.errLines).toContain(
-      'warning: dbfast.toml: remotes.staging: remotes are not supported yet; this section is ignored',
+      'warning: dbfast.toml: remotes.staging: remotes are not supported yet: no command connects to it',
     );
     expect(result.stdout).toMatch(/^postgresql:\/\//);
   });

@@ -41,7 +41,7 @@ function remotesUnsupported(name: string) {
   return {
     file: 'dbfast.toml',
     key: `remotes.${name}`,
-    message: `remotes.${name}: remotes are not supported yet; this section is ignored`,
+    message: `remotes.${name}: remotes are not supported yet: no command connects to it`,
   };
 }
 
