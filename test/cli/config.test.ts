@@ -43,7 +43,10 @@ describe('configuration errors', () => {
     for (const args of [['seed'], ['list', '--json']]) {
       const result = await run(args);
       expect(result.code).toBe(2);
-      expect(result.stdout).toBe('');
+      const json = args.includes('--json');
+      if (json) expect(JSON.parse(result.stdout).error).toMatchObject({ code: 'CONFIG_INVALID', message: '3 configuration problems' });
+      else expect(result.stdout).toBe('');
+      expect(result.stdout).not.toContain('s3cret-value');
       expect(result.errLines).toEqual([
         'error: dbfast.toml: 3 configuration problems',
         '  database.password is not allowed: passwords do not belong in dbfast.toml',
