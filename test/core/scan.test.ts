@@ -56,23 +56,23 @@ async function setMtime(relativePath: string, seconds: number): Promise<void> {
 interface CacheFile {
   version: number;
   writtenAtMs: number;
-  entries: Record<string, { size: number; mtimeMs: number; ino: number; hash: string }>;
+  entries: Record<string, { size: number; mtimeMs: number; ctimeMs: number; ino: number; hash: string }>;
 }
 
-/** The documented cache format: a header line, then `size, mtimeMs, ino, hash, path` tab-separated per file. */
+/** The documented cache format: a header line, then `size, mtimeMs, ctimeMs, ino, hash, path` tab-separated per file. */
 async function readCache(): Promise<CacheFile> {
   const [header, ...lines] = (await readFile(cachePath, 'utf8')).split('\n');
   const [magic, writtenAtMs] = header!.split('\t');
   const entries: CacheFile['entries'] = {};
   for (const line of lines) {
-    const [size, mtimeMs, ino, hash, ...path] = line.split('\t');
-    entries[path.join('\t')] = { size: Number(size), mtimeMs: Number(mtimeMs), ino: Number(ino), hash: hash! };
+    const [size, mtimeMs, ctimeMs, ino, hash, ...path] = line.split('\t');
+    entries[path.join('\t')] = { size: Number(size), mtimeMs: Number(mtimeMs), ctimeMs: Number(ctimeMs), ino: Number(ino), hash: hash! };
   }
   return { version: Number(magic!.split(' ')[1]), writtenAtMs: Number(writtenAtMs), entries };
 }
 
 async function writeCache(cache: CacheFile): Promise<void> {
-  const lines = Object.entries(cache.entries).map(([path, e]) => [e.size, e.mtimeMs, e.ino, e.hash, path].join('\t'));
+  const lines = Object.entries(cache.entries).map(([path, e]) => [e.size, e.mtimeMs, e.ctimeMs, e.ino, e.hash, path].join('\t'));
   await writeFile(cachePath, [`dbfast-scan-cache ${cache.version}\t${cache.writtenAtMs}`, ...lines].join('\n'));
 }
 
@@ -322,10 +322,10 @@ describe('scanRepository with a stat cache', () => {
     const { files } = await scanRepository({ root, cachePath });
     const cache = await readCache();
     const stats = await stat(join(root, '1/a.sql'));
-    expect(cache.version).toBe(2);
+    expect(cache.version).toBe(3);
     expect(cache.writtenAtMs).toBeGreaterThanOrEqual(before);
     expect(cache.entries).toEqual({
-      '1/a.sql': { size: stats.size, mtimeMs: stats.mtimeMs, ino: stats.ino, hash: files[0]!.hash },
+      '1/a.sql': { size: stats.size, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs, ino: stats.ino, hash: files[0]!.hash },
     });
     expect(await readdir(join(base, 'state'))).toEqual(['scan-cache.json']);
   });
@@ -376,15 +376,20 @@ describe('scanRepository with a stat cache', () => {
     expect(files[0]!.hash).toBe(createHash('sha256').update('select 9;').digest('hex'));
   });
 
-  it('trusts an entry for a file last modified well before the cache was written', async () => {
+  it('re-hashes a same-size edit whose old mtime was restored: the ctime tells', async () => {
     await writeOldFiles({ '1/a.sql': 'select 1;' });
     const first = await scanRepository({ root, cachePath });
+    const before = await stat(join(root, '1/a.sql'));
     await writeFile(join(root, '1/a.sql'), 'select 9;');
     await setMtime('1/a.sql', AN_HOUR_AGO_S);
+    const after = await stat(join(root, '1/a.sql'));
+    expect([after.size, after.mtimeMs, after.ino]).toEqual([before.size, before.mtimeMs, before.ino]);
+    expect(after.ctimeMs).not.toBe(before.ctimeMs);
+
     const second = await scanRepository({ root, cachePath });
-    // Same size, mtime and inode, long before the cache: the cached hash is reused without reading.
-    expect(second.hashedFiles).toBe(0);
-    expect(second.files[0]!.hash).toBe(first.files[0]!.hash);
+    expect(second.hashedFiles).toBe(1);
+    expect(second.files[0]!.hash).not.toBe(first.files[0]!.hash);
+    expect(second.files[0]!.hash).toBe(createHash('sha256').update('select 9;').digest('hex'));
   });
 
   it('re-hashes an entry whose mtime falls within two seconds of the cache write', async () => {
@@ -399,12 +404,12 @@ describe('scanRepository with a stat cache', () => {
 
   it('ignores a corrupt or foreign cache and rebuilds it', async () => {
     await writeOldFiles({ '1/a.sql': 'select 1;' });
-    const foreign = ['{ not json', 'null', 'dbfast-scan-cache 1\t0', 'dbfast-scan-cache 2\tsoon', '', 'dbfast-scan-cache 2'];
+    const foreign = ['{ not json', 'null', 'dbfast-scan-cache 2\t0', 'dbfast-scan-cache 3\tsoon', '', 'dbfast-scan-cache 3'];
     for (const content of foreign) {
       await mkdir(join(base, 'state'), { recursive: true });
       await writeFile(cachePath, content);
       expect((await scanRepository({ root, cachePath })).hashedFiles).toBe(1);
-      expect((await readCache()).version).toBe(2);
+      expect((await readCache()).version).toBe(3);
     }
   });
 
