@@ -127,12 +127,13 @@ export class Project {
 
   /** Every repository file (after [repository] patterns), through the stat cache. */
   scanRepository(): Promise<ScanResult> {
-    const { repository, stateDir } = this.config;
+    const { repository, stateDir, projectDir } = this.config;
     return scanRepository({
       root: repository.path,
       include: repository.include,
       exclude: repository.exclude,
       cachePath: join(stateDir, 'scan-cache.tsv'),
+      shownFrom: projectDir,
     });
   }
 

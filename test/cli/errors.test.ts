@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type CliProject, cliProject, STACK_FRAME, withoutProgress } from '../helpers/cli.js';
@@ -84,6 +84,39 @@ describe('SQL errors', () => {
     const debug = await run(['seed'], { env: { DBFAST_DEBUG: '1' } });
     expect(debug.code).toBe(1);
     expect(debug.stderr).toMatch(STACK_FRAME);
+  });
+});
+
+describe('symbolic links in the repository', () => {
+  it('are ignored where no pattern selects them: an editor lock file, a loop in a folder no pattern reaches', async () => {
+    const { run, root } = await project(goodSeed);
+    await symlink('someone@host.1234:1700000000', join(root, 'db/1_seed/.#02_users.sql'));
+    await mkdir(join(root, 'db/docs'));
+    await symlink('..', join(root, 'db/docs/up'));
+    await writeFile(join(root, 'dbfast.toml'), `${await readFile(join(root, 'dbfast.toml'), 'utf8')}[repository]\nexclude_patterns = ["docs/**"]\n`);
+    const result = await run(['build']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(withoutProgress(result)).toEqual([expect.stringMatching(/^built cli_\w+: 2 files, /)]);
+  });
+
+  it('fail the build when a selected link is dangling, named from the dbfast.toml folder (exit 1)', async () => {
+    const { run, root } = await project(goodSeed);
+    await symlink('gone.sql', join(root, 'db/1_seed/03_more.sql'));
+    const result = await run(['build'], { cwd: join(root, 'db/1_seed') });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.errLines).toEqual([
+      'error: db/1_seed/03_more.sql: dangling symbolic link: gone.sql does not exist',
+      '  hint: restore its target or remove the link',
+    ]);
+  });
+
+  it('fail the build on a loop the patterns would follow forever (exit 1)', async () => {
+    const { run, root } = await project(goodSeed);
+    await symlink('..', join(root, 'db/1_seed/up'));
+    const result = await run(['build']);
+    expect(result.code).toBe(1);
+    expect(result.errLines).toEqual(['error: db/1_seed/up: symbolic link loop: points back to db']);
   });
 });
 
