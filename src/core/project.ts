@@ -2,7 +2,7 @@
  * A dbfast project: its configuration, its server and its SQL files. This is what the CLI
  * commands and programs (test runners) call; the CLI adds only flags and printing.
  */
-import { join, posix, relative } from 'node:path';
+import { join, posix } from 'node:path';
 import type pg from 'pg';
 import { type CleanupRules, type CloneInfo, createClone, dropClones, listClones, selectForCleanup } from './clone.js';
 import { type DbfastConfig, type LoadConfigOptions, loadConfig } from './config.js';
@@ -159,7 +159,7 @@ export class Project {
   private async buildFrom(state: RepositoryState, options: BuildOptions): Promise<EnsureResult> {
     if (state.files.length === 0) {
       const { repository } = this.config;
-      const where = relative(process.cwd(), repository.path) || '.';
+      const where = relativePosix(this.config.projectDir, repository.path) || '.';
       const { name } = this.environment;
       throw new DbfastError('REPOSITORY_EMPTY', name ? `environment ${name} selects no SQL files in ${where}` : `no SQL files in ${where}`, {
         hint: name
