@@ -87,6 +87,34 @@ describe('SQL errors', () => {
   });
 });
 
+describe('include cycles', () => {
+  it.each([
+    ['a file that includes itself', { 'db/0/a.sql': 'SELECT 1;\n\\ir a.sql\n' }, 'db/0/a.sql:2:1: \\ir a.sql: include cycle db/0/a.sql -> db/0/a.sql'],
+    [
+      'two files that include each other',
+      { 'db/0/a.sql': '\\ir b.sql\n', 'db/0/b.sql': '\\ir a.sql\n' },
+      'db/0/b.sql:1:1: \\ir a.sql: include cycle db/0/a.sql -> db/0/b.sql -> db/0/a.sql',
+    ],
+    [
+      'three files in a ring',
+      { 'db/0/a.sql': '\\ir b.sql\n', 'db/0/b.sql': '\\ir c.sql\n', 'db/0/c.sql': '\\ir a.sql\n' },
+      'db/0/c.sql:1:1: \\ir a.sql: include cycle db/0/a.sql -> db/0/b.sql -> db/0/c.sql -> db/0/a.sql',
+    ],
+    [
+      'a cycle below the file dbfast runs',
+      { 'db/0/a.sql': '\\ir inc/x.inc\n', 'db/0/inc/x.inc': '\\ir y.inc\n', 'db/0/inc/y.inc': '\\i ../inc/x.inc\n' },
+      'db/0/inc/y.inc:1:1: \\i ../inc/x.inc: include cycle db/0/inc/x.inc -> db/0/inc/y.inc -> db/0/inc/x.inc',
+    ],
+  ])('are reported as the chain of files: %s (exit 1)', async (_what, files, message) => {
+    const made = await cliProject(files);
+    projects.push(made);
+    const result = await made.run(['build']);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(withoutProgress(result)).toEqual([`error: ${message}`]);
+  });
+});
+
 describe('symbolic links in the repository', () => {
   it('are ignored where no pattern selects them: an editor lock file, a loop in a folder no pattern reaches', async () => {
     const { run, root } = await project(goodSeed);
