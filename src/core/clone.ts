@@ -190,14 +190,24 @@ export interface CleanupRules {
   olderThanMs?: number;
   /** Always keep this many of the newest clones. */
   keepLast?: number;
+  /** Drop clones whatever their age: contradicts `olderThanMs`. */
   all?: boolean;
 }
 
-/** Which clones `clean` drops: old ones (or all), sparing the `keepLast` newest. */
+/**
+ * Which clones `clean` drops: old ones (or all), sparing the `keepLast` newest. `all` with `olderThanMs`
+ * is a USAGE error: either silently winning would drop clones the other meant to keep, or keep some
+ * the other meant to drop.
+ */
 export function selectForCleanup(clones: CloneInfo[], rules: CleanupRules, now = Date.now()): CloneInfo[] {
+  if (rules.all && rules.olderThanMs !== undefined) {
+    throw new DbfastError('USAGE', '--all and --older-than contradict each other', {
+      hint: '--all drops every clone of this template whatever its age; use one of them',
+    });
+  }
   const newestFirst = [...clones].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   const candidates = newestFirst.slice(rules.keepLast ?? 0);
-  if (rules.all || rules.olderThanMs === undefined) return candidates;
+  if (rules.olderThanMs === undefined) return candidates;
   return candidates.filter((clone) => now - Date.parse(clone.createdAt) > rules.olderThanMs!);
 }
 
