@@ -211,14 +211,23 @@ export function selectForCleanup(clones: CloneInfo[], rules: CleanupRules, now =
   return candidates.filter((clone) => now - Date.parse(clone.createdAt) > rules.olderThanMs!);
 }
 
-/** Drops clones by name, terminating their connections; refuses anything dbfast did not create. */
+/**
+ * Drops clones by name, terminating their connections; refuses anything dbfast did not create, and
+ * names that are no database at all, before dropping any.
+ */
 export async function dropClones(admin: pg.Client, names: string[]): Promise<string[]> {
   const clones = new Set((await listClones(admin)).map((clone) => clone.name));
   const unknown = names.filter((name) => !clones.has(name));
   if (unknown.length > 0) {
-    throw new DbfastError('USAGE', `not a dbfast clone: ${unknown.join(', ')}`, {
-      hint: 'dbfast list shows the databases it created',
-    });
+    const { rows } = await admin.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1)', [unknown]);
+    const existing = new Set(rows.map((row) => row.datname));
+    const missing = unknown.filter((name) => !existing.has(name)).map((name) => `"${name}"`);
+    const foreign = unknown.filter((name) => existing.has(name));
+    const problems = [
+      missing.length === 0 ? '' : missing.length === 1 ? `database ${missing[0]} does not exist` : `databases ${missing.join(', ')} do not exist`,
+      foreign.length === 0 ? '' : `not a dbfast clone: ${foreign.join(', ')}`,
+    ];
+    throw new DbfastError('USAGE', problems.filter(Boolean).join('; '), { hint: 'dbfast list shows the databases it created' });
   }
   for (const name of names) await dropDatabase(admin, name);
   return names;

@@ -132,6 +132,20 @@ describe('dbfast list and drop', () => {
     expect(await exists(kept)).toBe(true);
   });
 
+  it('drop says which names are no database at all, apart from databases dbfast did not create (exit 2)', async () => {
+    const clone = await seed();
+    const missing = uniqueName('nosuchdb');
+    const single = await project.run(['drop', missing]);
+    expect(single.code).toBe(2);
+    expect(single.stdout).toBe('');
+    expect(single.errLines).toEqual([`error: database "${missing}" does not exist`, '  hint: dbfast list shows the databases it created']);
+
+    const mixed = await project.run(['drop', clone, missing, 'postgres', `${missing}_2`]);
+    expect(mixed.code).toBe(2);
+    expect(mixed.errLines[0]).toBe(`error: databases "${missing}", "${missing}_2" do not exist; not a dbfast clone: postgres`);
+    expect(await exists(clone)).toBe(true);
+  });
+
   it('drop refuses the template itself', async () => {
     await seed();
     const result = await project.run(['drop', project.templateName]);
