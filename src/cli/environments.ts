@@ -1,4 +1,5 @@
 import { DbfastError } from '../core/errors.js';
+import { plural } from '../core/plural.js';
 import type { GlobalOptions } from './main.js';
 import { bold, dim, green, info, printData, printJson, red, yellow } from './output.js';
 import { withProject } from './project.js';
@@ -22,7 +23,7 @@ export async function environments(globals: GlobalOptions, options: { json?: boo
     if (rows.length === 0) return info('no environments configured: every file goes into one template');
     for (const row of rows) {
       const built = row.builtAt ? dim(` built ${row.builtAt}`) : '';
-      printData(`${bold(row.name)}\t${row.files} files\t${row.template}\t${STATE_COLOR[row.state](row.state)}${built}`);
+      printData(`${bold(row.name)}\t${plural(row.files, 'file')}\t${row.template}\t${STATE_COLOR[row.state](row.state)}${built}`);
       if (!verbose) continue;
       for (const [rule, values] of Object.entries(project.config.environments[row.name]!)) info(`  ${rule}: ${JSON.stringify(values)}`);
       for (const file of project.stateFor(project.environmentNamed(row.name), scan!).files) info(`    ${file.relativePath}`);
@@ -47,7 +48,7 @@ export async function validateEnv(
         const label = issue.severity === 'error' ? red('error:') : yellow('warning:');
         info(`${label} ${issue.message}${issue.hint ? dim(` (${issue.hint})`) : ''}`);
       }
-      info(failed ? `${environment}: ${red('invalid')}` : `${environment}: ${green('valid')}${issues.length ? ` with ${issues.length} warning(s)` : ''}`);
+      info(failed ? `${environment}: ${red('invalid')}` : `${environment}: ${green('valid')}${issues.length ? ` with ${plural(issues.length, 'warning')}` : ''}`);
     }
     return failed ? 1 : 0;
   });

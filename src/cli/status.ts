@@ -1,3 +1,4 @@
+import { plural } from '../core/plural.js';
 import type { GlobalOptions } from './main.js';
 import { bold, dim, formatBytes, green, info, printJson, red, yellow } from './output.js';
 import { withProject } from './project.js';
@@ -11,19 +12,19 @@ export async function status(globals: GlobalOptions, options: { json?: boolean }
       const kind = server.embedded ? 'embedded' : 'configured';
       info(`${bold('server')}      ${kind}, ${server.reachable ? green(`reachable at ${server.address}, PostgreSQL ${server.version}`) : red(server.error ?? 'unreachable')}`);
       const changed = repository.changed === null ? dim('no template to compare') : repository.changed ? yellow('changed since the template was built') : green('unchanged');
-      info(`${bold('repository')}  ${repository.path}, ${repository.files} files, ${changed}`);
+      info(`${bold('repository')}  ${repository.path}, ${plural(repository.files, 'file')}, ${changed}`);
       if (globals.verbose && repository.changedFiles) {
         for (const [what, paths] of Object.entries(repository.changedFiles)) for (const path of paths) info(`              ${what}: ${path}`);
       }
       info(
-        `${bold('template')}    ${template ? `${template.name}, built ${template.builtAt} in ${(template.durationMs / 1000).toFixed(2)}s, ${template.files} files, ${formatBytes(template.sizeBytes ?? 0)}, fingerprint ${template.fingerprint.slice(0, 12)}` : current.environment === null && current.environments.length > 0 ? dim('no environment chosen (--env NAME)') : 'not built yet'}`,
+        `${bold('template')}    ${template ? `${template.name}, built ${template.builtAt} in ${(template.durationMs / 1000).toFixed(2)}s, ${plural(template.files, 'file')}, ${formatBytes(template.sizeBytes ?? 0)}, fingerprint ${template.fingerprint.slice(0, 12)}` : current.environment === null && current.environments.length > 0 ? dim('no environment chosen (--env NAME)') : 'not built yet'}`,
       );
       info(`${bold('clones')}      ${clones.count}, ${formatBytes(clones.totalBytes)}`);
       if (current.environments.length > 0) {
         info(bold('environments'));
         for (const row of current.environments) {
           const mark = row.name === current.environment ? '*' : ' ';
-          info(`  ${mark} ${row.name.padEnd(14)} ${String(row.files).padStart(5)} files  ${row.template.padEnd(32)} ${row.state}${row.builtAt ? dim(` built ${row.builtAt}`) : ''}`);
+          info(`  ${mark} ${row.name.padEnd(14)} ${plural(row.files, 'file').padStart(11)}  ${row.template.padEnd(32)} ${row.state}${row.builtAt ? dim(` built ${row.builtAt}`) : ''}`);
         }
       }
     }
