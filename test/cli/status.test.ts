@@ -26,6 +26,20 @@ describe('dbfast status', () => {
     await writeFile(join(project.root, 'db/0_schema/01.sql'), 'CREATE TABLE t (id bigint);');
     const verbose = await project.run(['status', '--verbose']);
     expect(verbose.stderr).toBe('');
-    expect(lines(verbose.stdout)).toContain('              modified: 0_schema/01.sql');
+    // Named from the dbfast.toml folder, as in every other message.
+    expect(lines(verbose.stdout)).toContain('              modified: db/0_schema/01.sql');
+  });
+
+  it('says the template and clones are unknown, not missing, when the server cannot be asked (exit 1)', async () => {
+    const project = await cliProject({ 'db/0_schema/01.sql': 'SELECT 1;' });
+    projects.push(project);
+    const result = await project.run(['status'], { env: { DBFAST_DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/postgres' } });
+    expect(result.code).toBe(1);
+    expect(lines(result.stdout)).toEqual([
+      'server      configured, cannot reach PostgreSQL at postgres@127.0.0.1:1 (ECONNREFUSED)',
+      `repository  ${join(project.root, 'db')}, 1 file, no template to compare`,
+      'template    unknown: the server could not be asked',
+      'clones      unknown',
+    ]);
   });
 });
