@@ -1,3 +1,4 @@
+import { plural } from '../core/plural.js';
 import type { GlobalOptions } from './main.js';
 import { dim, green, info, printJson } from './output.js';
 import { buildProgress } from './progress.js';
@@ -11,10 +12,10 @@ export async function build(globals: GlobalOptions, options: { force?: boolean; 
     const { template, rebuilt, stats } = result;
     if (options.json) return printJson({ template: template.name, rebuilt, ...template, stats: stats ?? null });
     const seconds = ((performance.now() - started) / 1000).toFixed(2);
-    if (!rebuilt) return info(`${template.name} is up to date ${dim(`(built ${template.builtAt}, ${template.files} files)`)}`);
+    if (!rebuilt) return info(`${template.name} is up to date ${dim(`(built ${template.builtAt}, ${plural(template.files, 'file')})`)}`);
     info(
-      `${green('built')} ${template.name}: ${stats!.files} files, ${stats!.statements} statements, ` +
-        `${stats!.rowsCopied} rows copied in ${seconds}s`,
+      `${green('built')} ${template.name}: ${plural(stats!.files, 'file')}, ${plural(stats!.statements, 'statement')}, ` +
+        `${plural(stats!.rowsCopied, 'row')} copied in ${seconds}s`,
     );
   });
 }

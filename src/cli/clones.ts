@@ -1,3 +1,4 @@
+import { selectForCleanup } from '../core/clone.js';
 import { DbfastError } from '../core/errors.js';
 import { parseDuration } from './duration.js';
 import type { GlobalOptions } from './main.js';
@@ -25,9 +26,11 @@ export async function clean(globals: GlobalOptions, options: { olderThan?: strin
   if (!options.all && options.olderThan === undefined && options.keepLast === undefined) {
     throw new DbfastError('USAGE', 'dbfast clean needs --all, --older-than or --keep-last', { hint: 'for example: dbfast clean --older-than 7d' });
   }
-  const olderThanMs = options.olderThan === undefined ? undefined : parseDuration(options.olderThan);
+  const rules = { all: options.all, olderThanMs: options.olderThan === undefined ? undefined : parseDuration(options.olderThan), keepLast: options.keepLast };
+  // Contradicting flags are refused before the server is reached (or started).
+  selectForCleanup([], rules);
   await withProject(globals, async (project) => {
-    const dropped = await project.clean({ all: options.all, olderThanMs, keepLast: options.keepLast });
+    const dropped = await project.clean(rules);
     for (const name of dropped) info(`dropped ${name}`);
     if (dropped.length === 0) info('nothing to clean');
   });

@@ -1,4 +1,5 @@
 import { DbfastError } from '../core/errors.js';
+import { plural } from '../core/plural.js';
 import type { GlobalOptions } from './main.js';
 import { bold, dim, green, info, printData, printJson, red, yellow } from './output.js';
 import { withProject } from './project.js';
@@ -22,12 +23,17 @@ export async function environments(globals: GlobalOptions, options: { json?: boo
     if (rows.length === 0) return info('no environments configured: every file goes into one template');
     for (const row of rows) {
       const built = row.builtAt ? dim(` built ${row.builtAt}`) : '';
-      printData(`${bold(row.name)}\t${row.files} files\t${row.template}\t${STATE_COLOR[row.state](row.state)}${built}`);
+      printData(`${bold(row.name)}\t${plural(row.files, 'file')}\t${row.template}\t${STATE_COLOR[row.state](row.state)}${built}`);
       if (!verbose) continue;
-      for (const [rule, values] of Object.entries(project.config.environments[row.name]!)) info(`  ${rule}: ${JSON.stringify(values)}`);
-      for (const file of project.stateFor(project.environmentNamed(row.name), scan!).files) info(`    ${file.relativePath}`);
+      for (const [rule, values] of Object.entries(project.config.environments[row.name]!)) printData(`  ${tomlKey(rule)} = ${JSON.stringify(values)}`);
+      for (const file of project.stateFor(project.environmentNamed(row.name), scan!).files) printData(`    ${file.relativePath}`);
     }
   });
+}
+
+/** A rule as dbfast.toml spells it: `includeDirectories` is `include_directories` there. */
+function tomlKey(name: string): string {
+  return name.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
 }
 
 export async function validateEnv(
@@ -45,9 +51,9 @@ export async function validateEnv(
     } else {
       for (const issue of issues) {
         const label = issue.severity === 'error' ? red('error:') : yellow('warning:');
-        info(`${label} ${issue.message}${issue.hint ? dim(` (${issue.hint})`) : ''}`);
+        printData(`${label} ${issue.message}${issue.hint ? dim(` (${issue.hint})`) : ''}`);
       }
-      info(failed ? `${environment}: ${red('invalid')}` : `${environment}: ${green('valid')}${issues.length ? ` with ${issues.length} warning(s)` : ''}`);
+      printData(failed ? `${environment}: ${red('invalid')}` : `${environment}: ${green('valid')}${issues.length ? ` with ${plural(issues.length, 'warning')}` : ''}`);
     }
     return failed ? 1 : 0;
   });

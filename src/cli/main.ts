@@ -112,7 +112,7 @@ program
   .description("drop this template's clones: old ones, all but the newest, or all")
   .option('--older-than <duration>', 'only clones created longer ago than this (30m, 12h, 7d)')
   .addOption(new Option('--keep-last <n>', 'always keep the n newest clones').argParser(parseCount))
-  .option('--all', 'every clone of this template')
+  .option('--all', 'every clone of this template, whatever its age (not with --older-than)')
   .action(action(async () => (await import('./clones.js')).clean));
 
 program

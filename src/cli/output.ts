@@ -1,25 +1,31 @@
 /**
- * Everything the CLI prints goes through here: data on stdout, people-facing text on stderr,
- * colour only on a terminal and never with NO_COLOR.
+ * Everything the CLI prints goes through here. What the command was asked for (a URL, a listing, a
+ * report, JSON) goes to stdout, so it can be piped; progress, notes, warnings and errors go to stderr.
+ * Colour only on a terminal and never with NO_COLOR, decided for each stream.
  */
 import { DbfastError } from '../core/errors.js';
 
-const useColor = (() => {
+function colorFor(stream: NodeJS.WriteStream): boolean {
   if ('NO_COLOR' in process.env && process.env.NO_COLOR !== '') return false;
   if (process.env.FORCE_COLOR && process.env.FORCE_COLOR !== '0') return true;
-  return Boolean(process.stderr.isTTY) && process.env.TERM !== 'dumb';
-})();
+  return Boolean(stream.isTTY) && process.env.TERM !== 'dumb';
+}
 
-const paint = (code: number) => (text: string) => (useColor ? `\u001b[${code}m${text}\u001b[0m` : text);
+const colorOnStdout = colorFor(process.stdout);
+const colorOnStderr = colorFor(process.stderr);
+const COLOR_CODES = /\u001b\[[0-9;]*m/g;
+
+// Text is painted before its stream is known; a stream without colour gets it stripped.
+const paint = (code: number) => (text: string) => (colorOnStdout || colorOnStderr ? `\u001b[${code}m${text}\u001b[0m` : text);
 export const red = paint(31);
 export const yellow = paint(33);
 export const green = paint(32);
 export const dim = paint(2);
 export const bold = paint(1);
 
-/** One line of data for programs (`$(dbfast seed)`). */
+/** One line of what the command was asked for: data for programs (`$(dbfast seed)`) or a report line. */
 export function printData(line: string): void {
-  process.stdout.write(`${line}\n`);
+  process.stdout.write(`${colorOnStdout ? line : line.replace(COLOR_CODES, '')}\n`);
 }
 
 export function printJson(value: unknown): void {
@@ -27,7 +33,7 @@ export function printJson(value: unknown): void {
 }
 
 export function info(line: string): void {
-  process.stderr.write(`${line}\n`);
+  process.stderr.write(`${colorOnStderr ? line : line.replace(COLOR_CODES, '')}\n`);
 }
 
 export function warn(message: string, hint?: string): void {

@@ -26,9 +26,9 @@ export async function status(globals: GlobalOptions, options: { json?: boolean }
   if (options.json) {
     printJson({ ...current, url: current.running ? url(current.port!) : null });
   } else if (current.running) {
-    info(`running: PostgreSQL ${current.version} on ${HOST}:${current.port} (pid ${current.pid}, data ${current.paths.dataDir})`);
+    printData(`running: PostgreSQL ${current.version} on ${HOST}:${current.port} (pid ${current.pid}, data ${current.paths.dataDir})`);
   } else {
-    info(current.initialized ? `stopped (data ${current.paths.dataDir})` : 'not created yet (starts on first use)');
+    printData(current.initialized ? `stopped (data ${current.paths.dataDir})` : 'not created yet (starts on first use)');
   }
   return current.running ? 0 : 1;
 }

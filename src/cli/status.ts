@@ -1,37 +1,54 @@
+import { posix } from 'node:path';
+import { relativePosix } from '../core/files.js';
+import { plural } from '../core/plural.js';
+import type { ProjectStatus } from '../core/status.js';
 import type { GlobalOptions } from './main.js';
-import { bold, dim, formatBytes, green, info, printJson, red, yellow } from './output.js';
+import { bold, dim, formatBytes, green, printData, printJson, red, yellow } from './output.js';
 import { withProject } from './project.js';
 
 export async function status(globals: GlobalOptions, options: { json?: boolean }): Promise<number> {
   return withProject(globals, async (project) => {
     const current = await project.status();
     if (options.json) printJson(current);
-    else {
-      const { server, repository, template, clones } = current;
-      const kind = server.embedded ? 'embedded' : 'configured';
-      info(`${bold('server')}      ${kind}, ${server.reachable ? green(`reachable at ${server.address}, PostgreSQL ${server.version}`) : red(server.error ?? 'unreachable')}`);
-      const changed = repository.changed === null ? dim('no template to compare') : repository.changed ? yellow('changed since the template was built') : green('unchanged');
-      info(`${bold('repository')}  ${repository.path}, ${repository.files} files, ${changed}`);
-      const other = repository.otherBuild;
-      if (other) {
-        const by = other.builtBy ? ` by ${other.builtBy}` : '';
-        info(`              the template was built from other content: fingerprint ${other.fingerprint.slice(0, 12)}, built at ${other.builtAt}${by}`);
-      }
-      if (globals.verbose && repository.changedFiles) {
-        for (const [what, paths] of Object.entries(repository.changedFiles)) for (const path of paths) info(`              ${what}: ${path}`);
-      }
-      info(
-        `${bold('template')}    ${template ? `${template.name}, built ${template.builtAt} in ${(template.durationMs / 1000).toFixed(2)}s, ${template.files} files, ${formatBytes(template.sizeBytes ?? 0)}, fingerprint ${template.fingerprint.slice(0, 12)}` : current.environment === null && current.environments.length > 0 ? dim('no environment chosen (--env NAME)') : 'not built yet'}`,
-      );
-      info(`${bold('clones')}      ${clones.count}, ${formatBytes(clones.totalBytes)}`);
-      if (current.environments.length > 0) {
-        info(bold('environments'));
-        for (const row of current.environments) {
-          const mark = row.name === current.environment ? '*' : ' ';
-          info(`  ${mark} ${row.name.padEnd(14)} ${String(row.files).padStart(5)} files  ${row.template.padEnd(32)} ${row.state}${row.builtAt ? dim(` built ${row.builtAt}`) : ''}`);
-        }
-      }
-    }
+    else printReport(current, relativePosix(project.config.projectDir, current.repository.path), Boolean(globals.verbose));
     return current.server.reachable ? 0 : 1;
   });
+}
+
+/** `shownRepository`: the repository from the dbfast.toml folder, to name changed files as every other message does. */
+function printReport(current: ProjectStatus, shownRepository: string, verbose: boolean): void {
+  const { server, repository, clones } = current;
+  const kind = server.embedded ? 'embedded' : 'configured';
+  printData(`${bold('server')}      ${kind}, ${server.reachable ? green(`reachable at ${server.address}, PostgreSQL ${server.version}`) : red(server.error ?? 'unreachable')}`);
+  const changed = repository.changed === null ? dim('no template to compare') : repository.changed ? yellow('changed since the template was built') : green('unchanged');
+  printData(`${bold('repository')}  ${repository.path}, ${plural(repository.files, 'file')}, ${changed}`);
+  const other = repository.otherBuild;
+  if (other) {
+    const by = other.builtBy ? ` by ${other.builtBy}` : '';
+    printData(`              the template was built from other content: fingerprint ${other.fingerprint.slice(0, 12)}, built at ${other.builtAt}${by}`);
+  }
+  if (verbose && repository.changedFiles) {
+    for (const [what, paths] of Object.entries(repository.changedFiles)) {
+      for (const path of paths) printData(`              ${what}: ${posix.join(shownRepository, path)}`);
+    }
+  }
+  printData(`${bold('template')}    ${templateState(current)}`);
+  printData(`${bold('clones')}      ${server.reachable ? `${clones.count}, ${formatBytes(clones.totalBytes)}` : dim('unknown')}`);
+  if (current.environments.length > 0) {
+    printData(bold('environments'));
+    for (const row of current.environments) {
+      const mark = row.name === current.environment ? '*' : ' ';
+      printData(`  ${mark} ${row.name.padEnd(14)} ${plural(row.files, 'file').padStart(11)}  ${row.template.padEnd(32)} ${row.state}${row.builtAt ? dim(` built ${row.builtAt}`) : ''}`);
+    }
+  }
+}
+
+function templateState({ template, environment, environments, server }: ProjectStatus): string {
+  if (template) {
+    const built = `built ${template.builtAt} in ${(template.durationMs / 1000).toFixed(2)}s`;
+    return `${template.name}, ${built}, ${plural(template.files, 'file')}, ${formatBytes(template.sizeBytes ?? 0)}, fingerprint ${template.fingerprint.slice(0, 12)}`;
+  }
+  if (environment === null && environments.length > 0) return dim('no environment chosen (--env NAME)');
+  // Without a server to ask, a missing template is not known to be missing.
+  return server.reachable ? 'not built yet' : dim('unknown: the server could not be asked');
 }

@@ -184,25 +184,44 @@ export interface CleanupRules {
   olderThanMs?: number;
   /** Always keep this many of the newest clones. */
   keepLast?: number;
+  /** Drop clones whatever their age: contradicts `olderThanMs`. */
   all?: boolean;
 }
 
-/** Which clones `clean` drops: old ones (or all), sparing the `keepLast` newest. */
+/**
+ * Which clones `clean` drops: old ones (or all), sparing the `keepLast` newest. `all` with `olderThanMs`
+ * is a USAGE error: either silently winning would drop clones the other meant to keep, or keep some
+ * the other meant to drop.
+ */
 export function selectForCleanup(clones: CloneInfo[], rules: CleanupRules, now = Date.now()): CloneInfo[] {
+  if (rules.all && rules.olderThanMs !== undefined) {
+    throw new DbfastError('USAGE', '--all and --older-than contradict each other', {
+      hint: '--all drops every clone of this template whatever its age; use one of them',
+    });
+  }
   const newestFirst = [...clones].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   const candidates = newestFirst.slice(rules.keepLast ?? 0);
-  if (rules.all || rules.olderThanMs === undefined) return candidates;
+  if (rules.olderThanMs === undefined) return candidates;
   return candidates.filter((clone) => now - Date.parse(clone.createdAt) > rules.olderThanMs!);
 }
 
-/** Drops clones by name, terminating their connections; refuses anything dbfast did not create. */
+/**
+ * Drops clones by name, terminating their connections; refuses anything dbfast did not create, and
+ * names that are no database at all, before dropping any.
+ */
 export async function dropClones(admin: pg.Client, names: string[]): Promise<string[]> {
   const clones = new Set((await listClones(admin)).map((clone) => clone.name));
   const unknown = names.filter((name) => !clones.has(name));
   if (unknown.length > 0) {
-    throw new DbfastError('USAGE', `not a dbfast clone: ${unknown.join(', ')}`, {
-      hint: 'dbfast list shows the databases it created',
-    });
+    const { rows } = await admin.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname = ANY($1)', [unknown]);
+    const existing = new Set(rows.map((row) => row.datname));
+    const missing = unknown.filter((name) => !existing.has(name)).map((name) => `"${name}"`);
+    const foreign = unknown.filter((name) => existing.has(name));
+    const problems = [
+      missing.length === 0 ? '' : missing.length === 1 ? `database ${missing[0]} does not exist` : `databases ${missing.join(', ')} do not exist`,
+      foreign.length === 0 ? '' : `not a dbfast clone: ${foreign.join(', ')}`,
+    ];
+    throw new DbfastError('USAGE', problems.filter(Boolean).join('; '), { hint: 'dbfast list shows the databases it created' });
   }
   for (const name of names) await dropDatabase(admin, name);
   return names;

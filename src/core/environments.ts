@@ -18,6 +18,7 @@ import picomatch from 'picomatch';
 import type { DbfastConfig, EnvironmentSettings } from './config/index.js';
 import { DbfastError } from './errors.js';
 import { deriveTemplateName } from './names.js';
+import { plural } from './plural.js';
 import { closest } from './suggest.js';
 
 export interface EnvironmentSelection {
@@ -373,7 +374,7 @@ function emptySelection(name: string, fileCount: number): EnvironmentIssue {
     hint:
       fileCount === 0
         ? 'the repository has no SQL files'
-        : `none of the repository's ${fileCount} files passes its rules: check include_directories and include_files`,
+        : `none of the repository's ${plural(fileCount, 'file')} passes its rules: check include_directories and include_files`,
   };
 }
 
@@ -395,7 +396,7 @@ function devDataIssues(name: string, reason: string, selected: { relativePath: s
   const why = `"${name}" counts as production (${reason}), and production must never receive development or test data`;
   return [...groups].map(([path, { kind, isDirectory, paths }]) => {
     const what = isDirectory
-      ? `${paths.length === 1 ? '1 file' : `${paths.length} files`} from ${path}/`
+      ? `${plural(paths.length, 'file')} from ${path}/`
       : path;
     const rule = isDirectory ? `exclude_directories = ["${path}"]` : `exclude_files = ["${path}"]`;
     return {

@@ -2,7 +2,6 @@
  * A dbfast project: its configuration, its server and its SQL files. This is what the CLI
  * commands and programs (test runners) call; the CLI adds only flags and printing.
  */
-import { relative } from 'node:path';
 import type pg from 'pg';
 import { type CleanupRules, type CloneInfo, createClone, dropClones, listClones, selectForCleanup } from './clone.js';
 import { type DbfastConfig, type LoadConfigOptions, loadConfig } from './config/index.js';
@@ -14,6 +13,7 @@ import {
   resolveEnvironment,
   validateEnvironment,
 } from './environments.js';
+import { relativePosix } from './files.js';
 import { isFresh } from './freshness.js';
 import { recordBuild } from './manifest.js';
 import { validateDatabaseName } from './names.js';
@@ -152,8 +152,8 @@ export class Project {
 
   private async buildFrom(target: ServerTarget, state: RepositoryState, strategy: CloneStrategy, options: BuildOptions): Promise<EnsureResult> {
     if (state.files.length === 0) {
-      const { repository, projectDir } = this.config;
-      const where = relative(projectDir, repository.path) || '.';
+      const { repository } = this.config;
+      const where = relativePosix(this.config.projectDir, repository.path) || '.';
       const { name } = this.environment;
       throw new DbfastError('REPOSITORY_EMPTY', name ? `environment ${name} selects no SQL files in ${where}` : `no SQL files in ${where}`, {
         hint: name

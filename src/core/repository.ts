@@ -23,12 +23,13 @@ export interface RepositoryState {
 
 /** Every repository file (after [repository] patterns), through the stat cache. */
 export function scanProjectRepository(config: DbfastConfig): Promise<ScanResult> {
-  const { repository, stateDir } = config;
+  const { repository, stateDir, projectDir } = config;
   return scanRepository({
     root: repository.path,
     include: repository.include,
     exclude: repository.exclude,
     cachePath: join(stateDir, 'scan-cache.tsv'),
+    shownFrom: projectDir,
   });
 }
 

@@ -9,6 +9,7 @@ import type pg from 'pg';
 import { type CloneInfo, listClones } from './clone.js';
 import { dropDatabase } from './pg/databases.js';
 import { DbfastError } from './errors.js';
+import { plural } from './plural.js';
 import { quoteIdentifier as ident } from './sql/quote.js';
 
 export async function roleNames(admin: pg.Client): Promise<Set<string>> {
@@ -96,10 +97,6 @@ export async function explainRoleError(admin: pg.Client, error: unknown, previou
     return relabel(error, `role "${role}" already exists: roles belong to the whole server, not to the database being built`, `${idempotent(role)}, or drop it first`);
   }
   return error;
-}
-
-function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? '' : 's'}`;
 }
 
 function relabel(error: DbfastError, message: string, hint: string): DbfastError {

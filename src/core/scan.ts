@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync, type Stats, statSync } from 'node:fs';
-import { readdir, readFile, realpath, stat } from 'node:fs/promises';
-import { join, resolve, sep } from 'node:path';
+import { readdir, readFile, readlink, realpath, stat } from 'node:fs/promises';
+import { join, posix, resolve, sep } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import picomatch from 'picomatch';
 import { DbfastError } from './errors.js';
-import { writeFileAtomic } from './files.js';
+import { relativePosix, writeFileAtomic } from './files.js';
+import { compileSelection, type PathSelection } from './patterns.js';
 
 export interface ScannedFile {
   /** POSIX separators, relative to the repository root, e.g. '1_seed/02_users.sql'. */
@@ -23,8 +23,10 @@ export interface ScanOptions {
   include?: string[];
   /** Globs that win over `include`; default `[]`. */
   exclude?: string[];
-  /** Stat cache (JSON); when given, files whose size, mtime and inode are unchanged are not re-read. */
+  /** Stat cache; when given, files whose size, mtime, ctime and inode are unchanged are not re-read. */
   cachePath?: string;
+  /** Errors name files relative to this folder (default `root`): dbfast passes the dbfast.toml folder, as for SQL errors. */
+  shownFrom?: string;
 }
 
 export interface ScanResult {
@@ -36,15 +38,17 @@ export interface ScanResult {
 }
 
 /**
- * The stat cache is tab-separated text, `size, mtimeMs, ino, hash, path` per line (the path last, so tabs in
- * names are harmless): it parses in a third of the time JSON takes for 10,000 entries, and each line is split
- * only when its file is looked at.
+ * The stat cache is tab-separated text, `size, mtimeMs, ctimeMs, ino, hash, path` per line (the path last, so
+ * tabs in names are harmless): it parses in a third of the time JSON takes for 10,000 entries, and each line is
+ * split only when its file is looked at.
  */
-const CACHE_HEADER = 'dbfast-scan-cache 2';
+const CACHE_HEADER = 'dbfast-scan-cache 3';
+/** size, mtimeMs, ctimeMs, ino and hash. */
+const FIELDS_BEFORE_PATH = 5;
 
 interface StatCache {
   writtenAtMs: number;
-  /** Relative path to `size\tmtimeMs\tino\thash`. */
+  /** Relative path to `size\tmtimeMs\tctimeMs\tino\thash`. */
   entries: Map<string, string>;
 }
 
@@ -56,6 +60,9 @@ interface Folder {
 }
 
 type FoundFile = Pick<ScannedFile, 'relativePath' | 'absolutePath'>;
+
+/** A relative path as errors show it. */
+type Show = (relativePath: string) => string;
 
 /** An edit this close to a cache write can keep size and mtime (coarse clocks): git's racy-git rule. */
 const RACY_WINDOW_MS = 2000;
@@ -72,14 +79,15 @@ const FILES_PER_TURN = 128;
 export async function scanRepository(options: ScanOptions): Promise<ScanResult> {
   const startedAtMs = Date.now();
   const root = resolve(options.root);
-  const include = picomatch(options.include ?? ['**/*.sql']);
-  const exclude = picomatch(options.exclude ?? []);
+  const selection = compileSelection(options.include ?? ['**/*.sql'], options.exclude ?? []);
+  const shownRoot = options.shownFrom === undefined ? '' : relativePosix(options.shownFrom, root);
+  const show: Show = (path) => (shownRoot ? posix.join(shownRoot, path) : path);
   const rootFolder = { absolutePath: root, relativePath: '', realPath: await resolveRoot(root) };
   const [found, cache] = await Promise.all([
-    findFiles(rootFolder, (path) => include(path) && !exclude(path)),
+    findFiles(rootFolder, selection, show),
     options.cachePath === undefined ? undefined : readStatCache(options.cachePath),
   ]);
-  const { files, entries, hashedFiles } = await inspectFiles(sortInExecutionOrder(found), cache);
+  const { files, entries, hashedFiles } = await inspectFiles(sortInExecutionOrder(found), cache, { show });
   if (options.cachePath !== undefined) await updateStatCache(options.cachePath, cache, { writtenAtMs: startedAtMs, entries }, hashedFiles);
   return { root, files, hashedFiles };
 }
@@ -150,9 +158,10 @@ function compareCodeUnits(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+/** The repository folder is named by its absolute path: it is configuration, not a file in the repository. */
 async function resolveRoot(root: string): Promise<string> {
   const stats = await stat(root).catch((cause) => {
-    if (!isMissing(cause)) throw unreadable('.', cause);
+    if (!isMissing(cause)) throw unreadable(root, cause, 'folder');
     throw new DbfastError('REPOSITORY_NOT_FOUND', `repository folder not found: ${root}`, {
       hint: 'create it, or set [repository] path in dbfast.toml (dbfast init writes one)',
     });
@@ -165,14 +174,18 @@ async function resolveRoot(root: string): Promise<string> {
   return realpath(root);
 }
 
-/** Files under `root` that `isWanted` accepts, in no particular order; symbolic links are followed. */
-async function findFiles(root: Folder, isWanted: (relativePath: string) => boolean): Promise<FoundFile[]> {
+/**
+ * Files under `root` that `selection` selects, in no particular order; symbolic links are followed. Only
+ * folders that could hold a selected file are entered and only links that could be one are resolved, so a
+ * dangling editor lock file (`.#01_users.sql`) or a loop in a folder no pattern reaches is never looked at.
+ */
+async function findFiles(root: Folder, selection: PathSelection, show: Show): Promise<FoundFile[]> {
   const found: FoundFile[] = [];
 
   // Unbounded parallelism is safe: readdir opens and closes its folder within one call, holding no descriptor.
   async function walk(folder: Folder): Promise<void> {
     const entries = await readdir(folder.absolutePath, { withFileTypes: true }).catch((cause) => {
-      throw unreadable(folder.relativePath || '.', cause);
+      throw unreadable(show(folder.relativePath) || '.', cause, 'folder');
     });
     const pending: Promise<void>[] = [];
     for (const entry of entries) {
@@ -180,10 +193,11 @@ async function findFiles(root: Folder, isWanted: (relativePath: string) => boole
       // Plain concatenation: path.join re-normalises every path and cost ~5 ms per 10,000 files.
       const absolutePath = `${folder.absolutePath}${sep}${entry.name}`;
       if (entry.isDirectory()) {
+        if (!selection.mayContain(relativePath)) continue;
         pending.push(walk({ absolutePath, relativePath, realPath: join(folder.realPath, entry.name), parent: folder }));
       } else if (entry.isSymbolicLink()) {
-        pending.push(follow(folder, relativePath, absolutePath));
-      } else if (isWanted(relativePath)) {
+        if (selection.selects(relativePath) || selection.mayContain(relativePath)) pending.push(follow(folder, relativePath, absolutePath));
+      } else if (selection.selects(relativePath)) {
         found.push({ relativePath, absolutePath });
       }
     }
@@ -191,17 +205,16 @@ async function findFiles(root: Folder, isWanted: (relativePath: string) => boole
   }
 
   async function follow(parent: Folder, relativePath: string, absolutePath: string): Promise<void> {
-    if (!(await isLinkToFolder(absolutePath, relativePath))) {
-      if (isWanted(relativePath)) found.push({ relativePath, absolutePath });
+    if (!(await isLinkToFolder(absolutePath, show(relativePath)))) {
+      if (selection.selects(relativePath)) found.push({ relativePath, absolutePath });
       return;
     }
+    if (!selection.mayContain(relativePath)) return;
     const realPath = await realpath(absolutePath);
     for (let ancestor: Folder | undefined = parent; ancestor; ancestor = ancestor.parent) {
       if (ancestor.realPath !== realPath) continue;
-      const target = ancestor.relativePath || '.';
-      throw new DbfastError('SYMLINK_LOOP', `symbolic link loop: ${relativePath} points back to ${target}`, {
-        file: relativePath,
-      });
+      const target = show(ancestor.relativePath) || '.';
+      throw new DbfastError('SYMLINK_LOOP', `symbolic link loop: points back to ${target}`, { file: show(relativePath) });
     }
     await walk({ absolutePath, relativePath, realPath, parent });
   }
@@ -210,24 +223,28 @@ async function findFiles(root: Folder, isWanted: (relativePath: string) => boole
   return found;
 }
 
-async function isLinkToFolder(absolutePath: string, relativePath: string): Promise<boolean> {
+async function isLinkToFolder(absolutePath: string, shown: string): Promise<boolean> {
   try {
     return (await stat(absolutePath)).isDirectory();
   } catch (cause) {
-    const code = errorCode(cause);
-    if (code === 'ELOOP') {
-      const message = `symbolic link loop: ${relativePath} never resolves`;
-      throw new DbfastError('SYMLINK_LOOP', message, { file: relativePath });
+    if (errorCode(cause) === 'ELOOP') {
+      throw new DbfastError('SYMLINK_LOOP', 'symbolic link loop: the link never resolves', { file: shown });
     }
-    if (code !== 'ENOENT') throw unreadable(relativePath, cause);
-    throw new DbfastError('FILE_UNREADABLE', `dangling symbolic link: ${relativePath} points to nothing`, {
-      file: relativePath,
-      hint: 'restore its target or remove the link',
-    });
+    if (!isMissing(cause)) throw unreadable(shown, cause, 'link');
+    const target = await readlink(absolutePath).catch(() => undefined);
+    const message = target === undefined ? 'dangling symbolic link' : `dangling symbolic link: ${target} does not exist`;
+    throw new DbfastError('FILE_UNREADABLE', message, { file: shown, hint: 'restore its target or remove the link' });
   }
 }
 
-async function inspectFiles(found: FoundFile[], cache: StatCache | undefined, options: { skipMissing?: boolean } = {}) {
+interface InspectOptions {
+  /** A file that no longer exists is left out instead of failing. */
+  skipMissing?: boolean;
+  show?: Show;
+}
+
+async function inspectFiles(found: FoundFile[], cache: StatCache | undefined, options: InspectOptions = {}) {
+  const show = options.show ?? ((path: string) => path);
   const trustedBeforeMs = (cache?.writtenAtMs ?? 0) - RACY_WINDOW_MS;
   const files: ScannedFile[] = [];
   const entries = new Map<string, string>();
@@ -239,18 +256,19 @@ async function inspectFiles(found: FoundFile[], cache: StatCache | undefined, op
       stats = statSync(absolutePath);
     } catch (cause) {
       if (options.skipMissing && isMissing(cause)) continue;
-      throw unreadable(relativePath, cause);
+      throw unreadable(show(relativePath), cause);
     }
     // A FIFO would block the read forever; devices and sockets are no SQL either.
     if (!stats.isFile()) {
-      throw new DbfastError('FILE_UNREADABLE', `not a regular file: ${relativePath}`, { file: relativePath });
+      throw new DbfastError('FILE_UNREADABLE', 'not a regular file', { file: show(relativePath) });
     }
-    const { size, mtimeMs, ino } = stats;
+    const { size, mtimeMs, ctimeMs, ino } = stats;
     const cached = cache?.entries.get(relativePath);
-    const statPart = `${size}\t${mtimeMs}\t${ino}\t`;
-    // Only an entry whose size, mtime and inode all match the file is trusted.
+    const statPart = `${size}\t${mtimeMs}\t${ctimeMs}\t${ino}\t`;
+    // Only an entry whose size, mtime, ctime and inode all match the file is trusted. The ctime, as in git,
+    // catches an edit that kept the size and had its mtime set back (touch -d, utimes): no call sets the ctime back.
     const reusable = cached?.startsWith(statPart) && /^[0-9a-f]{64}$/.test(cached.slice(statPart.length)) && mtimeMs < trustedBeforeMs;
-    const hash = reusable ? cached!.slice(statPart.length) : orUnreadable(relativePath, () => hashFileSync(absolutePath));
+    const hash = reusable ? cached!.slice(statPart.length) : orUnreadable(show(relativePath), () => hashFileSync(absolutePath));
     if (!reusable) hashedFiles++;
     files.push({ relativePath, absolutePath, size, mtimeMs, hash });
     entries.set(relativePath, statPart + hash);
@@ -273,9 +291,9 @@ async function readStatCache(cachePath: string): Promise<StatCache | undefined> 
     const entries = new Map<string, string>();
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i]!;
-      // Skip the four numeric fields; whatever follows the fourth tab is the path.
+      // Whatever follows the tab that ends the hash is the path.
       let at = -1;
-      for (let field = 0; field < 4 && (field === 0 || at !== -1); field++) at = line.indexOf('\t', at + 1);
+      for (let field = 0; field < FIELDS_BEFORE_PATH && (field === 0 || at !== -1); field++) at = line.indexOf('\t', at + 1);
       if (at !== -1) entries.set(line.slice(at + 1), line.slice(0, at));
     }
     return { writtenAtMs: Number(writtenAt), entries };
@@ -312,17 +330,17 @@ function hashFileSync(path: string): string {
   return hash.digest('hex');
 }
 
-function orUnreadable<T>(relativePath: string, read: () => T): T {
+function orUnreadable<T>(shown: string, read: () => T): T {
   try {
     return read();
   } catch (cause) {
-    throw unreadable(relativePath, cause);
+    throw unreadable(shown, cause);
   }
 }
 
-function unreadable(relativePath: string, cause: unknown): DbfastError {
+function unreadable(shown: string, cause: unknown, what: 'file' | 'folder' | 'link' = 'file'): DbfastError {
   const reason = errorCode(cause) || String(cause);
-  return new DbfastError('FILE_UNREADABLE', `cannot read ${relativePath} (${reason})`, { file: relativePath, cause });
+  return new DbfastError('FILE_UNREADABLE', `cannot read ${what}: ${reason}`, { file: shown, cause });
 }
 
 function isMissing(error: unknown): boolean {

@@ -5,6 +5,7 @@
 import type pg from 'pg';
 import type { ValidationSettings } from './config/index.js';
 import { DbfastError } from './errors.js';
+import { plural } from './plural.js';
 
 export async function validateDatabase(client: pg.Client, settings: ValidationSettings): Promise<void> {
   const problems: string[] = [];
@@ -24,7 +25,7 @@ export async function validateDatabase(client: pg.Client, settings: ValidationSe
       },
     );
     if (rows !== null && rows < minExpectedResults) {
-      problems.push(`test query returned ${rows} rows, expected at least ${minExpectedResults}: ${query}`);
+      problems.push(`test query returned ${plural(rows, 'row')}, expected at least ${minExpectedResults}: ${query}`);
     }
   }
   if (problems.length > 0) {

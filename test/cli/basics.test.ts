@@ -1,7 +1,10 @@
-import { readFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { REPO_ROOT, runCli } from '../helpers/cli.js';
+import { CLI, cliEnv, REPO_ROOT, runCli } from '../helpers/cli.js';
+import { tempRepo } from '../helpers/repo.js';
 
 const { version } = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
 
@@ -54,6 +57,25 @@ describe('colour', () => {
     const result = await runCli(args, { env: { NO_COLOR: undefined, FORCE_COLOR: '1' } });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain('\u001b[31merror:\u001b[0m');
+  });
+
+  it('paints only streams that are terminals: a report piped from a terminal has no colour codes', async () => {
+    const root = await tempRepo({
+      'dbfast.toml': '[database]\ntemplate_name = "painted"\n[environments.local]\ninclude_directories = ["0"]\n',
+      'db/0/a.sql': 'SELECT 1;',
+    });
+    // util-linux script(1) runs the command on a pseudo-terminal: stderr stays one, stdout goes to cat.
+    const onTerminal = (command: string) =>
+      promisify(execFile)('script', ['-qec', `"${process.execPath}" "${CLI}" environments${command}`, '/dev/null'], {
+        cwd: root,
+        env: cliEnv({ NO_COLOR: undefined, TERM: 'xterm', DBFAST_DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/postgres' }),
+      });
+    try {
+      expect((await onTerminal('')).stdout).toContain('\u001b[1mlocal\u001b[0m');
+      expect((await onTerminal(' | cat')).stdout).toBe('local\t1 file\tpainted_local\tunknown\r\n');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 
   it('never colours with NO_COLOR, even with FORCE_COLOR', async () => {

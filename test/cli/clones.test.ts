@@ -97,6 +97,31 @@ describe('dbfast list and drop', () => {
     }
   });
 
+  it('clean --older-than keeps a clone made seconds ago; --all drops it; both together are refused (exit 2)', async () => {
+    const fresh = await seed();
+    const contradiction = await project.run(['clean', '--older-than', '1h', '--all']);
+    expect(contradiction.code).toBe(2);
+    expect(contradiction.stdout).toBe('');
+    expect(contradiction.errLines).toEqual([
+      'error: --all and --older-than contradict each other',
+      '  hint: --all drops every clone of this template whatever its age; use one of them',
+    ]);
+    expect(await exists(fresh)).toBe(true);
+    // Refused before the server is reached: the flags alone are wrong.
+    const offline = await project.run(['clean', '--all', '--older-than', '1h'], { env: { DBFAST_DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/postgres' } });
+    expect(offline.errLines).toEqual(contradiction.errLines);
+
+    const old = await project.run(['clean', '--older-than', '1h']);
+    expect(old.code).toBe(0);
+    expect(old.errLines).toEqual(['nothing to clean']);
+    expect(await exists(fresh)).toBe(true);
+
+    const all = await project.run(['clean', '--all']);
+    expect(all.code).toBe(0);
+    expect(all.errLines).toContain(`dropped ${fresh}`);
+    expect(await listMine()).toEqual([]);
+  });
+
   it('clean refuses a --keep-last that is not a whole number, and drops nothing', async () => {
     const kept = await seed();
     for (const value of ['abc', '-1', '1.5']) {
@@ -105,6 +130,20 @@ describe('dbfast list and drop', () => {
       expect(result.errLines[0]).toContain('expected a whole number');
     }
     expect(await exists(kept)).toBe(true);
+  });
+
+  it('drop says which names are no database at all, apart from databases dbfast did not create (exit 2)', async () => {
+    const clone = await seed();
+    const missing = uniqueName('nosuchdb');
+    const single = await project.run(['drop', missing]);
+    expect(single.code).toBe(2);
+    expect(single.stdout).toBe('');
+    expect(single.errLines).toEqual([`error: database "${missing}" does not exist`, '  hint: dbfast list shows the databases it created']);
+
+    const mixed = await project.run(['drop', clone, missing, 'postgres', `${missing}_2`]);
+    expect(mixed.code).toBe(2);
+    expect(mixed.errLines[0]).toBe(`error: databases "${missing}", "${missing}_2" do not exist; not a dbfast clone: postgres`);
+    expect(await exists(clone)).toBe(true);
   });
 
   it('drop refuses the template itself', async () => {

@@ -172,9 +172,10 @@ describe('configuration errors', () => {
     const { run, root } = await project('', { 'db/README.md': 'no SQL here\n' });
     await mkdir(join(root, 'db/0_schema'));
     await writeFile(join(root, 'db/0_schema/notes.txt'), 'nothing');
-    const result = await run(['seed']);
+    const result = await run(['seed'], { cwd: join(root, 'db/0_schema') });
     expect(result.code).toBe(2);
     expect(result.stdout).toBe('');
+    // Named from the dbfast.toml folder, as every path dbfast prints, wherever dbfast runs from.
     expect(result.errLines[0]).toBe('error: no SQL files in db');
     expect(result.stderr).toContain('hint: nothing matches **/*.sql');
   });

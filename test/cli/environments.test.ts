@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type CliProject, cliProject, dropTemplateAndClones } from '../helpers/cli.js';
+import { type CliProject, cliProject, dropTemplateAndClones, lines } from '../helpers/cli.js';
 import { query } from '../helpers/database.js';
 
 const repository = {
@@ -84,6 +84,17 @@ describe('environments', () => {
       selected: ['db/0_schema/01_tables.sql', 'db/1_seed_common/01_users.sql'],
       state: 'missing',
     });
+    // The details belong to the listing: stdout, with the rules spelled as in dbfast.toml.
+    const text = await project.run(['environments', '--verbose']);
+    expect(text.code).toBe(0);
+    expect(text.stderr).toBe('');
+    expect(lines(text.stdout).slice(0, 5)).toEqual([
+      `local\t2 files\t${project.templateName}_local\tmissing`,
+      '  include_directories = ["0_schema","1_seed_common"]',
+      '  exclude_files = ["**/prod_*.sql"]',
+      '    db/0_schema/01_tables.sql',
+      '    db/1_seed_common/01_users.sql',
+    ]);
   });
 
   it('needs a choice when several environments exist and no default is set, and refuses unknown ones', async () => {
@@ -126,8 +137,11 @@ describe('validate-env', () => {
     expect(JSON.parse(valid.stdout)).toMatchObject({ environment: 'production', valid: true });
     const empty = await project.run(['validate-env', 'empty']);
     expect(empty.code).toBe(1);
-    expect(empty.stderr).toContain('error: environment "empty" selects no file');
-    expect(empty.stderr).toContain('empty: invalid');
+    // The findings are the report the user asked for: stdout, so they can be piped or saved.
+    const report = lines(empty.stdout);
+    expect(report[0]).toMatch(/^error: environment "empty" selects no file \(/);
+    expect(report.at(-1)).toBe('empty: invalid');
+    expect(empty.stderr).toBe('');
   });
 
   it('warns when production selects seed data, and --strict makes that a failure', async () => {
@@ -139,6 +153,10 @@ include_directories = ["0_schema", "1_seed_common", "6_migration"]
     expect(loose.code).toBe(0);
     const report = JSON.parse(loose.stdout);
     expect(report.issues.some((issue: { code: string }) => issue.code === 'production-dev-data')).toBe(true);
+    const text = await project.run(['validate-env', 'production']);
+    expect(text.code).toBe(0);
+    expect(report.issues).toHaveLength(2);
+    expect(lines(text.stdout).at(-1)).toBe('production: valid with 2 warnings');
     expect((await project.run(['validate-env', 'production', '--strict'])).code).toBe(1);
   });
 

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type CliProject, cliProject, STACK_FRAME, withoutProgress } from '../helpers/cli.js';
@@ -84,6 +84,67 @@ describe('SQL errors', () => {
     const debug = await run(['seed'], { env: { DBFAST_DEBUG: '1' } });
     expect(debug.code).toBe(1);
     expect(debug.stderr).toMatch(STACK_FRAME);
+  });
+});
+
+describe('include cycles', () => {
+  it.each([
+    ['a file that includes itself', { 'db/0/a.sql': 'SELECT 1;\n\\ir a.sql\n' }, 'db/0/a.sql:2:1: \\ir a.sql: include cycle db/0/a.sql -> db/0/a.sql'],
+    [
+      'two files that include each other',
+      { 'db/0/a.sql': '\\ir b.sql\n', 'db/0/b.sql': '\\ir a.sql\n' },
+      'db/0/b.sql:1:1: \\ir a.sql: include cycle db/0/a.sql -> db/0/b.sql -> db/0/a.sql',
+    ],
+    [
+      'three files in a ring',
+      { 'db/0/a.sql': '\\ir b.sql\n', 'db/0/b.sql': '\\ir c.sql\n', 'db/0/c.sql': '\\ir a.sql\n' },
+      'db/0/c.sql:1:1: \\ir a.sql: include cycle db/0/a.sql -> db/0/b.sql -> db/0/c.sql -> db/0/a.sql',
+    ],
+    [
+      'a cycle below the file dbfast runs',
+      { 'db/0/a.sql': '\\ir inc/x.inc\n', 'db/0/inc/x.inc': '\\ir y.inc\n', 'db/0/inc/y.inc': '\\i ../inc/x.inc\n' },
+      'db/0/inc/y.inc:1:1: \\i ../inc/x.inc: include cycle db/0/inc/x.inc -> db/0/inc/y.inc -> db/0/inc/x.inc',
+    ],
+  ])('are reported as the chain of files: %s (exit 1)', async (_what, files, message) => {
+    const made = await cliProject(files);
+    projects.push(made);
+    const result = await made.run(['build']);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(withoutProgress(result)).toEqual([`error: ${message}`]);
+  });
+});
+
+describe('symbolic links in the repository', () => {
+  it('are ignored where no pattern selects them: an editor lock file, a loop in a folder no pattern reaches', async () => {
+    const { run, root } = await project(goodSeed);
+    await symlink('someone@host.1234:1700000000', join(root, 'db/1_seed/.#02_users.sql'));
+    await mkdir(join(root, 'db/docs'));
+    await symlink('..', join(root, 'db/docs/up'));
+    await writeFile(join(root, 'dbfast.toml'), `${await readFile(join(root, 'dbfast.toml'), 'utf8')}[repository]\nexclude_patterns = ["docs/**"]\n`);
+    const result = await run(['build']);
+    expect(result.code, result.stderr).toBe(0);
+    expect(withoutProgress(result)).toEqual([expect.stringMatching(/^built cli_\w+: 2 files, /)]);
+  });
+
+  it('fail the build when a selected link is dangling, named from the dbfast.toml folder (exit 1)', async () => {
+    const { run, root } = await project(goodSeed);
+    await symlink('gone.sql', join(root, 'db/1_seed/03_more.sql'));
+    const result = await run(['build'], { cwd: join(root, 'db/1_seed') });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.errLines).toEqual([
+      'error: db/1_seed/03_more.sql: dangling symbolic link: gone.sql does not exist',
+      '  hint: restore its target or remove the link',
+    ]);
+  });
+
+  it('fail the build on a loop the patterns would follow forever (exit 1)', async () => {
+    const { run, root } = await project(goodSeed);
+    await symlink('..', join(root, 'db/1_seed/up'));
+    const result = await run(['build']);
+    expect(result.code).toBe(1);
+    expect(result.errLines).toEqual(['error: db/1_seed/up: symbolic link loop: points back to db']);
   });
 });
 

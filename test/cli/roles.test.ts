@@ -56,7 +56,7 @@ describe('roles across rebuilds', () => {
     for (const clone of clones) expect(await exists(clone)).toBe(true);
 
     const rebuilt = await project.run(['build', '--recreate']);
-    expect(withoutProgress(rebuilt)).toEqual([expect.stringMatching(new RegExp(`^built ${project.templateName}: 1 files`))]);
+    expect(withoutProgress(rebuilt)).toEqual([expect.stringMatching(new RegExp(`^built ${project.templateName}: 1 file, `))]);
     expect(rebuilt.code).toBe(0);
     for (const clone of clones) expect(await exists(clone)).toBe(false);
     expect(await query('postgres', `SELECT count(*)::int AS n FROM pg_roles WHERE rolname = '${role}'`)).toEqual([{ n: 1 }]);

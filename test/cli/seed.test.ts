@@ -1,3 +1,4 @@
+import { utimesSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -78,6 +79,23 @@ describe('dbfast seed', () => {
     expect(await queryUrl(rebuilt.url, 'SELECT name FROM users ORDER BY id')).toEqual([{ name: 'carol' }]);
     // Clones already handed out are left alone.
     expect(await queryUrl(before.url, 'SELECT name FROM users ORDER BY id')).toEqual([{ name: 'alice' }, { name: 'bob' }]);
+  });
+
+  it('rebuilds after an edit that kept the size and had its old mtime restored', async () => {
+    const { run, root } = await project();
+    const seedFile = join(root, 'db/1_seed/02_users.sql');
+    const anHourAgo = new Date(Date.now() - 3_600_000);
+    utimesSync(seedFile, anHourAgo, anHourAgo);
+    expect(JSON.parse((await run(['seed', '--json'])).stdout).rebuilt).toBe(true);
+
+    const edited = files['db/1_seed/02_users.sql'].replace('alice', 'alicE');
+    writeFileSync(seedFile, edited);
+    utimesSync(seedFile, anHourAgo, anHourAgo);
+    const after = await run(['seed', '--json']);
+    expect(after.code, after.stderr).toBe(0);
+    const seeded = JSON.parse(after.stdout);
+    expect(seeded.rebuilt).toBe(true);
+    expect(await queryUrl(seeded.url, 'SELECT name FROM users ORDER BY id')).toEqual([{ name: 'alicE' }, { name: 'bob' }]);
   });
 
   it('-o NAME creates that database; the same name again needs --replace, which recreates it', async () => {

@@ -61,8 +61,9 @@ describe('dbfast server', () => {
 
     const none = await server(stateDir, 'status');
     expect(none.code).toBe(1);
-    expect(none.stdout).toBe('');
-    expect(none.errLines).toEqual(['not created yet (starts on first use)']);
+    // The report the user asked for goes to stdout, as with --json.
+    expect(none.stdout).toBe('not created yet (starts on first use)\n');
+    expect(none.stderr).toBe('');
     const noneJson = await server(stateDir, 'status', '--json');
     expect(noneJson.code).toBe(1);
     expect(JSON.parse(noneJson.stdout)).toMatchObject({ running: false, initialized: false, url: null });
@@ -79,6 +80,10 @@ describe('dbfast server', () => {
     const status = JSON.parse(running.stdout);
     expect(status).toMatchObject({ running: true, initialized: true, version: '15', port, url: `postgresql://postgres@127.0.0.1:${port}/postgres` });
     expect(await postmasters(dataDir)).toEqual([status.pid]);
+    const runningText = await server(stateDir, 'status');
+    expect(runningText.code).toBe(0);
+    expect(runningText.stdout).toBe(`running: PostgreSQL 15 on 127.0.0.1:${port} (pid ${status.pid}, data ${dataDir})\n`);
+    expect(runningText.stderr).toBe('');
 
     const url = await server(stateDir, 'url');
     expect(url.code).toBe(0);
@@ -109,7 +114,7 @@ describe('dbfast server', () => {
     expect(stopped.errLines).toEqual(['stopped']);
     const after = await server(stateDir, 'status');
     expect(after.code).toBe(1);
-    expect(after.errLines).toEqual([`stopped (data ${dataDir})`]);
+    expect(after.stdout).toBe(`stopped (data ${dataDir})\n`);
     expect(JSON.parse((await server(stateDir, 'status', '--json')).stdout)).toMatchObject({ running: false, url: null });
     expect(await postmasters(dataDir)).toEqual([]);
     expect((await server(stateDir, 'stop')).errLines).toEqual(['not running']);

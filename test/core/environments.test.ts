@@ -425,6 +425,9 @@ describe('validateEnvironment', () => {
     });
     expect(issues.slice(1).every((issue) => issue.severity === 'warning')).toBe(true);
     expect(withCode(validate(makeConfig({ none: {} }), 'none', []), 'empty-selection')[0]?.hint).toBe('the repository has no SQL files');
+    expect(withCode(validate(config, 'none', ['0_schema/a.sql']), 'empty-selection')[0]?.hint).toBe(
+      "none of the repository's 1 file passes its rules: check include_directories and include_files",
+    );
   });
 
   it('lists files no environment selects in one warning, at most 10 of them', () => {

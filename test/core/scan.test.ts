@@ -56,23 +56,23 @@ async function setMtime(relativePath: string, seconds: number): Promise<void> {
 interface CacheFile {
   version: number;
   writtenAtMs: number;
-  entries: Record<string, { size: number; mtimeMs: number; ino: number; hash: string }>;
+  entries: Record<string, { size: number; mtimeMs: number; ctimeMs: number; ino: number; hash: string }>;
 }
 
-/** The documented cache format: a header line, then `size, mtimeMs, ino, hash, path` tab-separated per file. */
+/** The documented cache format: a header line, then `size, mtimeMs, ctimeMs, ino, hash, path` tab-separated per file. */
 async function readCache(): Promise<CacheFile> {
   const [header, ...lines] = (await readFile(cachePath, 'utf8')).split('\n');
   const [magic, writtenAtMs] = header!.split('\t');
   const entries: CacheFile['entries'] = {};
   for (const line of lines) {
-    const [size, mtimeMs, ino, hash, ...path] = line.split('\t');
-    entries[path.join('\t')] = { size: Number(size), mtimeMs: Number(mtimeMs), ino: Number(ino), hash: hash! };
+    const [size, mtimeMs, ctimeMs, ino, hash, ...path] = line.split('\t');
+    entries[path.join('\t')] = { size: Number(size), mtimeMs: Number(mtimeMs), ctimeMs: Number(ctimeMs), ino: Number(ino), hash: hash! };
   }
   return { version: Number(magic!.split(' ')[1]), writtenAtMs: Number(writtenAtMs), entries };
 }
 
 async function writeCache(cache: CacheFile): Promise<void> {
-  const lines = Object.entries(cache.entries).map(([path, e]) => [e.size, e.mtimeMs, e.ino, e.hash, path].join('\t'));
+  const lines = Object.entries(cache.entries).map(([path, e]) => [e.size, e.mtimeMs, e.ctimeMs, e.ino, e.hash, path].join('\t'));
   await writeFile(cachePath, [`dbfast-scan-cache ${cache.version}\t${cache.writtenAtMs}`, ...lines].join('\n'));
 }
 
@@ -235,7 +235,7 @@ describe('scanRepository', () => {
     const error = await scanError();
     expect(error.code).toBe('SYMLINK_LOOP');
     expect(error.file).toBe('1_seed/up');
-    expect(error.message).toBe('symbolic link loop: 1_seed/up points back to .');
+    expect(error.located).toBe('1_seed/up: symbolic link loop: points back to .');
   });
 
   it('rejects a link back to an ancestor folder, naming both', async () => {
@@ -243,23 +243,64 @@ describe('scanRepository', () => {
     await symlink(join(root, '1_seed'), join(root, '1_seed/deeper/back'));
     const error = await scanError();
     expect(error.code).toBe('SYMLINK_LOOP');
-    expect(error.message).toBe('symbolic link loop: 1_seed/deeper/back points back to 1_seed');
+    expect(error.located).toBe('1_seed/deeper/back: symbolic link loop: points back to 1_seed');
   });
 
-  it('rejects a link that points to itself', async () => {
+  it('rejects a selected link that points to itself', async () => {
     await symlink('self.sql', join(root, 'self.sql'));
     const error = await scanError();
     expect(error.code).toBe('SYMLINK_LOOP');
-    expect(error.file).toBe('self.sql');
+    expect(error.located).toBe('self.sql: symbolic link loop: the link never resolves');
   });
 
-  it('rejects a dangling link, whatever its name', async () => {
+  it('rejects a selected dangling link, naming its target', async () => {
+    await writeFiles(root, { '1_seed/a.sql': '' });
+    await symlink('gone.sql', join(root, '1_seed/b.sql'));
+    const error = await scanError();
+    expect(error.code).toBe('FILE_UNREADABLE');
+    expect(error.located).toBe('1_seed/b.sql: dangling symbolic link: gone.sql does not exist');
+    expect(error.hint).toBe('restore its target or remove the link');
+  });
+
+  it('rejects a dangling link where the patterns could select files beneath it: it may have been a folder', async () => {
     await writeFiles(root, { '1_seed/a.sql': '' });
     await symlink(join(base, 'gone'), join(root, '2_linked_seed'));
     const error = await scanError();
     expect(error.code).toBe('FILE_UNREADABLE');
     expect(error.file).toBe('2_linked_seed');
-    expect(error.message).toContain('dangling symbolic link');
+  });
+
+  it('ignores dangling links and link loops the patterns do not select, such as an editor lock file', async () => {
+    await writeFiles(root, { '1_seed/01_users.sql': '', 'docs/readme.md': '' });
+    // Emacs marks a file being edited with a dangling link `.#name` pointing at user@host.pid.
+    await symlink('someone@host.1234:1700000000', join(root, '1_seed/.#01_users.sql'));
+    await symlink('self', join(root, '1_seed/.self'));
+    await symlink('..', join(root, 'docs/up'));
+    expect(await scanPaths({ include: ['[0-9]*/**/*.sql'] })).toEqual(['1_seed/01_users.sql']);
+    // The default **/*.sql reaches docs/, but never a folder whose name starts with a dot.
+    await rm(join(root, 'docs/up'));
+    await symlink('..', join(root, '1_seed/.up'));
+    expect(await scanPaths()).toEqual(['1_seed/01_users.sql']);
+  });
+
+  it('does not enter a folder an exclude pattern covers, nor follow links in it', async () => {
+    await writeFiles(root, { '1_seed/a.sql': '', 'vendor/lib/b.sql': '' });
+    await symlink('..', join(root, 'vendor/lib/up'));
+    await symlink('gone', join(root, 'vendor/c.sql'));
+    expect(await scanPaths({ exclude: ['vendor/**'] })).toEqual(['1_seed/a.sql']);
+    await rm(join(root, 'vendor/c.sql'));
+    expect(await scanPaths({ exclude: ['**/lib/**'] })).toEqual(['1_seed/a.sql']);
+  });
+
+  it('names files in errors relative to shownFrom, as the SQL errors do', async () => {
+    await writeFiles(root, { '1_seed/a.sql': '' });
+    await symlink('..', join(root, '1_seed/up'));
+    const loop = await scanError({ shownFrom: base });
+    expect(loop.located).toBe('repo/1_seed/up: symbolic link loop: points back to repo');
+    await rm(join(root, '1_seed/up'));
+    execFileSync('mkfifo', [join(root, '1_seed/pipe.sql')]);
+    const fifo = await scanError({ shownFrom: join(base, 'elsewhere') });
+    expect(fifo.located).toBe('../repo/1_seed/pipe.sql: not a regular file');
   });
 
   it('reports a file it cannot read by its relative path', async () => {
@@ -271,16 +312,16 @@ describe('scanRepository', () => {
       await writeFiles(root, { '1_seed/secret.sql': 'select 1;' });
       await chmod(join(root, '1_seed/secret.sql'), 0o000);
     }
-    const error = await scanError();
+    const error = await scanError({ shownFrom: base });
     expect(error.code).toBe('FILE_UNREADABLE');
-    expect(error.file).toBe('1_seed/secret.sql');
+    expect(error.located).toMatch(/^repo\/1_seed\/secret\.sql: cannot read file: E[A-Z]+$/);
   });
 
   it('refuses a matching FIFO instead of blocking on it', async () => {
     execFileSync('mkfifo', [join(root, 'pipe.sql')]);
     const error = await scanError();
     expect(error.code).toBe('FILE_UNREADABLE');
-    expect(error.message).toBe('not a regular file: pipe.sql');
+    expect(error.located).toBe('pipe.sql: not a regular file');
   });
 
   it('reports a missing repository with a hint', async () => {
@@ -322,10 +363,10 @@ describe('scanRepository with a stat cache', () => {
     const { files } = await scanRepository({ root, cachePath });
     const cache = await readCache();
     const stats = await stat(join(root, '1/a.sql'));
-    expect(cache.version).toBe(2);
+    expect(cache.version).toBe(3);
     expect(cache.writtenAtMs).toBeGreaterThanOrEqual(before);
     expect(cache.entries).toEqual({
-      '1/a.sql': { size: stats.size, mtimeMs: stats.mtimeMs, ino: stats.ino, hash: files[0]!.hash },
+      '1/a.sql': { size: stats.size, mtimeMs: stats.mtimeMs, ctimeMs: stats.ctimeMs, ino: stats.ino, hash: files[0]!.hash },
     });
     expect(await readdir(join(base, 'state'))).toEqual(['scan-cache.json']);
   });
@@ -376,15 +417,20 @@ describe('scanRepository with a stat cache', () => {
     expect(files[0]!.hash).toBe(createHash('sha256').update('select 9;').digest('hex'));
   });
 
-  it('trusts an entry for a file last modified well before the cache was written', async () => {
+  it('re-hashes a same-size edit whose old mtime was restored: the ctime tells', async () => {
     await writeOldFiles({ '1/a.sql': 'select 1;' });
     const first = await scanRepository({ root, cachePath });
+    const before = await stat(join(root, '1/a.sql'));
     await writeFile(join(root, '1/a.sql'), 'select 9;');
     await setMtime('1/a.sql', AN_HOUR_AGO_S);
+    const after = await stat(join(root, '1/a.sql'));
+    expect([after.size, after.mtimeMs, after.ino]).toEqual([before.size, before.mtimeMs, before.ino]);
+    expect(after.ctimeMs).not.toBe(before.ctimeMs);
+
     const second = await scanRepository({ root, cachePath });
-    // Same size, mtime and inode, long before the cache: the cached hash is reused without reading.
-    expect(second.hashedFiles).toBe(0);
-    expect(second.files[0]!.hash).toBe(first.files[0]!.hash);
+    expect(second.hashedFiles).toBe(1);
+    expect(second.files[0]!.hash).not.toBe(first.files[0]!.hash);
+    expect(second.files[0]!.hash).toBe(createHash('sha256').update('select 9;').digest('hex'));
   });
 
   it('re-hashes an entry whose mtime falls within two seconds of the cache write', async () => {
@@ -399,12 +445,12 @@ describe('scanRepository with a stat cache', () => {
 
   it('ignores a corrupt or foreign cache and rebuilds it', async () => {
     await writeOldFiles({ '1/a.sql': 'select 1;' });
-    const foreign = ['{ not json', 'null', 'dbfast-scan-cache 1\t0', 'dbfast-scan-cache 2\tsoon', '', 'dbfast-scan-cache 2'];
+    const foreign = ['{ not json', 'null', 'dbfast-scan-cache 2\t0', 'dbfast-scan-cache 3\tsoon', '', 'dbfast-scan-cache 3'];
     for (const content of foreign) {
       await mkdir(join(base, 'state'), { recursive: true });
       await writeFile(cachePath, content);
       expect((await scanRepository({ root, cachePath })).hashedFiles).toBe(1);
-      expect((await readCache()).version).toBe(2);
+      expect((await readCache()).version).toBe(3);
     }
   });
 

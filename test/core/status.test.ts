@@ -102,5 +102,11 @@ describe('clean selection', () => {
   });
   it('drops everything with all', () => {
     expect(names(selectForCleanup(clones, { all: true }, now))).toEqual(['new', 'hour', 'day', 'week']);
+    expect(names(selectForCleanup(clones, { all: true, keepLast: 1 }, now))).toEqual(['hour', 'day', 'week']);
+  });
+  it('refuses all with an age limit: neither may silently win', () => {
+    expect(() => selectForCleanup(clones, { all: true, olderThanMs: 3_600_000 }, now)).toThrow(
+      expect.objectContaining({ code: 'USAGE', message: '--all and --older-than contradict each other' }),
+    );
   });
 });

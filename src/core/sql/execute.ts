@@ -185,13 +185,16 @@ interface Pending {
   text: string;
 }
 
+/** A file of an include chain: where it is and how it is shown. */
+type IncludingFile = Pick<SourceReader, 'absolutePath' | 'displayPath'>;
+
 /** One file being run: what its meta-commands read and change. */
 interface FileContext {
   reader: SourceReader;
   lexer: Lexer;
   variables: Variables;
   /** The files that included this one, outermost first. */
-  includeStack: string[];
+  includeStack: IncludingFile[];
   /** As in psql, each file (an included one too) has its own \if stack. */
   conditional: ConditionalStack;
 }
@@ -223,7 +226,7 @@ class ScriptRunner {
    * Runs one file (the top-level one or an included one); returns the sha256 of its bytes. A file
    * is read in the session's encoding, unless it starts by setting another.
    */
-  async run(reader: SourceReader, variables: Variables, includeStack: string[]): Promise<string> {
+  async run(reader: SourceReader, variables: Variables, includeStack: IncludingFile[]): Promise<string> {
     const { displayPath } = reader;
     try {
       this.encoding = leadingEncoding(reader.peek(), displayPath) ?? this.encoding;
@@ -585,8 +588,11 @@ class ScriptRunner {
     const { reader } = file;
     if (!path) throw metaError(command, reader.displayPath, `\\${command.name} needs a file name`);
     const target = resolve(dirname(reader.absolutePath), path);
-    if (file.includeStack.includes(target) || target === reader.absolutePath) {
-      throw metaError(command, reader.displayPath, `\\${command.name} ${path} includes itself`);
+    const chain = [...file.includeStack, reader];
+    const cycleStart = chain.findIndex((including) => including.absolutePath === target);
+    if (cycleStart !== -1) {
+      const cycle = [...chain.slice(cycleStart), chain[cycleStart]!].map((including) => including.displayPath).join(' -> ');
+      throw metaError(command, reader.displayPath, `\\${command.name} ${path}: include cycle ${cycle}`);
     }
     let included: SourceReader;
     try {
@@ -595,7 +601,7 @@ class ScriptRunner {
       const { message } = error as DbfastError;
       throw new DbfastError('FILE_UNREADABLE', `\\${command.name} ${path}: ${message}`, { file: reader.displayPath, ...command.location });
     }
-    const hash = await this.run(included, file.variables, [...file.includeStack, reader.absolutePath]);
+    const hash = await this.run(included, file.variables, chain);
     recordRead(this.stats, { absolutePath: target, hash });
   }
 

@@ -1,0 +1,45 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type CliProject, cliProject, lines } from '../helpers/cli.js';
+
+const projects: CliProject[] = [];
+afterAll(async () => {
+  for (const made of projects) await made.remove();
+});
+
+describe('dbfast status', () => {
+  it('writes its report to stdout, so it can be piped (dbfast status | grep template); stderr stays empty', async () => {
+    const project = await cliProject({ 'db/0_schema/01.sql': 'CREATE TABLE t (id int);' });
+    projects.push(project);
+    expect((await project.run(['seed'])).code).toBe(0);
+
+    const result = await project.run(['status']);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe('');
+    const report = lines(result.stdout);
+    expect(report.map((line) => line.split(' ')[0])).toEqual(['server', 'repository', 'template', 'clones']);
+    expect(report[1]).toBe(`repository  ${join(project.root, 'db')}, 1 file, unchanged`);
+    expect(report[2]).toMatch(new RegExp(`^template    ${project.templateName}, built \\S+ in [\\d.]+s, 1 file, [\\d.]+ \\w?B, fingerprint [0-9a-f]{12}$`));
+    expect(report[3]).toMatch(/^clones {6}1, [\d.]+ \w?B$/);
+
+    await writeFile(join(project.root, 'db/0_schema/01.sql'), 'CREATE TABLE t (id bigint);');
+    const verbose = await project.run(['status', '--verbose']);
+    expect(verbose.stderr).toBe('');
+    // Named from the dbfast.toml folder, as in every other message.
+    expect(lines(verbose.stdout)).toContain('              modified: db/0_schema/01.sql');
+  });
+
+  it('says the template and clones are unknown, not missing, when the server cannot be asked (exit 1)', async () => {
+    const project = await cliProject({ 'db/0_schema/01.sql': 'SELECT 1;' });
+    projects.push(project);
+    const result = await project.run(['status'], { env: { DBFAST_DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/postgres' } });
+    expect(result.code).toBe(1);
+    expect(lines(result.stdout)).toEqual([
+      'server      configured, cannot reach PostgreSQL at postgres@127.0.0.1:1 (ECONNREFUSED)',
+      `repository  ${join(project.root, 'db')}, 1 file, no template to compare`,
+      'template    unknown: the server could not be asked',
+      'clones      unknown',
+    ]);
+  });
+});
