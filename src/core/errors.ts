@@ -21,7 +21,9 @@ export type ErrorCode =
   | 'SERVER_START_FAILED'
   | 'SERVER_UNREACHABLE'
   | 'AUTH_FAILED'
-  | 'PORT_IN_USE';
+  | 'PORT_IN_USE'
+  | 'TOOL_NOT_FOUND'
+  | 'TOOL_FAILED';
 
 export interface ErrorLocation {
   /** Path relative to the repository (or the config file's folder), as users see it. */
@@ -74,7 +76,11 @@ const USAGE_OR_CONFIGURATION: ReadonlySet<ErrorCode> = new Set([
   'REPOSITORY_EMPTY',
 ]);
 
-/** 0 ok, 1 failure, 2 usage or configuration (documented in the README). */
+/**
+ * 0 ok, 1 failure, 2 usage or configuration (documented in the README). What the machine lacks (a
+ * PostgreSQL program) is a failure like an unreachable server, even when a variable (DBFAST_PG_BIN)
+ * pointed there: 2 is for the command line and dbfast.toml.
+ */
 export function exitCodeFor(error: unknown): 1 | 2 {
   return error instanceof DbfastError && USAGE_OR_CONFIGURATION.has(error.code) ? 2 : 1;
 }
