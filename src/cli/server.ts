@@ -1,11 +1,15 @@
-import { loadConfig } from '../core/config.js';
+import { type DbfastConfig, loadConfig } from '../core/config.js';
 import { embeddedTarget } from '../core/connection.js';
-import { ensureServer, HOST, SUPERUSER, serverStatus, stopServer } from '../core/server.js';
+import { type EnsureServerOptions, ensureServer, HOST, SUPERUSER, serverStatus, stopServer } from '../core/server.js';
 import type { GlobalOptions } from './main.js';
-import { info, printData, printJson } from './output.js';
+import { info, printData, printJson, warn } from './output.js';
 
-async function stateDir(globals: GlobalOptions): Promise<string> {
-  return (await loadConfig({ configPath: globals.config })).stateDir;
+function load(globals: GlobalOptions): Promise<DbfastConfig> {
+  return loadConfig({ configPath: globals.config });
+}
+
+function embeddedOptions(config: DbfastConfig): EnsureServerOptions {
+  return { stateDirFromEnv: config.stateDirFromEnv, onWarning: (message) => warn(message) };
 }
 
 function url(port: number, database = 'postgres'): string {
@@ -13,16 +17,17 @@ function url(port: number, database = 'postgres'): string {
 }
 
 export async function start(globals: GlobalOptions, options: { port?: number }): Promise<void> {
-  const server = await ensureServer(await stateDir(globals), { port: options.port });
+  const config = await load(globals);
+  const server = await ensureServer(config.stateDir, { ...embeddedOptions(config), port: options.port });
   info(`${server.started ? 'started' : 'already running'}: PostgreSQL ${server.version} on ${server.host}:${server.port}`);
 }
 
 export async function stop(globals: GlobalOptions): Promise<void> {
-  info((await stopServer(await stateDir(globals))) ? 'stopped' : 'not running');
+  info((await stopServer((await load(globals)).stateDir)) ? 'stopped' : 'not running');
 }
 
 export async function status(globals: GlobalOptions, options: { json?: boolean }): Promise<number> {
-  const current = await serverStatus(await stateDir(globals));
+  const current = await serverStatus((await load(globals)).stateDir);
   if (options.json) {
     printJson({ ...current, url: current.running ? url(current.port!) : null });
   } else if (current.running) {
@@ -34,6 +39,7 @@ export async function status(globals: GlobalOptions, options: { json?: boolean }
 }
 
 export async function urlCommand(globals: GlobalOptions, database: string): Promise<void> {
-  const server = await ensureServer(await stateDir(globals));
+  const config = await load(globals);
+  const server = await ensureServer(config.stateDir, embeddedOptions(config));
   printData(url(server.port, database));
 }

@@ -89,6 +89,8 @@ export interface DbfastConfig {
   projectDir: string;
   /** `<projectDir>/.dbfast`, or $DBFAST_STATE_DIR resolved against cwd. */
   stateDir: string;
+  /** stateDir came from DBFAST_STATE_DIR (errors name the variable). */
+  stateDirFromEnv?: boolean;
   /** null means dbfast manages an embedded server. */
   database: DatabaseSettings | null;
   templateName: string;
@@ -296,6 +298,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Dbfas
     configPath,
     projectDir,
     stateDir,
+    stateDirFromEnv: Boolean(env.DBFAST_STATE_DIR),
     ...buildSettings(parsed.settings, { projectDir, stateDir, env }),
     warnings: parsed.warnings,
   };
@@ -479,7 +482,7 @@ function unknownKeys(value: unknown, schema: SchemaShape, at: string, file: stri
 
 // ---- from file settings to DbfastConfig ------------------------------------------------
 
-type BuiltSettings = Omit<DbfastConfig, 'configPath' | 'projectDir' | 'stateDir' | 'warnings'>;
+type BuiltSettings = Omit<DbfastConfig, 'configPath' | 'projectDir' | 'stateDir' | 'stateDirFromEnv' | 'warnings'>;
 
 function buildSettings(
   settings: FileSettings,

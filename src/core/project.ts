@@ -6,7 +6,7 @@ import { join, posix, relative } from 'node:path';
 import type pg from 'pg';
 import { type CleanupRules, type CloneInfo, createClone, dropClones, listClones, selectForCleanup } from './clone.js';
 import { type DbfastConfig, type LoadConfigOptions, loadConfig } from './config.js';
-import { connect, type ServerTarget, resolveTarget } from './connection.js';
+import { connect, embeddedTarget, type ServerTarget, resolveTarget } from './connection.js';
 import { DbfastError } from './errors.js';
 import {
   directoriesOf,
@@ -65,6 +65,8 @@ export interface SeedResult {
 export interface OpenOptions extends LoadConfigOptions {
   /** Environment to work on; else DBFAST_ENV, [database] default_environment or the only one. */
   environment?: string;
+  /** What the user should know but the library does not print (the embedded server moved to another port). */
+  onWarning?: (message: string) => void;
 }
 
 export class Project {
@@ -77,10 +79,11 @@ export class Project {
     readonly config: DbfastConfig,
     private readonly requestedEnvironment?: string,
     private readonly env: NodeJS.ProcessEnv = process.env,
+    private readonly onWarning?: (message: string) => void,
   ) {}
 
   static async open(options: OpenOptions = {}): Promise<Project> {
-    return new Project(await loadConfig(options), options.environment, options.env);
+    return new Project(await loadConfig(options), options.environment, options.env, options.onWarning);
   }
 
   /**
@@ -116,8 +119,14 @@ export class Project {
 
   /** The server, started first when it is the embedded one. */
   server(): Promise<ServerTarget> {
-    this.target ??= resolveTarget(this.config, this.env);
+    this.target ??= this.config.database === null ? this.embeddedServer() : resolveTarget(this.config, this.env);
     return this.target;
+  }
+
+  private async embeddedServer(): Promise<ServerTarget> {
+    const { ensureServer } = await import('./server.js');
+    const { stateDir, stateDirFromEnv } = this.config;
+    return embeddedTarget(await ensureServer(stateDir, { env: this.env, onWarning: this.onWarning, stateDirFromEnv }));
   }
 
   /** The environment's files and fingerprint. */
