@@ -1,5 +1,7 @@
 import { type DbfastConfig, loadConfig } from '../core/config.js';
-import { embeddedTarget } from '../core/connection.js';
+import { embeddedTarget, resolveTarget } from '../core/connection.js';
+import { DbfastError } from '../core/errors.js';
+import { probeServer } from '../core/probe.js';
 import { type EnsureServerOptions, ensureServer, HOST, SUPERUSER, serverStatus, stopServer } from '../core/server.js';
 import type { GlobalOptions } from './main.js';
 import { info, printData, printJson, warn } from './output.js';
@@ -16,20 +18,34 @@ function url(port: number, database = 'postgres'): string {
   return embeddedTarget({ host: HOST, port, user: SUPERUSER }).url(database);
 }
 
+/** start and stop manage the embedded server; a configured one is run by someone else. */
+async function refuseConfigured(config: DbfastConfig, command: string): Promise<void> {
+  if (config.database === null) return;
+  const { label } = await resolveTarget(config);
+  throw new DbfastError('USAGE', `dbfast server ${command} manages the embedded server; this project uses the configured server ${label}`, {
+    hint: 'start and stop that server where it runs; the embedded one serves only when no server is configured ([database] url or host, DBFAST_DATABASE_URL, PGHOST)',
+  });
+}
+
 export async function start(globals: GlobalOptions, options: { port?: number }): Promise<void> {
   const config = await load(globals);
+  await refuseConfigured(config, 'start');
   const server = await ensureServer(config.stateDir, { ...embeddedOptions(config), port: options.port });
   info(`${server.started ? 'started' : 'already running'}: PostgreSQL ${server.version} on ${server.host}:${server.port}`);
 }
 
 export async function stop(globals: GlobalOptions): Promise<void> {
-  info((await stopServer((await load(globals)).stateDir)) ? 'stopped' : 'not running');
+  const config = await load(globals);
+  await refuseConfigured(config, 'stop');
+  info((await stopServer(config.stateDir)) ? 'stopped' : 'not running');
 }
 
 export async function status(globals: GlobalOptions, options: { json?: boolean }): Promise<number> {
-  const current = await serverStatus((await load(globals)).stateDir);
+  const config = await load(globals);
+  if (config.database !== null) return configuredStatus(config, options);
+  const current = await serverStatus(config.stateDir);
   if (options.json) {
-    printJson({ ...current, url: current.running ? url(current.port!) : null });
+    printJson({ embedded: true, ...current, url: current.running ? url(current.port!) : null });
   } else if (current.running) {
     info(`running: PostgreSQL ${current.version} on ${HOST}:${current.port} (pid ${current.pid}, data ${current.paths.dataDir})`);
   } else {
@@ -38,8 +54,21 @@ export async function status(globals: GlobalOptions, options: { json?: boolean }
   return current.running ? 0 : 1;
 }
 
-export async function urlCommand(globals: GlobalOptions, database: string): Promise<void> {
+async function configuredStatus(config: DbfastConfig, options: { json?: boolean }): Promise<number> {
+  const target = await resolveTarget(config);
+  const probe = await probeServer(target);
+  const shown = target.url(target.maintenanceDatabase);
+  if (options.json) printJson({ embedded: false, url: shown, address: target.label, ...probe });
+  else info(probe.reachable ? `configured: PostgreSQL ${probe.version} at ${shown}` : `configured: ${shown}, not usable: ${probe.error}`);
+  return probe.reachable ? 0 : 1;
+}
+
+export async function urlCommand(globals: GlobalOptions, database?: string): Promise<void> {
   const config = await load(globals);
+  if (config.database !== null) {
+    const target = await resolveTarget(config);
+    return printData(target.url(database ?? target.maintenanceDatabase));
+  }
   const server = await ensureServer(config.stateDir, embeddedOptions(config));
   printData(url(server.port, database));
 }

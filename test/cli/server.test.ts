@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, inject, it } from 'vitest';
 import { stopServer } from '../../src/core/server.js';
 import { type CliResult, lines, type RunOptions, runCli, STACK_FRAME, uniqueName } from '../helpers/cli.js';
 import { tempRepo } from '../helpers/repo.js';
@@ -288,5 +288,70 @@ describe('a state folder dbfast cannot write fails at once, exit 1, naming it an
       `error: cannot use the state folder ${join(root, '.dbfast')}: no write permission in ${root}`,
       '  hint: the state folder is .dbfast in the project folder by default; make that writable, or set DBFAST_STATE_DIR to a folder you can write',
     ]);
+  });
+});
+
+describe('dbfast server with a configured server', () => {
+  const port = inject('serverPort');
+  const shown = `postgresql://postgres@127.0.0.1:${port}/postgres`;
+
+  it('status and url describe it and start nothing; start and stop refuse with exit 2', async () => {
+    const root = await project();
+    const options = { cwd: root, env: { DBFAST_DATABASE_URL: `postgresql://postgres:not-shown@127.0.0.1:${port}/postgres` } };
+    const cli = (...args: string[]) => runCli(['server', ...args], options);
+
+    const status = await cli('status');
+    expect(status.code).toBe(0);
+    expect(status.errLines).toEqual([expect.stringMatching(new RegExp(`^configured: PostgreSQL 15\\.\\d+ at ${shown}$`))]);
+    const json = await cli('status', '--json');
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual({
+      embedded: false,
+      url: shown,
+      address: `postgres@127.0.0.1:${port}`,
+      reachable: true,
+      version: expect.stringMatching(/^15\.\d+$/),
+      error: null,
+    });
+
+    expect((await cli('url')).stdout).toBe(`${shown}\n`);
+    expect((await cli('url', 'other_db')).stdout).toBe(`postgresql://postgres@127.0.0.1:${port}/other_db\n`);
+
+    for (const command of ['start', 'stop']) {
+      const refused = await cli(command);
+      expect(refused.code, command).toBe(2);
+      expect(refused.errLines).toEqual([
+        `error: dbfast server ${command} manages the embedded server; this project uses the configured server postgres@127.0.0.1:${port}`,
+        '  hint: start and stop that server where it runs; the embedded one serves only when no server is configured ([database] url or host, DBFAST_DATABASE_URL, PGHOST)',
+      ]);
+      expect(refused.stderr + refused.stdout).not.toContain('not-shown');
+    }
+    expect(status.stderr + json.stdout).not.toContain('not-shown');
+    expect(existsSync(join(root, '.dbfast'))).toBe(false);
+  });
+
+  it('[database] url of a server that does not answer: status says why, exit 1', async () => {
+    const root = await tempRepo({ 'dbfast.toml': '[database]\nurl = "postgresql://postgres@127.0.0.1:1/postgres"\n' });
+    stateDirs.push(root);
+    const status = await runCli(['server', 'status'], { cwd: root });
+    expect(status.code).toBe(1);
+    expect(status.errLines).toEqual([
+      'configured: postgresql://postgres@127.0.0.1:1/postgres, not usable: cannot reach PostgreSQL at postgres@127.0.0.1:1 (ECONNREFUSED)',
+    ]);
+    expect(JSON.parse((await runCli(['server', 'status', '--json'], { cwd: root })).stdout)).toMatchObject({ embedded: false, reachable: false });
+    expect(existsSync(join(root, '.dbfast'))).toBe(false);
+  });
+
+  it('a configured database that does not exist: seed and status name it and the server, exit 1', async () => {
+    const env = { DBFAST_DATABASE_URL: `postgresql://postgres@127.0.0.1:${port}/no_such_db` };
+    const root = await project();
+    const missing = `database "no_such_db" does not exist on postgres@127.0.0.1:${port}`;
+    const seeded = await runCli(['seed'], { cwd: root, env });
+    expect(seeded.code).toBe(1);
+    expect(seeded.stdout).toBe('');
+    expect(seeded.errLines).toEqual([`error: ${missing}`]);
+    const status = await runCli(['server', 'status'], { cwd: root, env });
+    expect(status.code).toBe(1);
+    expect(status.errLines).toEqual([`configured: postgresql://postgres@127.0.0.1:${port}/no_such_db, not usable: ${missing}`]);
   });
 });
