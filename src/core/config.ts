@@ -298,7 +298,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Dbfas
     configPath,
     projectDir,
     stateDir,
-    stateDirFromEnv: Boolean(env.DBFAST_STATE_DIR),
+    ...(env.DBFAST_STATE_DIR ? { stateDirFromEnv: true } : {}),
     ...buildSettings(parsed.settings, { projectDir, stateDir, env }),
     warnings: parsed.warnings,
   };
