@@ -20,7 +20,7 @@ export type { CleanupRules } from './core/clone.js';
 export { type FreshnessCheck, Project, type RepositoryState, type SeedOptions, type SeedResult } from './core/project.js';
 export type { ProjectStatus } from './core/status.js';
 export { type ScannedFile, type ScanResult, scanRepository } from './core/scan.js';
-export { ensureServer, serverStatus, stopServer } from './core/server.js';
+export { type EnsureServerOptions, ensureServer, type ServerOptions, serverStatus, stopServer } from './core/server.js';
 export { type ExecuteOptions, type ExecutionStats, executeFiles, type FileRead, type SqlFile, type SqlSession } from './core/sql/execute.js';
 export type { IncludedFile } from './core/freshness.js';
 export type { EnsureResult, TemplateInfo } from './core/template.js';
@@ -32,9 +32,11 @@ export interface OpenProjectOptions {
   cwd?: string;
   /** Environment for DBFAST_* and PG* variables; defaults to process.env. */
   env?: NodeJS.ProcessEnv;
+  /** Called with what the user should know (the embedded server moved to another port); dbfast never prints. */
+  onWarning?: (message: string) => void;
 }
 
 /** Opens a project: its configuration now, its server (started if embedded) on first use. */
 export function openProject(options: OpenProjectOptions = {}): Promise<Project> {
-  return Project.open({ configPath: options.config, cwd: options.cwd, env: options.env });
+  return Project.open({ configPath: options.config, cwd: options.cwd, env: options.env, onWarning: options.onWarning });
 }

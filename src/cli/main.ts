@@ -137,7 +137,7 @@ program
   .option('--json', 'print JSON')
   .action(action(async () => (await import('./environments.js')).validateEnv));
 
-const server = program.command('server').description('manage the embedded PostgreSQL server');
+const server = program.command('server').description('manage the embedded PostgreSQL server, or show the configured one');
 server
   .command('start')
   .description('start the embedded server (done automatically on first use)')
@@ -149,13 +149,13 @@ server
   .action(action(async () => (await import('./server.js')).stop));
 server
   .command('status')
-  .description('show whether the embedded server runs, and where')
+  .description('show whether the embedded server runs, and where (a configured server: whether it answers)')
   .option('--json', 'print JSON')
   .action(action(async () => (await import('./server.js')).status));
 server
   .command('url')
-  .description('print the URL of the embedded server (starting it if needed)')
-  .argument('[database]', 'database name', 'postgres')
+  .description("print the server's URL, without password (the embedded server is started if needed)")
+  .argument('[database]', 'database name (default: postgres, or the configured maintenance database)')
   .action(action(async () => (await import('./server.js')).urlCommand));
 
 try {

@@ -4,7 +4,7 @@ import { warn } from './output.js';
 
 /** Opens the project named by --config (or found upward) and shows configuration warnings. */
 export async function openProject(globals: GlobalOptions): Promise<Project> {
-  const project = await Project.open({ configPath: globals.config, environment: globals.env });
+  const project = await Project.open({ configPath: globals.config, environment: globals.env, onWarning: (message) => warn(message) });
   for (const warning of project.config.warnings) warn(`${warning.file}: ${warning.message}`, warning.hint);
   return project;
 }

@@ -23,7 +23,10 @@ export type ErrorCode =
   | 'SERVER_UNREACHABLE'
   | 'DATABASE_NOT_FOUND'
   | 'AUTH_FAILED'
-  | 'PORT_IN_USE';
+  | 'PORT_IN_USE'
+  | 'TOOL_NOT_FOUND'
+  | 'TOOL_FAILED'
+  | 'STATE_DIR_UNUSABLE';
 
 export interface ErrorLocation {
   /** Path relative to the repository (or the config file's folder), as users see it. */
@@ -96,7 +99,11 @@ const USAGE_OR_CONFIGURATION: ReadonlySet<ErrorCode> = new Set([
   'REPOSITORY_EMPTY',
 ]);
 
-/** 0 ok, 1 failure, 2 usage or configuration (documented in the README). */
+/**
+ * 0 ok, 1 failure, 2 usage or configuration (documented in the README). What the machine lacks (a
+ * PostgreSQL program, a writable state folder) is a failure like an unreachable server, even when
+ * a variable (DBFAST_PG_BIN, DBFAST_STATE_DIR) pointed there: 2 is for the command line and dbfast.toml.
+ */
 export function exitCodeFor(error: unknown): 1 | 2 {
   return error instanceof DbfastError && USAGE_OR_CONFIGURATION.has(error.code) ? 2 : 1;
 }

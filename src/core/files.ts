@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 
 /** `to` relative to `from`, with POSIX separators on every platform, as dbfast shows and records paths. */
@@ -11,11 +11,38 @@ export function relativePosix(from: string, to: string): string {
 export async function writeFileAtomic(target: string, content: string): Promise<void> {
   const temporary = join(dirname(target), `.${basename(target)}.${randomUUID()}.tmp`);
   try {
-    await mkdir(dirname(target), { recursive: true });
+    await makeDirectory(dirname(target));
     await writeFile(temporary, content, { flag: 'wx' });
     await rename(temporary, target);
   } catch (error) {
     await rm(temporary, { force: true }).catch(() => {});
     throw error;
   }
+}
+
+/**
+ * `mkdir -p` that fails instead of spinning: Node's recursive mkdir retries forever when a folder's
+ * parent exists but mkdir still answers ENOENT (under /proc, or a parent that is a dangling symlink).
+ * Rejects with the fs error of the folder that could not be made (its `path`).
+ */
+export async function makeDirectory(dir: string): Promise<void> {
+  try {
+    await mkdir(dir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' && (await isDirectory(dir))) return;
+    if (code !== 'ENOENT' || dirname(dir) === dir) throw error;
+    await makeDirectory(dirname(dir));
+    // The parent exists now: one more try, whose failure is final.
+    await mkdir(dir).catch(async (again: NodeJS.ErrnoException) => {
+      if (!(again.code === 'EEXIST' && (await isDirectory(dir)))) throw again;
+    });
+  }
+}
+
+function isDirectory(path: string): Promise<boolean> {
+  return stat(path).then(
+    (stats) => stats.isDirectory(),
+    () => false,
+  );
 }

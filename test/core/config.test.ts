@@ -531,6 +531,7 @@ describe('environment variables', () => {
   it('DBFAST_STATE_DIR sets the state folder, resolved against cwd', async () => {
     const config = await load('', { DBFAST_STATE_DIR: 'state' });
     expect(config.stateDir).toBe(path.join(root, 'state'));
+    expect(config.stateDirFromEnv).toBe(true);
     expect(config.backups.directory).toBe(path.join(root, 'state', 'backups'));
   });
 

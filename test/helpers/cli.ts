@@ -26,6 +26,8 @@ export interface RunOptions {
   cwd?: string;
   /** Added to the clean environment; `undefined` removes a variable. */
   env?: Record<string, string | undefined>;
+  /** A command to run the CLI under, e.g. `['runuser', '-u', 'postgres', '--']`. */
+  wrapper?: string[];
 }
 
 /** process.env without PG* and DBFAST_* variables, with NO_COLOR=1, plus `extra`. */
@@ -42,7 +44,8 @@ export function cliEnv(extra: Record<string, string | undefined> = {}): NodeJS.P
 
 export function runCli(args: string[], options: RunOptions = {}): Promise<CliResult> {
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const [command = process.execPath, ...argv] = [...(options.wrapper ?? []), process.execPath, CLI, ...args];
+    const child = spawn(command, argv, {
       cwd: options.cwd ?? REPO_ROOT,
       env: cliEnv(options.env),
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -43,6 +43,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Dbfas
     configPath,
     projectDir,
     stateDir,
+    ...(env.DBFAST_STATE_DIR ? { stateDirFromEnv: true } : {}),
     ...buildSettings(parsed.settings, { projectDir, stateDir, env }),
     warnings: parsed.warnings,
   };

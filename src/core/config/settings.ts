@@ -5,7 +5,7 @@ import { defaultTemplateName } from '../names.js';
 import type { ConnectionSection, FileSettings } from './schema.js';
 import type { DatabaseSettings, DbfastConfig } from './types.js';
 
-type BuiltSettings = Omit<DbfastConfig, 'configPath' | 'projectDir' | 'stateDir' | 'warnings'>;
+type BuiltSettings = Omit<DbfastConfig, 'configPath' | 'projectDir' | 'stateDir' | 'stateDirFromEnv' | 'warnings'>;
 
 export function buildSettings(
   settings: FileSettings,

@@ -90,6 +90,8 @@ export interface DbfastConfig {
   projectDir: string;
   /** `<projectDir>/.dbfast`, or $DBFAST_STATE_DIR resolved against cwd. */
   stateDir: string;
+  /** stateDir came from DBFAST_STATE_DIR (errors name the variable). */
+  stateDirFromEnv?: boolean;
   /** null means dbfast manages an embedded server. */
   database: DatabaseSettings | null;
   templateName: string;

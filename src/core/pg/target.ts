@@ -37,11 +37,16 @@ interface Endpoint {
 
 const CONNECT_TIMEOUT_MS = 10_000;
 
-/** The project's server: the configured one, or the embedded one (started first). */
-export async function resolveTarget(config: DbfastConfig, env: NodeJS.ProcessEnv): Promise<ServerTarget> {
+/** The project's server: the configured one, or the embedded one (started first; `onWarning` hears that it moved to another port). */
+export async function resolveTarget(
+  config: DbfastConfig,
+  env: NodeJS.ProcessEnv,
+  options: { onWarning?: (message: string) => void } = {},
+): Promise<ServerTarget> {
   if (config.database === null) {
     const { ensureServer } = await import('../server.js');
-    return embeddedTarget(await ensureServer(config.stateDir));
+    const { stateDir, stateDirFromEnv } = config;
+    return embeddedTarget(await ensureServer(stateDir, { env, onWarning: options.onWarning, stateDirFromEnv }));
   }
   return configuredTarget(config.database, config, env);
 }
