@@ -47,9 +47,9 @@ export async function status(globals: GlobalOptions, options: { json?: boolean }
   if (options.json) {
     printJson({ embedded: true, ...current, url: current.running ? url(current.port!) : null });
   } else if (current.running) {
-    info(`running: PostgreSQL ${current.version} on ${HOST}:${current.port} (pid ${current.pid}, data ${current.paths.dataDir})`);
+    printData(`running: PostgreSQL ${current.version} on ${HOST}:${current.port} (pid ${current.pid}, data ${current.paths.dataDir})`);
   } else {
-    info(current.initialized ? `stopped (data ${current.paths.dataDir})` : 'not created yet (starts on first use)');
+    printData(current.initialized ? `stopped (data ${current.paths.dataDir})` : 'not created yet (starts on first use)');
   }
   return current.running ? 0 : 1;
 }
@@ -59,7 +59,7 @@ async function configuredStatus(config: DbfastConfig, options: { json?: boolean 
   const probe = await probeServer(target);
   const shown = target.url(target.maintenanceDatabase);
   if (options.json) printJson({ embedded: false, url: shown, address: target.label, ...probe });
-  else info(probe.reachable ? `configured: PostgreSQL ${probe.version} at ${shown}` : `configured: ${shown}, not usable: ${probe.error}`);
+  else printData(probe.reachable ? `configured: PostgreSQL ${probe.version} at ${shown}` : `configured: ${shown}, not usable: ${probe.error}`);
   return probe.reachable ? 0 : 1;
 }
 

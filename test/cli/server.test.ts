@@ -307,7 +307,7 @@ describe('dbfast server with a configured server', () => {
 
     const status = await cli('status');
     expect(status.code).toBe(0);
-    expect(status.errLines).toEqual([expect.stringMatching(new RegExp(`^configured: PostgreSQL 15\\.\\d+ at ${shown}$`))]);
+    expect(status.stdout).toMatch(new RegExp(`^configured: PostgreSQL 15\\.\\d+ at ${shown}\n$`));
     const json = await cli('status', '--json');
     expect(json.code).toBe(0);
     expect(JSON.parse(json.stdout)).toEqual({
@@ -340,9 +340,9 @@ describe('dbfast server with a configured server', () => {
     stateDirs.push(root);
     const status = await runCli(['server', 'status'], { cwd: root });
     expect(status.code).toBe(1);
-    expect(status.errLines).toEqual([
-      'configured: postgresql://postgres@127.0.0.1:1/postgres, not usable: cannot reach PostgreSQL at postgres@127.0.0.1:1 (ECONNREFUSED)',
-    ]);
+    expect(status.stdout).toBe(
+      'configured: postgresql://postgres@127.0.0.1:1/postgres, not usable: cannot reach PostgreSQL at postgres@127.0.0.1:1 (ECONNREFUSED)\n',
+    );
     expect(JSON.parse((await runCli(['server', 'status', '--json'], { cwd: root })).stdout)).toMatchObject({ embedded: false, reachable: false });
     expect(existsSync(join(root, '.dbfast'))).toBe(false);
   });
@@ -354,9 +354,9 @@ describe('dbfast server with a configured server', () => {
     const seeded = await runCli(['seed'], { cwd: root, env });
     expect(seeded.code).toBe(1);
     expect(seeded.stdout).toBe('');
-    expect(seeded.errLines).toEqual([`error: ${missing}`]);
+    expect(seeded.errLines).toEqual([`error: ${missing}`, '  hint: check DBFAST_DATABASE_URL: it names the database dbfast connects to']);
     const status = await runCli(['server', 'status'], { cwd: root, env });
     expect(status.code).toBe(1);
-    expect(status.errLines).toEqual([`configured: postgresql://postgres@127.0.0.1:${port}/no_such_db, not usable: ${missing}`]);
+    expect(status.stdout).toBe(`configured: postgresql://postgres@127.0.0.1:${port}/no_such_db, not usable: ${missing}\n`);
   });
 });
