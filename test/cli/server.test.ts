@@ -241,6 +241,19 @@ describe('the embedded server', () => {
     }
     expect(existsSync(join(stateDir, 'server'))).toBe(false);
   });
+
+  it('[tools] pg_bin_dir is where the embedded server programs come from, relative to dbfast.toml', async () => {
+    const stateDir = await freshStateDir();
+    const root = await tempRepo({ 'dbfast.toml': '[tools]\npg_bin_dir = "no/bin"\n', 'db/a.sql': 'SELECT 1;' });
+    stateDirs.push(root);
+    const result = await runCli(['seed'], { cwd: root, env: { DBFAST_STATE_DIR: stateDir } });
+    expect(result.code).toBe(1);
+    expect(result.errLines).toEqual([
+      `error: initdb, pg_ctl, postgres not found in [tools] pg_bin_dir (${join(root, 'no/bin')})`,
+      '  hint: point [tools] pg_bin_dir to a PostgreSQL bin folder with initdb, pg_ctl, postgres, or unset it to use the embedded PostgreSQL',
+    ]);
+    expect(existsSync(join(stateDir, 'server'))).toBe(false);
+  });
 });
 
 describe('a state folder dbfast cannot write fails at once, exit 1, naming it and why', () => {

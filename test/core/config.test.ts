@@ -119,6 +119,7 @@ describe('defaults', () => {
         cloneStrategy: 'file_copy',
       },
       validation: { requiredTables: [], requiredFunctions: [], testQueries: [] },
+      tools: {},
       backups: { directory: path.join(cwd, '.dbfast', 'backups'), format: 'custom' },
       warnings: [],
     });

@@ -57,6 +57,7 @@ function makeConfig(
       cloneStrategy: 'file_copy',
     },
     validation: { requiredTables: [], requiredFunctions: [], testQueries: [] },
+    tools: {},
     backups: { directory: '/project/.dbfast/backups', format: 'custom' },
     warnings: [],
   };

@@ -117,6 +117,7 @@ export const fileSchema = v.object({
       ),
     }),
   ),
+  tools: v.optional(table({ pg_bin_dir: text() })),
   backups: v.optional(
     table({
       directory: text(),

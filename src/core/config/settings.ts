@@ -57,6 +57,7 @@ export function buildSettings(
           : { query: item.query, minExpectedResults: item.min_expected_results ?? 1 },
       ),
     },
+    tools: definedOnly({ pgBinDir: settings.tools?.pg_bin_dir === undefined ? undefined : resolve(settings.tools.pg_bin_dir) }),
     backups: {
       directory:
         backups?.directory === undefined ? path.join(stateDir, 'backups') : resolve(backups.directory),

@@ -102,5 +102,7 @@ export interface DbfastConfig {
   performance: PerformanceSettings;
   validation: ValidationSettings;
   backups: BackupSettings;
+  /** [tools] pg_bin_dir: the one folder to take PostgreSQL programs from (DBFAST_PG_BIN wins over it). */
+  tools: { pgBinDir?: string };
   warnings: ConfigWarning[];
 }

@@ -46,7 +46,7 @@ export async function resolveTarget(
   if (config.database === null) {
     const { ensureServer } = await import('../server.js');
     const { stateDir, stateDirFromEnv } = config;
-    return embeddedTarget(await ensureServer(stateDir, { env, onWarning: options.onWarning, stateDirFromEnv }));
+    return embeddedTarget(await ensureServer(stateDir, { env, onWarning: options.onWarning, stateDirFromEnv, binDir: config.tools.pgBinDir }));
   }
   return configuredTarget(config.database, config, env);
 }
