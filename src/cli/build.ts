@@ -1,5 +1,5 @@
 import { plural } from '../core/plural.js';
-import type { GlobalOptions } from './main.js';
+import type { GlobalOptions } from './globals.js';
 import { dim, green, info, printJson } from './output.js';
 import { buildProgress } from './progress.js';
 import { withProject } from './project.js';

@@ -1,6 +1,6 @@
 import { DbfastError } from '../core/errors.js';
 import { plural } from '../core/plural.js';
-import type { GlobalOptions } from './main.js';
+import type { GlobalOptions } from './globals.js';
 import { bold, dim, green, info, printData, printJson, red, yellow } from './output.js';
 import { withProject } from './project.js';
 

@@ -6,13 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { exitCodeFor } from '../core/errors.js';
+import type { GlobalOptions } from './globals.js';
 import { errorJson, formatError, info, printJson } from './output.js';
-
-export interface GlobalOptions {
-  config?: string;
-  env?: string;
-  verbose?: boolean;
-}
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 

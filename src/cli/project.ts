@@ -1,5 +1,5 @@
 import { Project } from '../core/project.js';
-import type { GlobalOptions } from './main.js';
+import type { GlobalOptions } from './globals.js';
 import { warn } from './output.js';
 
 /** Opens the project named by --config (or found upward) and shows configuration warnings. */

@@ -1,5 +1,5 @@
 import { DbfastError } from '../core/errors.js';
-import type { GlobalOptions } from './main.js';
+import type { GlobalOptions } from './globals.js';
 import { dim, info, printData, printJson } from './output.js';
 import { buildProgress } from './progress.js';
 import { withProject } from './project.js';

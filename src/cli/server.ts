@@ -3,7 +3,7 @@ import { DbfastError } from '../core/errors.js';
 import { probeServer } from '../core/pg/probe.js';
 import { configuredTarget, embeddedTarget } from '../core/pg/target.js';
 import { type EnsureServerOptions, ensureServer, HOST, SUPERUSER, serverStatus, stopServer } from '../core/server.js';
-import type { GlobalOptions } from './main.js';
+import type { GlobalOptions } from './globals.js';
 import { info, printData, printJson, warn } from './output.js';
 
 function load(globals: GlobalOptions): Promise<DbfastConfig> {

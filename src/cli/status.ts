@@ -2,7 +2,7 @@ import { posix } from 'node:path';
 import { relativePosix } from '../core/files.js';
 import { plural } from '../core/plural.js';
 import type { ProjectStatus } from '../core/status.js';
-import type { GlobalOptions } from './main.js';
+import type { GlobalOptions } from './globals.js';
 import { bold, dim, formatBytes, green, printData, printJson, red, yellow } from './output.js';
 import { withProject } from './project.js';
 
