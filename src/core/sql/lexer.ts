@@ -73,7 +73,9 @@ export interface LexOptions {
 const IDENT_START = /[A-Za-z_\u0080-\uffff]/;
 const IDENT_CONT = /[A-Za-z_0-9$\u0080-\uffff]/;
 const VARIABLE_CHAR = /[A-Za-z_0-9\u0080-\uffff]/;
-const DOLLAR_TAG = /\$([A-Za-z_\u0080-\uffff][A-Za-z_0-9\u0080-\uffff]*)?\$/y;
+/** A dollar quote's delimiter, `$$` or `$tag$`: a tag is an identifier without `$` (PostgreSQL's dolq_start, dolq_cont). */
+export const DOLLAR_QUOTE = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z_0-9\u0080-\uffff]*)?\$/;
+const DOLLAR_TAG = new RegExp(DOLLAR_QUOTE.source, 'y');
 const LINE_END = /\r\n?|\n/g;
 const QUOTE_CONTINUATION = /[ \t\f]*(?:\r\n?|\n)[ \t\f\r\n]*'/y;
 const SPACE_TO_END = /[ \t\f\r\n]*$/y;

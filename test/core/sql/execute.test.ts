@@ -527,6 +527,13 @@ describe('executor: errors name file, line and column', () => {
     await expect(run({ 'do.sql': file })).rejects.toMatchObject({ file: 'do.sql', line: 6, column: 3, message: 'boom 1' });
   });
 
+  it('counts the lines of a DO block from the line of its opening tag, whatever the tag', async () => {
+    const file = "SELECT 1;\nDO\n$do_1$\nBEGIN\n  RAISE NOTICE 'fine';\n    RAISE EXCEPTION 'boom';\nEND\n$do_1$;\n";
+    await expect(run({ 'tag.sql': file })).rejects.toMatchObject({ file: 'tag.sql', line: 6, column: 5, message: 'boom' });
+    const multibyte = "DO $é$\nBEGIN\n  PERFORM 1/0;\nEND $é$;\n";
+    await expect(run({ 'é.sql': multibyte })).rejects.toMatchObject({ file: 'é.sql', line: 3, column: 3, message: 'division by zero' });
+  });
+
   it('locates a failing SQL statement inside a DO block at its line, not at the DO', async () => {
     const file = 'SELECT 1;\n\nDO $$\nDECLARE n int;\nBEGIN\n  n := 1;\n\n  PERFORM 1/0;\nEND $$;\n';
     await expect(run({ 'div.sql': file })).rejects.toMatchObject({ file: 'div.sql', line: 8, column: 3, message: 'division by zero' });
