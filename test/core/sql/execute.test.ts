@@ -79,6 +79,21 @@ describe('executor: statements', () => {
     expect(await rows('SELECT msg FROM log ORDER BY msg')).toEqual([{ msg: '5' }, { msg: 'from do' }]);
   });
 
+  it('reads dollar-quote tags with letters of any script and digits, as PostgreSQL does', async () => {
+    const stats = await run({
+      'a.sql': `
+        CREATE FUNCTION média(a int, b int) RETURNS int LANGUAGE plpgsql AS $função$
+        BEGIN RETURN (a + b) / 2; END;
+        $função$;
+        CREATE TABLE notes (body text);
+        INSERT INTO notes VALUES ($日本$it's; $Tag$ not the end$日本$);
+        INSERT INTO notes SELECT $t_2$;$t_1$;$t_2$;`,
+    });
+    expect(stats.statements).toBe(4);
+    expect(await rows('SELECT média(2, 4) AS m')).toEqual([{ m: 3 }]);
+    expect(await rows('SELECT body FROM notes ORDER BY body')).toEqual([{ body: ';$t_1$;' }, { body: "it's; $Tag$ not the end" }]);
+  });
+
   it('runs SQL-standard function bodies (BEGIN ATOMIC ... END) with CASE inside', async () => {
     await run({
       'a.sql': `
@@ -105,6 +120,26 @@ describe('executor: statements', () => {
     expect(await rows('SELECT id FROM w ORDER BY id')).toEqual([{ id: 1 }, { id: 2 }]);
   });
 
+  it('sends a rule whose actions hold parentheses of their own as one statement, also one by one with ON_ERROR_STOP off', async () => {
+    const warnings: string[] = [];
+    const stats = await run(
+      {
+        'a.sql': `\\unset ON_ERROR_STOP
+        CREATE TABLE counter (n int);
+        CREATE TABLE seen (n int);
+        CREATE VIEW next_n AS SELECT 0 AS n;
+        CREATE RULE bump AS ON UPDATE TO next_n DO INSTEAD (INSERT INTO counter VALUES ((SELECT coalesce(max(n), 0) + 1 FROM counter)); INSERT INTO seen SELECT max(n) FROM counter);
+        UPDATE next_n SET n = 1;
+        UPDATE next_n SET n = 1;`,
+      },
+      { warnings },
+    );
+    expect(warnings).toEqual([]);
+    expect(stats).toMatchObject({ statements: 6, failedStatements: 0 });
+    expect(await rows('SELECT n FROM counter ORDER BY n')).toEqual([{ n: 1 }, { n: 2 }]);
+    expect(await rows('SELECT n FROM seen ORDER BY n')).toEqual([{ n: 1 }, { n: 2 }]);
+  });
+
   it('runs statements that cannot run inside a transaction block', async () => {
     await run({
       'a.sql': `
@@ -124,6 +159,13 @@ describe('executor: statements', () => {
   it('runs explicit transactions', async () => {
     await run({ 'a.sql': 'BEGIN;\nCREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\nCOMMIT;\n' });
     expect(await rows('SELECT id FROM t')).toEqual([{ id: 1 }]);
+  });
+
+  it('sends the statements before START TRANSACTION on their own: its ROLLBACK does not undo them', async () => {
+    await run({
+      'a.sql': 'CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\nSTART TRANSACTION ISOLATION LEVEL REPEATABLE READ;\nINSERT INTO t VALUES (2);\nROLLBACK;\nINSERT INTO t VALUES (3);\n',
+    });
+    expect(await rows('SELECT id FROM t ORDER BY id')).toEqual([{ id: 1 }, { id: 3 }]);
   });
 
   it('accepts a UTF-8 BOM and CRLF line endings', async () => {
