@@ -288,6 +288,12 @@ describe('executor: psql meta-commands', () => {
     expect(await rows('SELECT n, g, c FROM "my table"')).toEqual([{ n: 42, g: "it's here", c: 7 }]);
   });
 
+  it('defines the variables psql sets for its connection before it reads a script', async () => {
+    const echo: string[] = [];
+    await run({ 'a.sql': '\\echo :DBNAME :USER :HOST :PORT :ENCODING :ON_ERROR_STOP\n' }, { echo });
+    expect(echo).toEqual([`${db.name} postgres 127.0.0.1 ${db.client.port} UTF8 on`]);
+  });
+
   it('prints \\echo and accepts \\set ON_ERROR_STOP on', async () => {
     const echo: string[] = [];
     await run({ 'a.sql': "\\set ON_ERROR_STOP on\n\\echo hello 'big world'\nSELECT 1;" }, { echo });
