@@ -721,3 +721,122 @@ describe('executor: ON_ERROR_STOP', () => {
     });
   });
 });
+
+describe('executor: progress, cancellation and the end of a file', () => {
+  it('announces each file before it runs, with its index and the total', async () => {
+    const root = await tempRepo({ '1.sql': 'SELECT 1;', '2.sql': 'SELECT 2;' });
+    const started: string[] = [];
+    await executeFiles(db.session, ['1.sql', '2.sql'].map((relativePath) => ({ relativePath, absolutePath: join(root, relativePath) })), {
+      repositoryRoot: root,
+      onFileStart: (file, index, total) => started.push(`${file.relativePath} ${index + 1}/${total}`),
+    });
+    expect(started).toEqual(['1.sql 1/2', '2.sql 2/2']);
+  });
+
+  it('stops before the next statement once its signal is aborted', async () => {
+    const root = await tempRepo({ 'a.sql': 'CREATE TABLE t (id int);\n\\echo stop here\nINSERT INTO t VALUES (1);\n' });
+    const controller = new AbortController();
+    const running = executeFiles(db.session, [{ relativePath: 'a.sql', absolutePath: join(root, 'a.sql') }], {
+      repositoryRoot: root,
+      signal: controller.signal,
+      onEcho: () => controller.abort(),
+    });
+    await expect(running).rejects.toMatchObject({ name: 'AbortError' });
+    expect(await rows('SELECT count(*)::int AS n FROM t')).toEqual([{ n: 0 }]);
+  });
+
+  it('refuses a file that ends inside a failed transaction, with ON_ERROR_STOP off too', async () => {
+    const warnings: string[] = [];
+    await expect(run({ 'a.sql': '\\unset ON_ERROR_STOP\nBEGIN;\nCREATE TABLE t (id int);\nSELECT 1/0;\n' }, { warnings })).rejects.toMatchObject({
+      code: 'SQL_FAILED',
+      file: 'a.sql',
+      message: 'file ends inside a transaction block (BEGIN without COMMIT)',
+      hint: 'add COMMIT at the end of the file; psql would silently roll this work back',
+    });
+    expect(warnings).toEqual(['a.sql:4:1: division by zero']);
+    expect(db.client.getTransactionStatus()).toBe('I');
+    expect(await rows(`SELECT to_regclass('t') AS t`)).toEqual([{ t: null }]);
+  });
+
+  it('fails on COPY data that never ends even with ON_ERROR_STOP off, and leaves the connection usable', async () => {
+    const warnings: string[] = [];
+    await expect(run({ 'a.sql': '\\unset ON_ERROR_STOP\nCREATE TABLE t (id int);\nCOPY t FROM stdin;\n1\n2\n' }, { warnings })).rejects.toMatchObject({
+      code: 'SQL_SYNTAX',
+      line: 3,
+      message: expect.stringContaining('COPY data never ends'),
+    });
+    expect(warnings).toEqual([]);
+    expect(await rows('SELECT count(*)::int AS n FROM t')).toEqual([{ n: 0 }]);
+  });
+});
+
+describe('executor: meta-commands psql has and dbfast refuses', () => {
+  it('tells an unsupported psql command from an invalid one', async () => {
+    expect((await failure({ 'a.sql': '\\cd /tmp\n' })).located).toBe(`a.sql:1:1: unsupported psql meta-command \\cd`);
+    expect((await failure({ 'b.sql': 'SELECT 1;\n\\bogus\n' })).located).toBe('b.sql:2:1: invalid command \\bogus');
+    expect((await failure({ 'c.sql': '\\cd\n' })).hint).toMatch(/^dbfast supports \\i, \\ir, /);
+  });
+
+  it('refuses output to a |pipe for every command that can write one, and accepts a file name holding a |', async () => {
+    for (const [file, line] of [['a.sql', 'SELECT 1 \\gx |cat'], ['b.sql', '\\out |cat'], ['c.sql', 'SELECT 1 \\g (format=csv)|cat'], ['d.sql', '\\o\t|cat']]) {
+      expect((await failure({ [file!]: `${line}\n` })).located, line).toMatch(/ with a \|pipe is not supported: dbfast does not run programs from SQL files$/);
+    }
+    await run({ 'e.sql': 'SELECT 1 \\g not|a-pipe\n\\o not|a-pipe\n' });
+  });
+
+  it('refuses \\copy inside a statement, and \\i without a file name', async () => {
+    expect((await failure({ 'a.sql': 'CREATE TABLE t (id int);\nINSERT INTO t\n\\copy t from stdin\nVALUES (1);\n' })).located).toBe(
+      'a.sql:3:1: \\copy inside a statement is not supported',
+    );
+    expect((await failure({ 'b.sql': 'SELECT 1;\n\\i\n' })).located).toBe('b.sql:2:1: \\i needs a file name');
+  });
+
+  it('refuses \\set AUTOCOMMIT off, and takes AUTOCOMMIT on or unset', async () => {
+    await run({ 'a.sql': '\\set AUTOCOMMIT on\n\\set AUTOCOMMIT\n\\set AUTOCOMMIT true\nCREATE TABLE t (id int);\n' });
+    expect((await failure({ 'b.sql': '\\set AUTOCOMMIT off\n' })).located).toBe('b.sql:1:1: \\set AUTOCOMMIT off is not supported');
+    expect((await failure({ 'c.sql': '\\set AUTOCOMMIT maybe\n' })).located).toBe('c.sql:1:1: \\set AUTOCOMMIT off is not supported');
+  });
+
+  it('shows a file included from outside the repository by its absolute path', async () => {
+    const outside = await tempRepo({ 'shared.sql': 'SELECT 1;\nSELEC 2;\n' });
+    const error = await failure({ 'a.sql': `\\i ${join(outside, 'shared.sql')}\n` });
+    expect(error.located).toBe(`${join(outside, 'shared.sql')}:2:1: syntax error at or near "SELEC"`);
+  });
+});
+
+describe('executor: where errors point, and what they carry', () => {
+  it('points at the variable when the error is inside its value', async () => {
+    const error = await failure({ 'a.sql': '\\set v \'nonexistent_column\'\nSELECT 1,\n  :v;\n' });
+    expect(error.located).toBe('a.sql:3:3: column "nonexistent_column" does not exist');
+  });
+
+  it("keeps the server's hint, and its context after the detail", async () => {
+    const file = "DO $$\nBEGIN\n  RAISE EXCEPTION 'boom' USING DETAIL = 'what broke', HINT = 'fix it';\nEND $$;\n";
+    const error = await run({ 'a.sql': file }).catch((thrown: DbfastError) => thrown);
+    expect(error).toMatchObject({ code: 'SQL_FAILED', hint: 'fix it', detail: 'DETAIL: what broke\nCONTEXT: PL/pgSQL function inline_code_block line 3 at RAISE' });
+    const plain = await run({ 'b.sql': 'SELECT 1/0;\n' }).catch((thrown: DbfastError) => thrown);
+    expect(plain).toMatchObject({ detail: undefined, hint: undefined });
+  });
+});
+
+describe('executor: client encodings set at the top of a file', () => {
+  const latin1 = (text: string) => Buffer.from(text, 'latin1');
+
+  it("looks past pg_dump's set_config and other SET lines, and reads \\encoding with quotes", async () => {
+    await run(
+      {
+        'a.sql': latin1("SET statement_timeout = 0;\nSELECT pg_catalog.set_config('search_path', '', false);\nSET client_encoding = 'LATIN1';\nCREATE TABLE public.t (s text);\nINSERT INTO public.t VALUES ('café');\n"),
+        'b.sql': latin1("\\encoding 'LATIN1'\nINSERT INTO t VALUES ('crème');\n"),
+        'c.sql': "SET client_encoding TO DEFAULT;\nINSERT INTO t VALUES ('naïve');\n",
+      },
+    );
+    expect((await rows('SELECT s FROM t ORDER BY s')).map((row) => row.s)).toEqual(['café', 'crème', 'naïve']);
+  });
+
+  it('refuses \\encoding changing the encoding in the middle of a file, and takes it when it changes nothing', async () => {
+    await run({ 'a.sql': 'SELECT 1;\n\\encoding UTF8\n\\encoding\nSET client_encoding = unicode;\n' });
+    expect((await failure({ 'b.sql': 'SELECT 1;\n\\encoding LATIN1\n' })).located).toBe(
+      'b.sql:2:1: client_encoding changes to LATIN1 after the file started as UTF8',
+    );
+  });
+});
