@@ -163,6 +163,18 @@ END`;
     expect(texts(`${fn};\n${procedure};\nSELECT 3`)).toEqual([fn, procedure, 'SELECT 3']);
   });
 
+  it('keeps BEGIN ATOMIC ... END together after CREATE OR REPLACE PROCEDURE, in any case', () => {
+    const procedure = 'Create Or Replace Procedure p() LANGUAGE sql BEGIN ATOMIC INSERT INTO t VALUES (1); END';
+    expect(texts(`${procedure};\nSELECT 2`)).toEqual([procedure, 'SELECT 2']);
+  });
+
+  it('takes only CREATE [OR REPLACE] FUNCTION|PROCEDURE as its first words for a routine', () => {
+    // psql's heuristic looks at the first four words only: these are not routines, BEGIN is a name.
+    for (const statement of ['CREATE VIEW function AS SELECT 1 AS begin', 'CREATE OR procedure begin', 'CREATE REPLACE FUNCTION begin', 'ALTER FUNCTION begin']) {
+      expect(texts(`${statement}; SELECT 2`), statement).toEqual([statement, 'SELECT 2']);
+    }
+  });
+
   it('does not count CASE outside BEGIN, nor BEGIN outside CREATE FUNCTION or PROCEDURE', () => {
     const returnCase = "CREATE FUNCTION p(n int) RETURNS text LANGUAGE sql RETURN CASE WHEN n > 0 THEN 'p' ELSE 'n' END";
     expect(texts(`${returnCase}; SELECT 2`)).toEqual([returnCase, 'SELECT 2']);
