@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { DbfastError } from '../../src/core/errors.js';
-import { compareExecutionOrder, type ScanOptions, scanRepository } from '../../src/core/scan.js';
+import { compareExecutionOrder, hashExistingFiles, type ScanOptions, scanRepository } from '../../src/core/scan.js';
 import { writeFiles } from '../helpers/repo.js';
 
 let base: string;
@@ -478,5 +478,39 @@ describe('scanRepository with a stat cache', () => {
     await writeFiles(base, { blocker: '' });
     const { files } = await scanRepository({ root, cachePath: join(base, 'blocker', 'scan-cache.json') });
     expect(files).toHaveLength(1);
+  });
+});
+
+describe('hashExistingFiles', () => {
+  const sha256 = (content: string) => createHash('sha256').update(content).digest('hex');
+  const found = (...paths: string[]) => paths.map((relativePath) => ({ relativePath, absolutePath: join(root, relativePath) }));
+
+  it('hashes the given files in the given order, leaving out those that do not exist', async () => {
+    await writeFiles(root, { 'b.inc': 'bee', 'a.inc': 'a' });
+    const files = await hashExistingFiles(found('b.inc', 'gone.inc', 'a.inc', 'b.inc/under-a-file.inc'), cachePath);
+    expect(files.map(({ relativePath, size, hash }) => [relativePath, size, hash])).toEqual([
+      ['b.inc', 3, sha256('bee')],
+      ['a.inc', 1, sha256('a')],
+    ]);
+  });
+
+  it('keeps a stat cache of its own: unchanged files are not read again, and the cache is not rewritten', async () => {
+    await writeFiles(root, { 'a.inc': 'select 1;' });
+    await setMtime('a.inc', AN_HOUR_AGO_S);
+    await hashExistingFiles(found('a.inc'), cachePath);
+    const cacheText = await readFile(cachePath, 'utf8');
+    // Same size, mtime and inode: the cached hash is trusted, as scanRepository trusts it.
+    await writeFile(join(root, 'a.inc'), 'select 9;');
+    await setMtime('a.inc', AN_HOUR_AGO_S);
+    expect((await hashExistingFiles(found('a.inc'), cachePath))[0]!.hash).toBe(sha256('select 1;'));
+    expect(await readFile(cachePath, 'utf8')).toBe(cacheText);
+  });
+
+  it('refuses a path that is not a regular file', async () => {
+    await mkdir(join(root, 'folder.inc'));
+    await expect(hashExistingFiles(found('folder.inc'), cachePath)).rejects.toMatchObject({
+      code: 'FILE_UNREADABLE',
+      message: 'not a regular file: folder.inc',
+    });
   });
 });

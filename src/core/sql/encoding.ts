@@ -7,7 +7,6 @@
 /** PostgreSQL's encoding names (and the aliases it accepts), normalised, to WHATWG decoder labels. */
 const DECODER_LABELS: Record<string, string> = {
   UTF8: 'utf-8',
-  UNICODE: 'utf-8',
   // The server verifies SQL_ASCII input as its own encoding: UTF-8 for dbfast's databases.
   SQLASCII: 'utf-8',
   LATIN1: 'latin1',
@@ -46,7 +45,9 @@ const DECODER_LABELS: Record<string, string> = {
   BIG5: 'big5',
 };
 
+/** PostgreSQL's other names for these encodings (src/common/encnames.c), normalised. */
 const ALIASES: Record<string, string> = {
+  UNICODE: 'UTF8',
   ISO88591: 'LATIN1',
   ISO88592: 'LATIN2',
   ISO88593: 'LATIN3',
@@ -66,11 +67,23 @@ const ALIASES: Record<string, string> = {
   WINDOWS1258: 'WIN1258',
   WINDOWS866: 'WIN866',
   WINDOWS874: 'WIN874',
+  WIN: 'WIN1251',
+  ALT: 'WIN866',
   KOI8: 'KOI8R',
   SHIFTJIS: 'SJIS',
   MSKANJI: 'SJIS',
+  WIN932: 'SJIS',
+  WINDOWS932: 'SJIS',
+  WIN936: 'GBK',
+  WINDOWS936: 'GBK',
+  WIN949: 'UHC',
+  WINDOWS949: 'UHC',
+  WIN950: 'BIG5',
+  WINDOWS950: 'BIG5',
+  ABC: 'WIN1258',
   TCVN: 'WIN1258',
-  ALT: 'WIN866',
+  TCVN5712: 'WIN1258',
+  VSCII: 'WIN1258',
 };
 
 /** The canonical name dbfast knows an encoding by, or null for one it cannot decode. */

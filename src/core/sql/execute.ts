@@ -11,7 +11,7 @@ import { isPsqlCommand, OUTPUT_SETTINGS } from './commands.js';
 import { ConditionalStack, parseBoolean } from './conditional.js';
 import { canonicalEncoding, encodingSetBy, SUPPORTED_ENCODINGS } from './encoding.js';
 import { queryRows, storeRow } from './gset.js';
-import { Lexer, lexScript, type MetaCommand, type Statement, type Variables } from './lexer.js';
+import { DOLLAR_QUOTE, Lexer, lexScript, type MetaCommand, type Statement, type Variables } from './lexer.js';
 import { parseMetaArgs } from './meta.js';
 import { advance, codeUnitOffset, type Location } from './position.js';
 import { type BatchFailure, runBatch, runCopyIn } from './protocol.js';
@@ -752,7 +752,7 @@ function locationIn(statement: Sent, sourceOffset: number): Location {
  */
 function doBlockLocation(error: Error, statement: Sent): Location | undefined {
   const bodyLine = Number(/PL\/pgSQL function inline_code_block line (\d+)/.exec((error as pg.DatabaseError).where ?? '')?.[1]);
-  const quote = statement.doText === undefined ? null : /\$(?:[A-Za-z_][A-Za-z_0-9]*)?\$/.exec(statement.doText);
+  const quote = statement.doText === undefined ? null : DOLLAR_QUOTE.exec(statement.doText);
   if (!bodyLine || !quote) return undefined;
   const { source } = statement;
   let lineStart = sourceOffsetOf(statement, quote.index);

@@ -8,7 +8,7 @@ import type { Variables } from './lexer.js';
 /** Variables psql reacts to (they have hooks): \gset leaves them alone, with a warning in psql. */
 const SPECIAL = new Set([
   'AUTOCOMMIT', 'COMP_KEYWORD_CASE', 'ECHO', 'ECHO_HIDDEN', 'FETCH_COUNT', 'HIDE_TABLEAM',
-  'HIDE_TOAST_COMPRESSION', 'HISTCONTROL', 'HISTSIZE', 'IGNOREEOF', 'ON_ERROR_ROLLBACK', 'ON_ERROR_STOP',
+  'HIDE_TOAST_COMPRESSION', 'HISTCONTROL', 'HISTFILE', 'HISTSIZE', 'IGNOREEOF', 'ON_ERROR_ROLLBACK', 'ON_ERROR_STOP',
   'PROMPT1', 'PROMPT2', 'PROMPT3', 'QUIET', 'SHOW_ALL_RESULTS', 'SHOW_CONTEXT', 'SINGLELINE', 'SINGLESTEP',
   'VERBOSITY',
 ]);

@@ -72,13 +72,17 @@ export interface LexOptions {
 
 const IDENT_START = /[A-Za-z_\u0080-\uffff]/;
 const IDENT_CONT = /[A-Za-z_0-9$\u0080-\uffff]/;
-const VARIABLE_CHAR = /[A-Za-z_0-9\u0080-\uffff]/;
-const DOLLAR_TAG = /\$([A-Za-z_\u0080-\uffff][A-Za-z_0-9\u0080-\uffff]*)?\$/y;
+/** The characters of a psql variable name (psqlscan.l's variable_char, non-ASCII included), for a RegExp class. */
+export const VARIABLE_NAME_CHARS = 'A-Za-z_0-9\\u0080-\\uffff';
+const VARIABLE_CHAR = new RegExp(`[${VARIABLE_NAME_CHARS}]`);
+/** A dollar quote's delimiter, `$$` or `$tag$`: a tag is an identifier without `$` (PostgreSQL's dolq_start, dolq_cont). */
+export const DOLLAR_QUOTE = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z_0-9\u0080-\uffff]*)?\$/;
+const DOLLAR_TAG = new RegExp(DOLLAR_QUOTE.source, 'y');
 const LINE_END = /\r\n?|\n/g;
 const QUOTE_CONTINUATION = /[ \t\f]*(?:\r\n?|\n)[ \t\f\r\n]*'/y;
 const SPACE_TO_END = /[ \t\f\r\n]*$/y;
 /** psql's `:{?name}`: TRUE when the variable is defined, else FALSE. */
-const VARIABLE_TEST = /:\{\?([A-Za-z_0-9\u0080-\uffff]+)\}/y;
+const VARIABLE_TEST = new RegExp(`:\\{\\?([${VARIABLE_NAME_CHARS}]+)\\}`, 'y');
 
 /** Thrown inside a segment that reaches the window's end before the file's: lex it again with more text. */
 const NEED_MORE = Symbol('need more text');

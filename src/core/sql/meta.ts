@@ -2,10 +2,13 @@
  * Arguments of psql meta-commands: whitespace-separated, 'single-quoted' with psql's escapes,
  * "double-quoted" kept as written, and :var / :'var' / :"var" / :{?var} interpolation outside quotes.
  */
-import type { Variables } from './lexer.js';
+import { VARIABLE_NAME_CHARS, type Variables } from './lexer.js';
 import { quoteIdentifier, quoteLiteral } from './quote.js';
 
 const ESCAPES: Record<string, string> = { n: '\n', t: '\t', b: '\b', r: '\r', f: '\f' };
+const NAME = `[${VARIABLE_NAME_CHARS}]+`;
+const VARIABLE_TEST = new RegExp(`^:\\{\\?(${NAME})\\}`);
+const VARIABLE = new RegExp(`^:(?:'(${NAME})'|"(${NAME})"|(${NAME}))`);
 
 export function parseMetaArgs(args: string, variables: Variables): string[] {
   const result: string[] = [];
@@ -14,6 +17,8 @@ export function parseMetaArgs(args: string, variables: Variables): string[] {
     while (i < args.length && /\s/.test(args[i]!)) i++;
     if (i >= args.length) break;
     let token = '';
+    // psql drops an argument whose quote is never closed (and says so, but goes on).
+    let complete = true;
     while (i < args.length && !/\s/.test(args[i]!)) {
       const ch = args[i]!;
       if (ch === "'") {
@@ -35,35 +40,32 @@ export function parseMetaArgs(args: string, variables: Variables): string[] {
             token += args[i++];
           }
         }
+        if (i >= args.length) complete = false;
         i++;
       } else if (ch === '`') {
         throw new Error('shell commands in backquotes are not supported: dbfast does not run programs from SQL files');
       } else if (ch === '"') {
         const end = args.indexOf('"', i + 1);
+        if (end === -1) complete = false;
         const stop = end === -1 ? args.length : end + 1;
         token += args.slice(i, stop);
         i = stop;
-      } else if (ch === ':' && /^:\{\?[A-Za-z0-9_]+\}/.test(args.slice(i))) {
-        const end = args.indexOf('}', i);
-        token += variables.has(args.slice(i + 3, end)) ? 'TRUE' : 'FALSE';
-        i = end + 1;
-      } else if (ch === ':') {
-        const match = /^:(?:'([A-Za-z0-9_]+)'|"([A-Za-z0-9_]+)"|([A-Za-z0-9_]+))/.exec(args.slice(i));
-        const name = match?.[1] ?? match?.[2] ?? match?.[3];
-        const value = name === undefined ? undefined : variables.get(name);
-        if (match && value !== undefined) {
-          token += match[1] ? quoteLiteral(value).trim() : match[2] ? quoteIdentifier(value) : value;
-          i += match[0].length;
-        } else {
-          token += ch;
-          i++;
-        }
+      } else if (ch === ':' && VARIABLE_TEST.test(args.slice(i))) {
+        const [test, name] = VARIABLE_TEST.exec(args.slice(i))!;
+        token += variables.has(name!) ? 'TRUE' : 'FALSE';
+        i += test.length;
+      } else if (ch === ':' && VARIABLE.test(args.slice(i))) {
+        const [reference, literal, identifier, plain] = VARIABLE.exec(args.slice(i))!;
+        const value = variables.get((literal ?? identifier ?? plain)!);
+        // An unknown variable stays as written, quotes included.
+        token += value === undefined ? reference : literal ? quoteLiteral(value) : identifier ? quoteIdentifier(value) : value;
+        i += reference.length;
       } else {
         token += ch;
         i++;
       }
     }
-    result.push(token);
+    if (complete) result.push(token);
   }
   return result;
 }

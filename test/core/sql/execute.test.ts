@@ -79,6 +79,21 @@ describe('executor: statements', () => {
     expect(await rows('SELECT msg FROM log ORDER BY msg')).toEqual([{ msg: '5' }, { msg: 'from do' }]);
   });
 
+  it('reads dollar-quote tags with letters of any script and digits, as PostgreSQL does', async () => {
+    const stats = await run({
+      'a.sql': `
+        CREATE FUNCTION média(a int, b int) RETURNS int LANGUAGE plpgsql AS $função$
+        BEGIN RETURN (a + b) / 2; END;
+        $função$;
+        CREATE TABLE notes (body text);
+        INSERT INTO notes VALUES ($日本$it's; $Tag$ not the end$日本$);
+        INSERT INTO notes SELECT $t_2$;$t_1$;$t_2$;`,
+    });
+    expect(stats.statements).toBe(4);
+    expect(await rows('SELECT média(2, 4) AS m')).toEqual([{ m: 3 }]);
+    expect(await rows('SELECT body FROM notes ORDER BY body')).toEqual([{ body: ';$t_1$;' }, { body: "it's; $Tag$ not the end" }]);
+  });
+
   it('runs SQL-standard function bodies (BEGIN ATOMIC ... END) with CASE inside', async () => {
     await run({
       'a.sql': `
@@ -105,6 +120,26 @@ describe('executor: statements', () => {
     expect(await rows('SELECT id FROM w ORDER BY id')).toEqual([{ id: 1 }, { id: 2 }]);
   });
 
+  it('sends a rule whose actions hold parentheses of their own as one statement, also one by one with ON_ERROR_STOP off', async () => {
+    const warnings: string[] = [];
+    const stats = await run(
+      {
+        'a.sql': `\\unset ON_ERROR_STOP
+        CREATE TABLE counter (n int);
+        CREATE TABLE seen (n int);
+        CREATE VIEW next_n AS SELECT 0 AS n;
+        CREATE RULE bump AS ON UPDATE TO next_n DO INSTEAD (INSERT INTO counter VALUES ((SELECT coalesce(max(n), 0) + 1 FROM counter)); INSERT INTO seen SELECT max(n) FROM counter);
+        UPDATE next_n SET n = 1;
+        UPDATE next_n SET n = 1;`,
+      },
+      { warnings },
+    );
+    expect(warnings).toEqual([]);
+    expect(stats).toMatchObject({ statements: 6, failedStatements: 0 });
+    expect(await rows('SELECT n FROM counter ORDER BY n')).toEqual([{ n: 1 }, { n: 2 }]);
+    expect(await rows('SELECT n FROM seen ORDER BY n')).toEqual([{ n: 1 }, { n: 2 }]);
+  });
+
   it('runs statements that cannot run inside a transaction block', async () => {
     await run({
       'a.sql': `
@@ -124,6 +159,13 @@ describe('executor: statements', () => {
   it('runs explicit transactions', async () => {
     await run({ 'a.sql': 'BEGIN;\nCREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\nCOMMIT;\n' });
     expect(await rows('SELECT id FROM t')).toEqual([{ id: 1 }]);
+  });
+
+  it('sends the statements before START TRANSACTION on their own: its ROLLBACK does not undo them', async () => {
+    await run({
+      'a.sql': 'CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\nSTART TRANSACTION ISOLATION LEVEL REPEATABLE READ;\nINSERT INTO t VALUES (2);\nROLLBACK;\nINSERT INTO t VALUES (3);\n',
+    });
+    expect(await rows('SELECT id FROM t ORDER BY id')).toEqual([{ id: 1 }, { id: 3 }]);
   });
 
   it('accepts a UTF-8 BOM and CRLF line endings', async () => {
@@ -244,6 +286,12 @@ describe('executor: psql meta-commands', () => {
       ].join('\n'),
     });
     expect(await rows('SELECT n, g, c FROM "my table"')).toEqual([{ n: 42, g: "it's here", c: 7 }]);
+  });
+
+  it('defines the variables psql sets for its connection before it reads a script', async () => {
+    const echo: string[] = [];
+    await run({ 'a.sql': '\\echo :DBNAME :USER :HOST :PORT :ENCODING :ON_ERROR_STOP\n' }, { echo });
+    expect(echo).toEqual([`${db.name} postgres 127.0.0.1 ${db.client.port} UTF8 on`]);
   });
 
   it('prints \\echo and accepts \\set ON_ERROR_STOP on', async () => {
@@ -527,6 +575,13 @@ describe('executor: errors name file, line and column', () => {
     await expect(run({ 'do.sql': file })).rejects.toMatchObject({ file: 'do.sql', line: 6, column: 3, message: 'boom 1' });
   });
 
+  it('counts the lines of a DO block from the line of its opening tag, whatever the tag', async () => {
+    const file = "SELECT 1;\nDO\n$do_1$\nBEGIN\n  RAISE NOTICE 'fine';\n    RAISE EXCEPTION 'boom';\nEND\n$do_1$;\n";
+    await expect(run({ 'tag.sql': file })).rejects.toMatchObject({ file: 'tag.sql', line: 6, column: 5, message: 'boom' });
+    const multibyte = "DO $é$\nBEGIN\n  PERFORM 1/0;\nEND $é$;\n";
+    await expect(run({ 'é.sql': multibyte })).rejects.toMatchObject({ file: 'é.sql', line: 3, column: 3, message: 'division by zero' });
+  });
+
   it('locates a failing SQL statement inside a DO block at its line, not at the DO', async () => {
     const file = 'SELECT 1;\n\nDO $$\nDECLARE n int;\nBEGIN\n  n := 1;\n\n  PERFORM 1/0;\nEND $$;\n';
     await expect(run({ 'div.sql': file })).rejects.toMatchObject({ file: 'div.sql', line: 8, column: 3, message: 'division by zero' });
@@ -664,5 +719,124 @@ describe('executor: ON_ERROR_STOP', () => {
       code: 'SQL_META_COMMAND',
       message: 'unrecognized value "maybe" for "ON_ERROR_STOP": Boolean expected',
     });
+  });
+});
+
+describe('executor: progress, cancellation and the end of a file', () => {
+  it('announces each file before it runs, with its index and the total', async () => {
+    const root = await tempRepo({ '1.sql': 'SELECT 1;', '2.sql': 'SELECT 2;' });
+    const started: string[] = [];
+    await executeFiles(db.session, ['1.sql', '2.sql'].map((relativePath) => ({ relativePath, absolutePath: join(root, relativePath) })), {
+      repositoryRoot: root,
+      onFileStart: (file, index, total) => started.push(`${file.relativePath} ${index + 1}/${total}`),
+    });
+    expect(started).toEqual(['1.sql 1/2', '2.sql 2/2']);
+  });
+
+  it('stops before the next statement once its signal is aborted', async () => {
+    const root = await tempRepo({ 'a.sql': 'CREATE TABLE t (id int);\n\\echo stop here\nINSERT INTO t VALUES (1);\n' });
+    const controller = new AbortController();
+    const running = executeFiles(db.session, [{ relativePath: 'a.sql', absolutePath: join(root, 'a.sql') }], {
+      repositoryRoot: root,
+      signal: controller.signal,
+      onEcho: () => controller.abort(),
+    });
+    await expect(running).rejects.toMatchObject({ name: 'AbortError' });
+    expect(await rows('SELECT count(*)::int AS n FROM t')).toEqual([{ n: 0 }]);
+  });
+
+  it('refuses a file that ends inside a failed transaction, with ON_ERROR_STOP off too', async () => {
+    const warnings: string[] = [];
+    await expect(run({ 'a.sql': '\\unset ON_ERROR_STOP\nBEGIN;\nCREATE TABLE t (id int);\nSELECT 1/0;\n' }, { warnings })).rejects.toMatchObject({
+      code: 'SQL_FAILED',
+      file: 'a.sql',
+      message: 'file ends inside a transaction block (BEGIN without COMMIT)',
+      hint: 'add COMMIT at the end of the file; psql would silently roll this work back',
+    });
+    expect(warnings).toEqual(['a.sql:4:1: division by zero']);
+    expect(db.client.getTransactionStatus()).toBe('I');
+    expect(await rows(`SELECT to_regclass('t') AS t`)).toEqual([{ t: null }]);
+  });
+
+  it('fails on COPY data that never ends even with ON_ERROR_STOP off, and leaves the connection usable', async () => {
+    const warnings: string[] = [];
+    await expect(run({ 'a.sql': '\\unset ON_ERROR_STOP\nCREATE TABLE t (id int);\nCOPY t FROM stdin;\n1\n2\n' }, { warnings })).rejects.toMatchObject({
+      code: 'SQL_SYNTAX',
+      line: 3,
+      message: expect.stringContaining('COPY data never ends'),
+    });
+    expect(warnings).toEqual([]);
+    expect(await rows('SELECT count(*)::int AS n FROM t')).toEqual([{ n: 0 }]);
+  });
+});
+
+describe('executor: meta-commands psql has and dbfast refuses', () => {
+  it('tells an unsupported psql command from an invalid one', async () => {
+    expect((await failure({ 'a.sql': '\\cd /tmp\n' })).located).toBe(`a.sql:1:1: unsupported psql meta-command \\cd`);
+    expect((await failure({ 'b.sql': 'SELECT 1;\n\\bogus\n' })).located).toBe('b.sql:2:1: invalid command \\bogus');
+    expect((await failure({ 'c.sql': '\\cd\n' })).hint).toMatch(/^dbfast supports \\i, \\ir, /);
+  });
+
+  it('refuses output to a |pipe for every command that can write one, and accepts a file name holding a |', async () => {
+    for (const [file, line] of [['a.sql', 'SELECT 1 \\gx |cat'], ['b.sql', '\\out |cat'], ['c.sql', 'SELECT 1 \\g (format=csv)|cat'], ['d.sql', '\\o\t|cat']]) {
+      expect((await failure({ [file!]: `${line}\n` })).located, line).toMatch(/ with a \|pipe is not supported: dbfast does not run programs from SQL files$/);
+    }
+    await run({ 'e.sql': 'SELECT 1 \\g not|a-pipe\n\\o not|a-pipe\n' });
+  });
+
+  it('refuses \\copy inside a statement, and \\i without a file name', async () => {
+    expect((await failure({ 'a.sql': 'CREATE TABLE t (id int);\nINSERT INTO t\n\\copy t from stdin\nVALUES (1);\n' })).located).toBe(
+      'a.sql:3:1: \\copy inside a statement is not supported',
+    );
+    expect((await failure({ 'b.sql': 'SELECT 1;\n\\i\n' })).located).toBe('b.sql:2:1: \\i needs a file name');
+  });
+
+  it('refuses \\set AUTOCOMMIT off, and takes AUTOCOMMIT on or unset', async () => {
+    await run({ 'a.sql': '\\set AUTOCOMMIT on\n\\set AUTOCOMMIT\n\\set AUTOCOMMIT true\nCREATE TABLE t (id int);\n' });
+    expect((await failure({ 'b.sql': '\\set AUTOCOMMIT off\n' })).located).toBe('b.sql:1:1: \\set AUTOCOMMIT off is not supported');
+    expect((await failure({ 'c.sql': '\\set AUTOCOMMIT maybe\n' })).located).toBe('c.sql:1:1: \\set AUTOCOMMIT off is not supported');
+  });
+
+  it('shows a file included from outside the repository by its absolute path', async () => {
+    const outside = await tempRepo({ 'shared.sql': 'SELECT 1;\nSELEC 2;\n' });
+    const error = await failure({ 'a.sql': `\\i ${join(outside, 'shared.sql')}\n` });
+    expect(error.located).toBe(`${join(outside, 'shared.sql')}:2:1: syntax error at or near "SELEC"`);
+  });
+});
+
+describe('executor: where errors point, and what they carry', () => {
+  it('points at the variable when the error is inside its value', async () => {
+    const error = await failure({ 'a.sql': '\\set v \'nonexistent_column\'\nSELECT 1,\n  :v;\n' });
+    expect(error.located).toBe('a.sql:3:3: column "nonexistent_column" does not exist');
+  });
+
+  it("keeps the server's hint, and its context after the detail", async () => {
+    const file = "DO $$\nBEGIN\n  RAISE EXCEPTION 'boom' USING DETAIL = 'what broke', HINT = 'fix it';\nEND $$;\n";
+    const error = await run({ 'a.sql': file }).catch((thrown: DbfastError) => thrown);
+    expect(error).toMatchObject({ code: 'SQL_FAILED', hint: 'fix it', detail: 'DETAIL: what broke\nCONTEXT: PL/pgSQL function inline_code_block line 3 at RAISE' });
+    const plain = await run({ 'b.sql': 'SELECT 1/0;\n' }).catch((thrown: DbfastError) => thrown);
+    expect(plain).toMatchObject({ detail: undefined, hint: undefined });
+  });
+});
+
+describe('executor: client encodings set at the top of a file', () => {
+  const latin1 = (text: string) => Buffer.from(text, 'latin1');
+
+  it("looks past pg_dump's set_config and other SET lines, and reads \\encoding with quotes", async () => {
+    await run(
+      {
+        'a.sql': latin1("SET statement_timeout = 0;\nSELECT pg_catalog.set_config('search_path', '', false);\nSET client_encoding = 'LATIN1';\nCREATE TABLE public.t (s text);\nINSERT INTO public.t VALUES ('café');\n"),
+        'b.sql': latin1("\\encoding 'LATIN1'\nINSERT INTO t VALUES ('crème');\n"),
+        'c.sql': "SET client_encoding TO DEFAULT;\nINSERT INTO t VALUES ('naïve');\n",
+      },
+    );
+    expect((await rows('SELECT s FROM t ORDER BY s')).map((row) => row.s)).toEqual(['café', 'crème', 'naïve']);
+  });
+
+  it('refuses \\encoding changing the encoding in the middle of a file, and takes it when it changes nothing', async () => {
+    await run({ 'a.sql': 'SELECT 1;\n\\encoding UTF8\n\\encoding\nSET client_encoding = unicode;\n' });
+    expect((await failure({ 'b.sql': 'SELECT 1;\n\\encoding LATIN1\n' })).located).toBe(
+      'b.sql:2:1: client_encoding changes to LATIN1 after the file started as UTF8',
+    );
   });
 });

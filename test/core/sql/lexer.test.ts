@@ -109,6 +109,15 @@ describe('statement boundaries', () => {
     expect(texts(script)).toEqual(["SELECT $$a;'b$$", 'SELECT $fn$ $$; $inner$ ; $inner$ $Fn$ $fn$', 'SELECT $_1$;$_1$', 'SELECT 4']);
   });
 
+  it('takes letters of any script, digits after the first character and underscores in a tag, case-sensitively', () => {
+    expect(texts('SELECT $função$;$Função$;$função$; SELECT $日本$ ; $日本$; SELECT $a_1$ $a_2$; $a_1$; SELECT 4')).toEqual([
+      'SELECT $função$;$Função$;$função$',
+      'SELECT $日本$ ; $日本$',
+      'SELECT $a_1$ $a_2$; $a_1$',
+      'SELECT 4',
+    ]);
+  });
+
   it('does not start a dollar quote inside an identifier like foo$bar$', () => {
     expect(texts('SELECT 1 AS foo$bar$; SELECT 2 AS x$$; SELECT $bar$;$bar$')).toEqual([
       'SELECT 1 AS foo$bar$',
@@ -131,6 +140,13 @@ describe('statement boundaries', () => {
     expect(texts(`${rule}; SELECT 2`)).toEqual([rule, 'SELECT 2']);
   });
 
+  it('counts nested parentheses before a semicolon, and never below zero for a stray closing one', () => {
+    const rule = 'CREATE RULE u AS ON UPDATE TO t DO INSTEAD (UPDATE a SET n = (SELECT max(n) FROM b); DELETE FROM c WHERE (id) IN (1))';
+    expect(texts(`${rule};SELECT 2`)).toEqual([rule, 'SELECT 2']);
+    // psql sends `SELECT 1)` for the server to refuse, and the next semicolon still ends a statement.
+    expect(texts('SELECT 1); SELECT (2)')).toEqual(['SELECT 1)', 'SELECT (2)']);
+  });
+
   it('keeps DO blocks and PL/pgSQL bodies whole', () => {
     const doBlock = "DO $$ BEGIN INSERT INTO t VALUES ('x;'); END $$";
     const fn = 'CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS $body$\nBEGIN\n  RETURN 1;\nEND;\n$body$';
@@ -145,6 +161,18 @@ BEGIN ATOMIC
 END`;
     const procedure = 'create procedure p() language sql begin atomic insert into t values (1); insert into t values (2); end';
     expect(texts(`${fn};\n${procedure};\nSELECT 3`)).toEqual([fn, procedure, 'SELECT 3']);
+  });
+
+  it('keeps BEGIN ATOMIC ... END together after CREATE OR REPLACE PROCEDURE, in any case', () => {
+    const procedure = 'Create Or Replace Procedure p() LANGUAGE sql BEGIN ATOMIC INSERT INTO t VALUES (1); END';
+    expect(texts(`${procedure};\nSELECT 2`)).toEqual([procedure, 'SELECT 2']);
+  });
+
+  it('takes only CREATE [OR REPLACE] FUNCTION|PROCEDURE as its first words for a routine', () => {
+    // psql's heuristic looks at the first four words only: these are not routines, BEGIN is a name.
+    for (const statement of ['CREATE VIEW function AS SELECT 1 AS begin', 'CREATE OR procedure begin', 'CREATE REPLACE FUNCTION begin', 'ALTER FUNCTION begin']) {
+      expect(texts(`${statement}; SELECT 2`), statement).toEqual([statement, 'SELECT 2']);
+    }
   });
 
   it('does not count CASE outside BEGIN, nor BEGIN outside CREATE FUNCTION or PROCEDURE', () => {
@@ -406,6 +434,13 @@ describe('COPY FROM stdin data', () => {
   it('does not take a \\. that is not alone on its line as the end', () => {
     const [copy] = statements('COPY t FROM stdin;\n\\.x\na\\.\n \\.\n\\.\n');
     expect(copy!.copy!.data).toBe('\\.x\na\\.\n \\.\n');
+  });
+
+  it('ends the data at the first line that is exactly \\., not at an escaped backslash or a longer line', () => {
+    // `\\.` is an escaped backslash then a dot, `\.\.` a line longer than the end marker: both are data.
+    const [copy, next] = statements('COPY t FROM stdin;\r\n\\\\.\r\n\\.\\.\n\\.\r\nSELECT 1;');
+    expect(copy!.copy).toEqual({ data: '\\\\.\r\n\\.\\.\n', line: 2 });
+    expect(next).toMatchObject({ text: 'SELECT 1', location: { line: 5, column: 1 } });
   });
 
   it('only reads data for COPY ... FROM stdin', () => {
