@@ -1,7 +1,7 @@
 import { type DbfastConfig, loadConfig } from '../core/config/index.js';
 import { DbfastError } from '../core/errors.js';
 import { probeServer } from '../core/pg/probe.js';
-import { configuredTarget, embeddedTarget } from '../core/pg/target.js';
+import { configuredTarget, embeddedServerOptions, embeddedTarget } from '../core/pg/target.js';
 import { type EnsureServerOptions, ensureServer, HOST, SUPERUSER, serverStatus, stopServer } from '../core/server.js';
 import type { GlobalOptions } from './globals.js';
 import { info, printData, printJson, warn } from './output.js';
@@ -11,7 +11,7 @@ function load(globals: GlobalOptions): Promise<DbfastConfig> {
 }
 
 function embeddedOptions(config: DbfastConfig): EnsureServerOptions {
-  return { stateDirFromEnv: config.stateDirFromEnv, binDir: config.tools.pgBinDir, onWarning: (message) => warn(message) };
+  return embeddedServerOptions(config, process.env, (message) => warn(message));
 }
 
 function url(port: number, database = 'postgres'): string {
@@ -37,7 +37,7 @@ export async function start(globals: GlobalOptions, options: { port?: number }):
 export async function stop(globals: GlobalOptions): Promise<void> {
   const config = await load(globals);
   await refuseConfigured(config, 'stop');
-  info((await stopServer(config.stateDir, { binDir: config.tools.pgBinDir })) ? 'stopped' : 'not running');
+  info((await stopServer(config.stateDir, embeddedOptions(config))) ? 'stopped' : 'not running');
 }
 
 export async function status(globals: GlobalOptions, options: { json?: boolean }): Promise<number> {

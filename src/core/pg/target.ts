@@ -11,6 +11,7 @@ import type pg from 'pg';
 import pgPass from 'pgpass';
 import { CONFIG_FILE_NAME, type DatabaseSettings, type DbfastConfig, displayPath, parseConnectionUrl } from '../config/index.js';
 import { DbfastError } from '../errors.js';
+import type { EnsureServerOptions } from '../server.js';
 
 export interface ServerTarget {
   embedded: boolean;
@@ -45,10 +46,14 @@ export async function resolveTarget(
 ): Promise<ServerTarget> {
   if (config.database === null) {
     const { ensureServer } = await import('../server.js');
-    const { stateDir, stateDirFromEnv } = config;
-    return embeddedTarget(await ensureServer(stateDir, { env, onWarning: options.onWarning, stateDirFromEnv, binDir: config.tools.pgBinDir }));
+    return embeddedTarget(await ensureServer(config.stateDir, embeddedServerOptions(config, env, options.onWarning)));
   }
   return configuredTarget(config.database, config, env);
+}
+
+/** What the configuration says about the embedded server: where its programs come from, how to name its state folder. */
+export function embeddedServerOptions(config: DbfastConfig, env: NodeJS.ProcessEnv, onWarning?: (message: string) => void): EnsureServerOptions {
+  return { env, onWarning, stateDirFromEnv: config.stateDirFromEnv, binDir: config.tools.pgBinDir };
 }
 
 /** A configured server, without connecting: its label and URLs are known before any connection. */
