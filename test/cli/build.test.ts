@@ -1,15 +1,11 @@
-import { afterAll, describe, expect, it } from 'vitest';
-import { type CliProject, cliProject, withoutProgress } from '../helpers/cli.js';
+import { describe, expect, it } from 'vitest';
+import { cliProjects, withoutProgress } from '../helpers/cli.js';
 
-const projects: CliProject[] = [];
-afterAll(async () => {
-  for (const made of projects) await made.remove();
-});
+const tracked = cliProjects();
 
 describe('dbfast build', () => {
   it('counts files, statements and rows in the right number, one or several', async () => {
-    const one = await cliProject({ 'db/0_schema/01.sql': 'CREATE TABLE t (id int);\nCOPY t FROM stdin;\n1\n\\.\n' });
-    projects.push(one);
+    const one = await tracked({ 'db/0_schema/01.sql': 'CREATE TABLE t (id int);\nCOPY t FROM stdin;\n1\n\\.\n' });
     const built = await one.run(['build']);
     expect(built.code, built.stderr).toBe(0);
     expect(built.stdout).toBe('');
@@ -17,8 +13,7 @@ describe('dbfast build', () => {
     const again = await one.run(['build']);
     expect(withoutProgress(again)).toEqual([expect.stringMatching(new RegExp(`^${one.templateName} is up to date \\(built \\S+, 1 file\\)$`))]);
 
-    const several = await cliProject({ 'db/0_schema/01.sql': 'SELECT 1;', 'db/0_schema/02.sql': 'SELECT 2;' });
-    projects.push(several);
+    const several = await tracked({ 'db/0_schema/01.sql': 'SELECT 1;', 'db/0_schema/02.sql': 'SELECT 2;' });
     const result = await several.run(['build']);
     expect(withoutProgress(result)).toEqual([expect.stringMatching(/: 2 files, 2 statements, 0 rows copied in /)]);
   });

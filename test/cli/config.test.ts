@@ -1,9 +1,8 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
-  type CliProject,
-  cliProject,
+  cliProjects,
   lines,
   runCli,
   STACK_FRAME,
@@ -15,16 +14,10 @@ import { tempRepo } from '../helpers/repo.js';
 
 const sql = { 'db/0_schema/01_tables.sql': 'CREATE TABLE items (id int);' };
 
-const projects: CliProject[] = [];
+const tracked = cliProjects();
 async function project(extraToml: string, files: Record<string, string> = sql) {
-  const made = await cliProject(files, extraToml);
-  projects.push(made);
-  return made;
+  return tracked(files, extraToml);
 }
-
-afterAll(async () => {
-  for (const made of projects) await made.remove();
-});
 
 describe('configuration errors', () => {
   it('-c naming a missing file exits 2, naming the file once', async () => {

@@ -1,7 +1,7 @@
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { type CliProject, cliProject, STACK_FRAME, withoutProgress } from '../helpers/cli.js';
+import { describe, expect, it } from 'vitest';
+import { cliProjects, STACK_FRAME, withoutProgress } from '../helpers/cli.js';
 import { query } from '../helpers/database.js';
 
 const schema = 'CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL);';
@@ -12,16 +12,10 @@ const duplicateKeyError = [
   '  DETAIL: Key (id)=(1) already exists.',
 ];
 
-const projects: CliProject[] = [];
+const tracked = cliProjects();
 async function project(seed: string) {
-  const made = await cliProject({ 'db/0_schema/01_tables.sql': schema, 'db/1_seed/02_users.sql': seed });
-  projects.push(made);
-  return made;
+  return tracked({ 'db/0_schema/01_tables.sql': schema, 'db/1_seed/02_users.sql': seed });
 }
-
-afterAll(async () => {
-  for (const made of projects) await made.remove();
-});
 
 describe('SQL errors', () => {
   it('stop with exit 1 and file:line:column, PostgreSQL DETAIL, no stack trace', async () => {
@@ -106,8 +100,7 @@ describe('include cycles', () => {
       'db/0/inc/y.inc:1:1: \\i ../inc/x.inc: include cycle db/0/inc/x.inc -> db/0/inc/y.inc -> db/0/inc/x.inc',
     ],
   ])('are reported as the chain of files: %s (exit 1)', async (_what, files, message) => {
-    const made = await cliProject(files);
-    projects.push(made);
+    const made = await tracked(files);
     const result = await made.run(['build']);
     expect(result.code).toBe(1);
     expect(result.stdout).toBe('');

@@ -2,21 +2,15 @@
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { type CliProject, cliProject, runCli, testServerUrl, uniqueName, withoutProgress } from '../helpers/cli.js';
+import { describe, expect, it } from 'vitest';
+import { cliProjects, runCli, testServerUrl, uniqueName, withoutProgress } from '../helpers/cli.js';
 import { query } from '../helpers/database.js';
 import { tempRepo } from '../helpers/repo.js';
 
-const projects: CliProject[] = [];
+const tracked = cliProjects();
 async function project(files: Record<string, string>) {
-  const made = await cliProject(files);
-  projects.push(made);
-  return made;
+  return tracked(files);
 }
-
-afterAll(async () => {
-  for (const made of projects) await made.remove();
-});
 
 describe('--json errors', () => {
   it('carry the SQLSTATE, constraint, table and location of a failed statement', async () => {

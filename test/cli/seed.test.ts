@@ -1,8 +1,8 @@
 import { utimesSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { type CliProject, cliProject, lines, STACK_FRAME, uniqueName, withoutProgress } from '../helpers/cli.js';
+import { describe, expect, it } from 'vitest';
+import { cliProjects, lines, STACK_FRAME, uniqueName, withoutProgress } from '../helpers/cli.js';
 import { query, queryUrl } from '../helpers/database.js';
 
 const files = {
@@ -10,16 +10,10 @@ const files = {
   'db/1_seed/02_users.sql': "INSERT INTO users VALUES (1, 'alice');\nINSERT INTO users VALUES (2, 'bob');\n",
 };
 
-const projects: CliProject[] = [];
+const tracked = cliProjects();
 async function project() {
-  const made = await cliProject(files);
-  projects.push(made);
-  return made;
+  return tracked(files);
 }
-
-afterAll(async () => {
-  for (const made of projects) await made.remove();
-});
 
 
 async function databaseExists(name: string): Promise<boolean> {

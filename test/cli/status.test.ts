@@ -1,17 +1,13 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { type CliProject, cliProject, lines } from '../helpers/cli.js';
+import { describe, expect, it } from 'vitest';
+import { cliProjects, lines } from '../helpers/cli.js';
 
-const projects: CliProject[] = [];
-afterAll(async () => {
-  for (const made of projects) await made.remove();
-});
+const tracked = cliProjects();
 
 describe('dbfast status', () => {
   it('writes its report to stdout, so it can be piped (dbfast status | grep template); stderr stays empty', async () => {
-    const project = await cliProject({ 'db/0_schema/01.sql': 'CREATE TABLE t (id int);' });
-    projects.push(project);
+    const project = await tracked({ 'db/0_schema/01.sql': 'CREATE TABLE t (id int);' });
     expect((await project.run(['seed'])).code).toBe(0);
 
     const result = await project.run(['status']);
@@ -31,8 +27,7 @@ describe('dbfast status', () => {
   });
 
   it('says the template and clones are unknown, not missing, when the server cannot be asked (exit 1)', async () => {
-    const project = await cliProject({ 'db/0_schema/01.sql': 'SELECT 1;' });
-    projects.push(project);
+    const project = await tracked({ 'db/0_schema/01.sql': 'SELECT 1;' });
     const result = await project.run(['status'], { env: { DBFAST_DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/postgres' } });
     expect(result.code).toBe(1);
     expect(lines(result.stdout)).toEqual([

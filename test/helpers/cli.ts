@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { inject } from 'vitest';
+import { afterAll, inject } from 'vitest';
 import { query } from './database.js';
 import { tempRepo } from './repo.js';
 
@@ -110,6 +110,19 @@ export async function cliProject(files: Record<string, string>, extraToml = ''):
       await dropTemplateAndClones(templateName);
       await rm(root, { recursive: true, force: true });
     },
+  };
+}
+
+/** cliProject for one test file (call it at the top level): every project it makes is removed after the file's tests. */
+export function cliProjects(): typeof cliProject {
+  const made: CliProject[] = [];
+  afterAll(async () => {
+    for (const project of made) await project.remove();
+  });
+  return async (files, extraToml) => {
+    const project = await cliProject(files, extraToml);
+    made.push(project);
+    return project;
   };
 }
 
