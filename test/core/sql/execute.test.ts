@@ -179,6 +179,36 @@ describe('executor: statements', () => {
     expect(await rows('SELECT id FROM t')).toEqual([{ id: 7 }]);
   });
 
+  it('sends consecutive statements together, in one implicit transaction, and a statement that must run alone by itself', async () => {
+    await run({
+      'a.sql': [
+        'CREATE TABLE xids (n serial, xid xid8);',
+        'INSERT INTO xids (xid) VALUES (pg_current_xact_id());',
+        // Statements that only look like what must run alone or end a batch.
+        'ALTER TABLE xids ADD COLUMN value int;',
+        'SET search_path = public;',
+        'INSERT INTO xids (xid) VALUES (pg_current_xact_id());',
+        'VACUUM xids;',
+        'INSERT INTO xids (xid) VALUES (pg_current_xact_id());',
+      ].join('\n'),
+    });
+    const [first, second, third] = (await rows('SELECT xid::text FROM xids ORDER BY n')).map((row) => row.xid);
+    expect(second).toBe(first);
+    expect(third).not.toBe(second);
+  });
+
+  it('keeps its connection from file to file, unless a file changed what a new connection starts with', async () => {
+    const recordPid = 'INSERT INTO pids (pid) VALUES (pg_backend_pid());\n';
+    await run({
+      '1.sql': `CREATE TABLE pids (n serial, pid int);\n${recordPid}ALTER TABLE pids SET (fillfactor = 90);\nSET search_path = public;\nALTER DATABASE :"DBNAME" CONNECTION LIMIT 100;\n`,
+      '2.sql': `${recordPid}ALTER DATABASE :"DBNAME" SET work_mem = '8MB';\n`,
+      '3.sql': recordPid,
+    });
+    const [first, second, third] = (await rows('SELECT pid FROM pids ORDER BY n')).map((row) => row.pid);
+    expect(second).toBe(first);
+    expect(third).not.toBe(second);
+  });
+
   it('batches many small statements across the batch size limit', async () => {
     const inserts = Array.from({ length: 3000 }, (_, i) => `INSERT INTO t VALUES (${i}, '${'x'.repeat(500)}');`);
     const stats = await run({ 'a.sql': `CREATE TABLE t (id int, pad text);\n${inserts.join('\n')}` });
