@@ -187,6 +187,11 @@ describe('executor: statements', () => {
         // Statements that only look like what must run alone or end a batch.
         'ALTER TABLE xids ADD COLUMN value int;',
         'SET search_path = public;',
+        'CREATE INDEX ON xids (n);',
+        'DROP INDEX IF EXISTS no_such_index;',
+        'ALTER DATABASE :"DBNAME" CONNECTION LIMIT 100;',
+        'ALTER TABLE xids SET TABLESPACE pg_default;',
+        'DISCARD PLANS;',
         'INSERT INTO xids (xid) VALUES (pg_current_xact_id());',
         'VACUUM xids;',
         'INSERT INTO xids (xid) VALUES (pg_current_xact_id());',
@@ -200,7 +205,7 @@ describe('executor: statements', () => {
   it('keeps its connection from file to file, unless a file changed what a new connection starts with', async () => {
     const recordPid = 'INSERT INTO pids (pid) VALUES (pg_backend_pid());\n';
     await run({
-      '1.sql': `CREATE TABLE pids (n serial, pid int);\n${recordPid}ALTER TABLE pids SET (fillfactor = 90);\nSET search_path = public;\nALTER DATABASE :"DBNAME" CONNECTION LIMIT 100;\n`,
+      '1.sql': `CREATE TABLE pids (n serial, pid int);\n${recordPid}ALTER TABLE pids SET (fillfactor = 90);\nSET search_path = public;\nALTER DATABASE :"DBNAME" CONNECTION LIMIT 100;\nRESET ROLE;\n`,
       '2.sql': `${recordPid}ALTER DATABASE :"DBNAME" SET work_mem = '8MB';\n`,
       '3.sql': recordPid,
     });
