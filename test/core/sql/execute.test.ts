@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { chown, mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DbfastError } from '../../../src/core/errors.js';
@@ -154,6 +156,26 @@ describe('executor: statements', () => {
     });
     expect(await rows(`SELECT indexname FROM pg_indexes WHERE tablename = 't'`)).toEqual([{ indexname: 't_id' }]);
     expect(await rows('SELECT v FROM m')).toEqual([{ v: 'happy' }]);
+  });
+
+  it('runs CREATE TABLESPACE, moving a database to it and DROP TABLESPACE outside a transaction block', async () => {
+    const [{ directory }] = await rows("SELECT current_setting('data_directory') AS directory");
+    // The location must be an empty folder the server's own user owns.
+    const owner = await stat(directory);
+    const location = await mkdtemp(join(tmpdir(), 'dbfast-tablespace-'));
+    await chown(location, owner.uid, owner.gid);
+    const name = `ts_${db.name}`;
+    try {
+      await run({
+        'a.sql': `CREATE TABLE t (id int);\nCREATE TABLESPACE ${name} LOCATION '${location}';\nCREATE DATABASE ${name};\nALTER DATABASE ${name} SET TABLESPACE ${name};\nDROP DATABASE ${name};\nDROP TABLESPACE ${name};\nINSERT INTO t VALUES (1);\n`,
+      });
+      expect(await rows(`SELECT count(*)::int AS n FROM pg_tablespace WHERE spcname = '${name}'`)).toEqual([{ n: 0 }]);
+      expect(await rows('SELECT id FROM t')).toEqual([{ id: 1 }]);
+    } finally {
+      await db.client.query(`DROP DATABASE IF EXISTS ${name}`);
+      await db.client.query(`DROP TABLESPACE IF EXISTS ${name}`);
+      await rm(location, { recursive: true, force: true });
+    }
   });
 
   it('runs explicit transactions', async () => {
