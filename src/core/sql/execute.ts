@@ -436,13 +436,12 @@ class ScriptRunner {
     }
     const { statement, direction, source: from } = copy!;
     if (direction === 'to') fail('\\copy ... TO is not supported: dbfast builds a database and writes no files');
-    if (from.kind === 'program') fail('\\copy ... FROM PROGRAM is not supported: dbfast does not run programs from SQL files');
+    if (from.kind === 'program') return fail('\\copy ... FROM PROGRAM is not supported: dbfast does not run programs from SQL files');
     if (from.kind === 'psql') {
-      fail("\\copy ... FROM pstdin reads psql's own standard input, which a build does not have", 'put the data after the \\copy line (FROM stdin) or in a file');
+      return fail("\\copy ... FROM pstdin reads psql's own standard input, which a build does not have", 'put the data after the \\copy line (FROM stdin) or in a file');
     }
     this.stats.statements++;
     if (from.kind === 'script') return this.copyIn(statement, file.lexer, displayPath, command.location);
-    if (from.kind !== 'file') return;
     const target = resolve(dirname(file.reader.absolutePath), from.path);
     const shown = this.displayPath(target);
     try {

@@ -20,7 +20,7 @@ export interface SlashCopy {
    * reads from the script itself (the lines after \copy, up to `\.`); `psql` for pstdin and
    * pstdout, psql's own standard input or output.
    */
-  source: { kind: 'file'; path: string } | { kind: 'program'; command: string } | { kind: 'script' | 'psql' };
+  source: { kind: 'file'; path: string } | { kind: 'program'; command: string } | { kind: 'script' } | { kind: 'psql' };
 }
 
 const WHITESPACE = ' \t\n\r';

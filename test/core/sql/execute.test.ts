@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { chown, mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DbfastError } from '../../../src/core/errors.js';
@@ -156,6 +158,26 @@ describe('executor: statements', () => {
     expect(await rows('SELECT v FROM m')).toEqual([{ v: 'happy' }]);
   });
 
+  it('runs CREATE TABLESPACE, moving a database to it and DROP TABLESPACE outside a transaction block', async () => {
+    const [{ directory }] = await rows("SELECT current_setting('data_directory') AS directory");
+    // The location must be an empty folder the server's own user owns.
+    const owner = await stat(directory);
+    const location = await mkdtemp(join(tmpdir(), 'dbfast-tablespace-'));
+    await chown(location, owner.uid, owner.gid);
+    const name = `ts_${db.name}`;
+    try {
+      await run({
+        'a.sql': `CREATE TABLE t (id int);\nCREATE TABLESPACE ${name} LOCATION '${location}';\nCREATE DATABASE ${name};\nALTER DATABASE ${name} SET TABLESPACE ${name};\nDROP DATABASE ${name};\nDROP TABLESPACE ${name};\nINSERT INTO t VALUES (1);\n`,
+      });
+      expect(await rows(`SELECT count(*)::int AS n FROM pg_tablespace WHERE spcname = '${name}'`)).toEqual([{ n: 0 }]);
+      expect(await rows('SELECT id FROM t')).toEqual([{ id: 1 }]);
+    } finally {
+      await db.client.query(`DROP DATABASE IF EXISTS ${name}`);
+      await db.client.query(`DROP TABLESPACE IF EXISTS ${name}`);
+      await rm(location, { recursive: true, force: true });
+    }
+  });
+
   it('runs explicit transactions', async () => {
     await run({ 'a.sql': 'BEGIN;\nCREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\nCOMMIT;\n' });
     expect(await rows('SELECT id FROM t')).toEqual([{ id: 1 }]);
@@ -177,6 +199,41 @@ describe('executor: statements', () => {
   it('sends the last statement even without a semicolon', async () => {
     await run({ 'a.sql': 'CREATE TABLE t (id int);\nINSERT INTO t VALUES (7) -- no semicolon' });
     expect(await rows('SELECT id FROM t')).toEqual([{ id: 7 }]);
+  });
+
+  it('sends consecutive statements together, in one implicit transaction, and a statement that must run alone by itself', async () => {
+    await run({
+      'a.sql': [
+        'CREATE TABLE xids (n serial, xid xid8);',
+        'INSERT INTO xids (xid) VALUES (pg_current_xact_id());',
+        // Statements that only look like what must run alone or end a batch.
+        'ALTER TABLE xids ADD COLUMN value int;',
+        'SET search_path = public;',
+        'CREATE INDEX ON xids (n);',
+        'DROP INDEX IF EXISTS no_such_index;',
+        'ALTER DATABASE :"DBNAME" CONNECTION LIMIT 100;',
+        'ALTER TABLE xids SET TABLESPACE pg_default;',
+        'DISCARD PLANS;',
+        'INSERT INTO xids (xid) VALUES (pg_current_xact_id());',
+        'VACUUM xids;',
+        'INSERT INTO xids (xid) VALUES (pg_current_xact_id());',
+      ].join('\n'),
+    });
+    const [first, second, third] = (await rows('SELECT xid::text FROM xids ORDER BY n')).map((row) => row.xid);
+    expect(second).toBe(first);
+    expect(third).not.toBe(second);
+  });
+
+  it('keeps its connection from file to file, unless a file changed what a new connection starts with', async () => {
+    const recordPid = 'INSERT INTO pids (pid) VALUES (pg_backend_pid());\n';
+    await run({
+      '1.sql': `CREATE TABLE pids (n serial, pid int);\n${recordPid}ALTER TABLE pids SET (fillfactor = 90);\nSET search_path = public;\nALTER DATABASE :"DBNAME" CONNECTION LIMIT 100;\nRESET ROLE;\n`,
+      '2.sql': `${recordPid}ALTER DATABASE :"DBNAME" SET work_mem = '8MB';\n`,
+      '3.sql': recordPid,
+    });
+    const [first, second, third] = (await rows('SELECT pid FROM pids ORDER BY n')).map((row) => row.pid);
+    expect(second).toBe(first);
+    expect(third).not.toBe(second);
   });
 
   it('batches many small statements across the batch size limit', async () => {
