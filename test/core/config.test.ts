@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type DbfastConfig, findConfigFile, loadConfig } from '../../src/core/config/index.js';
+import { type DbfastConfig, findConfigFile, loadConfig, parseConnectionUrl } from '../../src/core/config/index.js';
 import { DbfastError } from '../../src/core/errors.js';
 
 let root: string;
@@ -595,6 +595,73 @@ describe('connection URLs', () => {
       expect(error.code).toBe('CONFIG_INVALID');
       expect(everything(error)).not.toContain('secret');
     }
+  });
+});
+
+describe('parseConnectionUrl', () => {
+  function urlError(text: string): DbfastError {
+    try {
+      parseConnectionUrl(text, 'database.url');
+    } catch (error) {
+      expect(error).toBeInstanceOf(DbfastError);
+      return error as DbfastError;
+    }
+    throw new Error(`${text} was accepted`);
+  }
+
+  it('splits a URL into its parts, %-decoded', () => {
+    const url = parseConnectionUrl('postgresql://app%40x:p%2Fw@db.example.com:5433/my%20db?sslmode=require', 'origin');
+    expect({ ...url, params: url.params.toString() }).toEqual({
+      host: 'db.example.com',
+      port: 5433,
+      user: 'app@x',
+      password: 'p/w',
+      database: 'my db',
+      params: 'sslmode=require',
+    });
+  });
+
+  it('leaves out the parts the URL does not have, including an empty database after the slash', () => {
+    for (const text of ['postgresql://', 'postgresql:///', 'postgres://']) {
+      const url = parseConnectionUrl(text, 'origin');
+      expect({ ...url, params: url.params.toString() }).toEqual({
+        host: undefined,
+        port: undefined,
+        user: undefined,
+        password: undefined,
+        database: undefined,
+        params: '',
+      });
+    }
+    expect(parseConnectionUrl('postgresql://h/', 'origin').database).toBeUndefined();
+    expect(parseConnectionUrl('postgresql://h', 'origin').database).toBeUndefined();
+    expect(parseConnectionUrl('postgresql://h/d', 'origin').database).toBe('d');
+  });
+
+  it('unwraps an IPv6 host from its brackets', () => {
+    expect(parseConnectionUrl('postgresql://[::1]:5432/db', 'origin').host).toBe('::1');
+  });
+
+  it('uses ?host= and ?password= (over the URL host) and keeps them out of the params it prints', () => {
+    const url = parseConnectionUrl('postgresql://u@ignored/db?host=/var/run/postgresql&password=pw&sslmode=disable', 'o');
+    expect(url.host).toBe('/var/run/postgresql');
+    expect(url.password).toBe('pw');
+    expect(url.params.toString()).toBe('sslmode=disable');
+    expect(parseConnectionUrl('postgresql:///db?host=/tmp', 'o').host).toBe('/tmp');
+    expect(parseConnectionUrl('postgresql://u:inurl@h/db?password=inquery', 'o').password).toBe('inurl');
+  });
+
+  it('names a malformed %-escape without quoting the URL', () => {
+    const error = urlError('postgresql://u:se%ZZcret@h/db');
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.message).toBe('database.url is not a valid postgresql:// URL: it has a malformed %-escape');
+  });
+
+  it('shows a scheme only when the URL starts with it, never a word from later in the URL', () => {
+    // Without a leading scheme, `u:hunter2@h/...` parses as a URL whose "scheme" is the user name.
+    const error = urlError('u:hunter2@h/hunter2://x');
+    expect(error.message).toBe('database.url is not a valid postgresql:// URL');
+    expect(everything(error)).not.toContain('hunter2');
   });
 });
 
