@@ -373,8 +373,42 @@ describe('invalid files', () => {
     expect(error.file).toBe('dbfast.toml');
     expect(error.line).toBe(3);
     expect(error.column).toBeGreaterThan(0);
-    expect(error.message).toMatch(/^invalid TOML: /);
-    expect(error.message).not.toContain('\n');
+    expect(error.message).toBe('invalid TOML: invalid value');
+  });
+
+  it('refuses a __proto__ key as invalid TOML instead of letting it reach the settings', async () => {
+    const error = await loadError('__proto__ = 1\n');
+    expect(error).toMatchObject({ code: 'CONFIG_INVALID', file: 'dbfast.toml', line: 1 });
+    expect(error.message).toBe('invalid TOML: document contains an unsafe property');
+  });
+
+  it('refuses a [[remotes]] entry without a usable name', async () => {
+    for (const name of ['', 'name = ""\n', 'name = 5\n']) {
+      const error = await loadError(`[[remotes]]\n${name}host = "h"\n`);
+      expect(error).toMatchObject({ code: 'CONFIG_INVALID', file: 'dbfast.toml' });
+      expect(error.message).toBe('remotes[0] must be a table with a non-empty name');
+    }
+  });
+
+  it('still checks the other keys when one item of a list is wrong', async () => {
+    const error = await loadError(
+      '[database]\ndefault_environment = "staging"\n' +
+        '[environments.local]\ninclude_directories = ["a", 5]\n[environments.test]\ninclude_directories = ["b"]\n',
+    );
+    expect(error.message).toBe('2 configuration problems');
+    expect(error.detail?.split('\n')).toEqual([
+      'environments.local.include_directories must be a list of strings',
+      'database.default_environment names "staging", which is not a configured environment',
+      '  hint: configured environments: local, test',
+    ]);
+  });
+
+  it('reports an invalid template_name once, not again for every environment derived from it', async () => {
+    const error = await loadError('[database]\ntemplate_name = "App"\n[environments.local]\n[environments.test]\n');
+    expect(error).toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: 'database.template_name must be a lowercase identifier (a-z, 0-9 and _, not starting with a digit)',
+    });
   });
 
   it('refuses a literal password without echoing it', async () => {
@@ -594,6 +628,31 @@ describe('connection URLs', () => {
       const error = await loadError(toml, env);
       expect(error.code).toBe('CONFIG_INVALID');
       expect(everything(error)).not.toContain('secret');
+    }
+  });
+});
+
+describe('passwords in connection URLs', () => {
+  const warning = (key: string) => ({
+    file: 'dbfast.toml',
+    key,
+    message: `${key} contains a password`,
+    hint: 'move it to password_env or password_file, so dbfast.toml can be committed',
+  });
+
+  it('warns about a password written in a url, by key, without refusing it', async () => {
+    expect((await load('[database]\nurl = "postgresql://app:pw@h/db"\n')).warnings).toEqual([warning('database.url')]);
+    expect((await load('[database]\nurl = "postgresql://h/db?sslmode=require&password=pw"\n')).warnings).toEqual([
+      warning('database.url'),
+    ]);
+    expect((await load('[database]\nurl = "postgresql://h/db?password=pw"\n')).warnings).toEqual([warning('database.url')]);
+    const remote = await load('[remotes.staging]\nurl = "postgres://app:pw@h/db"\n');
+    expect(remote.warnings).toEqual([warning('remotes.staging.url'), remotesUnsupported('staging')]);
+  });
+
+  it('does not mistake a user name, a port or a query for a password', async () => {
+    for (const url of ['postgresql://app@h/db', 'postgresql://h:5433/db', 'postgresql://app@h:5433/db?sslmode=require']) {
+      expect((await load(`[database]\nurl = "${url}"\n`)).warnings).toEqual([]);
     }
   });
 });
