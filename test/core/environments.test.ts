@@ -7,6 +7,7 @@ import {
   devDataKind,
   directoriesOf,
   type EnvironmentIssue,
+  isProductionLike,
   resolveEnvironment,
   selectFiles,
   validateEnvironment,
@@ -200,6 +201,9 @@ describe('selectFiles: directory matching', () => {
 
   it('ignores ./ in front and / behind a directory name', () => {
     expect(select(repository, { includeDirectories: ['./db/seed/'] })).toEqual(['db/seed/c.sql', 'db/seed/deeper/d.sql']);
+    for (const entry of [' db/seed ', '/db/seed', './/db/seed', 'db/seed//']) {
+      expect([entry, select(repository, { includeDirectories: [entry] })]).toEqual([entry, ['db/seed/c.sql', 'db/seed/deeper/d.sql']]);
+    }
   });
 
   it('matches a glob against every ancestor directory of a file', () => {
@@ -326,12 +330,41 @@ describe('devDataKind: whole words only', () => {
     expect(devDataKind(name)).toBe(kind);
   });
 
+  it('knows every word of each kind', () => {
+    const kinds: Record<string, string[]> = {
+      'seed data': ['seed', 'seeds', 'seeding'],
+      'test data': ['test', 'tests', 'testing', 'fixture', 'fixtures', 'mock', 'mocks'],
+      'debug data': ['debug'],
+      'development data': ['dev', 'devel', 'development'],
+      'sample data': ['sample', 'samples', 'demo', 'demos', 'fake', 'fakes', 'faker', 'dummy'],
+    };
+    for (const [kind, words] of Object.entries(kinds)) {
+      for (const word of words) expect([word, devDataKind(`9_${word}.sql`)]).toEqual([word, kind]);
+    }
+  });
+
+  it('splits an upper-case run from the capitalised word after it', () => {
+    expect(devDataKind('MOCKData.sql')).toBe('test data');
+    expect(devDataKind('loadTESTUsers.sql')).toBe('test data');
+    expect(devDataKind('SEED')).toBe('seed data');
+  });
+
   it.each(['device.sql', 'latest.sql', 'contest.sql', 'seedling.sql', '0_schema', 'developer_roles.sql'])(
     '%s looks like production data',
     (name) => {
       expect(devDataKind(name)).toBeNull();
     },
   );
+});
+
+describe('isProductionLike', () => {
+  it('takes the whole name production or prod, in any case, and nothing that only contains it', () => {
+    const config = makeConfig({});
+    for (const name of ['production', 'prod', 'PROD', 'Production']) expect([name, isProductionLike(config, name)]).toEqual([name, true]);
+    for (const name of ['preprod', 'production_copy', 'prod2', 'nonproduction']) {
+      expect([name, isProductionLike(config, name)]).toEqual([name, false]);
+    }
+  });
 });
 
 describe('validateEnvironment', () => {
