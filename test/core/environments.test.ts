@@ -403,6 +403,12 @@ describe('validateEnvironment', () => {
     expect(withCode(validate(config, 'all'), 'unknown-directory')[0]?.hint).toBe('did you mean "99_finalize"?');
   });
 
+  it('suggests the numbered directory under the same parent for a nested path without its number', () => {
+    const repository = ['a/20240101_finalize/x.sql', 'db/20240101_finalize/y.sql', 'db/schema/z.sql'];
+    const config = makeConfig({ all: { excludeDirectories: ['db/finalize'] } });
+    expect(withCode(validate(config, 'all', repository), 'unknown-directory')[0]?.hint).toBe('did you mean "db/20240101_finalize"?');
+  });
+
   it('explains that a plain name matches only top-level directories', () => {
     const repository = ['db/seed/a.sql', 'db/schema/b.sql'];
     const config = makeConfig({ all: { excludeDirectories: ['seed'] } });
@@ -478,6 +484,8 @@ describe('validateEnvironment', () => {
     const [warning, ...rest] = withCode(validate(makeConfig({ s: { includeDirectories: ['0_schema'] } }), 's', ['0_schema/a.sql', ...many]), 'unselected-file');
     expect(rest).toEqual([]);
     expect(warning?.message).toBe(`12 files are selected by no environment: ${many.slice(0, 10).join(', ')} and 2 more`);
+    const ten = withCode(validate(makeConfig({ s: { includeDirectories: ['0_schema'] } }), 's', ['0_schema/a.sql', ...many.slice(0, 10)]), 'unselected-file');
+    expect(ten[0]?.message).toBe(`10 files are selected by no environment: ${many.slice(0, 10).join(', ')}`);
     const one = validate(makeConfig({ s: { includeDirectories: ['0_schema'] } }), 's', ['0_schema/a.sql', '5_x/b.sql']);
     expect(withCode(one, 'unselected-file')[0]?.message).toBe('1 file is selected by no environment: 5_x/b.sql');
   });
