@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type DbfastConfig, findConfigFile, loadConfig, parseConnectionUrl } from '../../src/core/config/index.js';
+import { type DbfastConfig, displayPath, findConfigFile, loadConfig, parseConnectionUrl } from '../../src/core/config/index.js';
 import { DbfastError } from '../../src/core/errors.js';
 
 let root: string;
@@ -629,6 +629,29 @@ describe('connection URLs', () => {
       expect(error.code).toBe('CONFIG_INVALID');
       expect(everything(error)).not.toContain('secret');
     }
+  });
+});
+
+describe('paths in the settings', () => {
+  it('expands ~ and ~/ in password_file to the home directory, and resolves anything else against the project', async () => {
+    const passwordFile = async (file: string) => (await load(`[database]\nhost = "h"\npassword_file = "${file}"\n`)).database?.passwordFile;
+    expect(await passwordFile('~/.pgpass')).toBe(path.join(os.homedir(), '.pgpass'));
+    expect(await passwordFile('~')).toBe(os.homedir());
+    expect(await passwordFile('~pw')).toBe(path.join(root, '~pw'));
+    expect(await passwordFile('secrets/~/pw')).toBe(path.join(root, 'secrets', '~', 'pw'));
+  });
+
+  it('resolves tools.pg_bin_dir against the project, and leaves it out when unset', async () => {
+    expect((await load('[tools]\npg_bin_dir = "pg/bin"\n')).tools).toEqual({ pgBinDir: path.join(root, 'pg', 'bin') });
+    expect((await load('')).tools).toEqual({});
+  });
+
+  it('shows a path relative to cwd only when it lies strictly inside cwd', () => {
+    const cwd = path.join(root, 'project');
+    expect(displayPath(path.join(cwd, 'conf', 'dbfast.toml'), cwd)).toBe(path.join('conf', 'dbfast.toml'));
+    expect(displayPath(path.join(cwd, '..foo', 'dbfast.toml'), cwd)).toBe(path.join('..foo', 'dbfast.toml'));
+    expect(displayPath(cwd, cwd)).toBe(cwd);
+    expect(displayPath(path.join(root, 'other', 'dbfast.toml'), cwd)).toBe(path.join(root, 'other', 'dbfast.toml'));
   });
 });
 
