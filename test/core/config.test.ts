@@ -376,6 +376,26 @@ describe('invalid files', () => {
     expect(error.message).toBe('invalid TOML: invalid value');
   });
 
+  it.each([
+    ['[database]\nhost = 5\n', 'database.host must be a string'],
+    ['[remotes.x]\nhost = "h"\nallow_destructive = "yes"\n', 'remotes.x.allow_destructive must be true or false'],
+    ['[performance]\nbuild_timeout_ms = -1\n', 'performance.build_timeout_ms must be a non-negative integer'],
+    ['[performance]\nclone_strategy = "copy"\n', 'performance.clone_strategy must be "file_copy" or "wal_log"'],
+    ['[validation]\ntest_queries = "select 1"\n', 'validation.test_queries must be a list'],
+    ['[database]\nhost = "h"\npassword_env = "1PG"\n', 'database.password_env must be the name of an environment variable (letters, digits and _)'],
+    ['[database]\nhost = "h"\npassword_env = "PG-PASS"\n', 'database.password_env must be the name of an environment variable (letters, digits and _)'],
+  ])('names the expectation for %j', async (toml, message) => {
+    const error = await loadError(toml);
+    expect(error).toMatchObject({ code: 'CONFIG_INVALID', file: 'dbfast.toml', message });
+  });
+
+  it('accepts every backup format and a zero build timeout', async () => {
+    for (const format of ['custom', 'plain', 'directory']) {
+      expect((await load(`[backups]\nformat = "${format}"\n`)).backups.format).toBe(format);
+    }
+    expect((await load('[performance]\nbuild_timeout_ms = 0\n')).performance.buildTimeoutMs).toBe(0);
+  });
+
   it('refuses a __proto__ key as invalid TOML instead of letting it reach the settings', async () => {
     const error = await loadError('__proto__ = 1\n');
     expect(error).toMatchObject({ code: 'CONFIG_INVALID', file: 'dbfast.toml', line: 1 });
