@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type DbfastConfig, findConfigFile, loadConfig } from '../../src/core/config/index.js';
+import { type DbfastConfig, displayPath, findConfigFile, loadConfig, parseConnectionUrl } from '../../src/core/config/index.js';
 import { DbfastError } from '../../src/core/errors.js';
 
 let root: string;
@@ -373,8 +373,62 @@ describe('invalid files', () => {
     expect(error.file).toBe('dbfast.toml');
     expect(error.line).toBe(3);
     expect(error.column).toBeGreaterThan(0);
-    expect(error.message).toMatch(/^invalid TOML: /);
-    expect(error.message).not.toContain('\n');
+    expect(error.message).toBe('invalid TOML: invalid value');
+  });
+
+  it.each([
+    ['[database]\nhost = 5\n', 'database.host must be a string'],
+    ['[remotes.x]\nhost = "h"\nallow_destructive = "yes"\n', 'remotes.x.allow_destructive must be true or false'],
+    ['[performance]\nbuild_timeout_ms = -1\n', 'performance.build_timeout_ms must be a non-negative integer'],
+    ['[performance]\nclone_strategy = "copy"\n', 'performance.clone_strategy must be "file_copy" or "wal_log"'],
+    ['[validation]\ntest_queries = "select 1"\n', 'validation.test_queries must be a list'],
+    ['[database]\nhost = "h"\npassword_env = "1PG"\n', 'database.password_env must be the name of an environment variable (letters, digits and _)'],
+    ['[database]\nhost = "h"\npassword_env = "PG-PASS"\n', 'database.password_env must be the name of an environment variable (letters, digits and _)'],
+  ])('names the expectation for %j', async (toml, message) => {
+    const error = await loadError(toml);
+    expect(error).toMatchObject({ code: 'CONFIG_INVALID', file: 'dbfast.toml', message });
+  });
+
+  it('accepts every backup format and a zero build timeout', async () => {
+    for (const format of ['custom', 'plain', 'directory']) {
+      expect((await load(`[backups]\nformat = "${format}"\n`)).backups.format).toBe(format);
+    }
+    expect((await load('[performance]\nbuild_timeout_ms = 0\n')).performance.buildTimeoutMs).toBe(0);
+  });
+
+  it('refuses a __proto__ key as invalid TOML instead of letting it reach the settings', async () => {
+    const error = await loadError('__proto__ = 1\n');
+    expect(error).toMatchObject({ code: 'CONFIG_INVALID', file: 'dbfast.toml', line: 1 });
+    expect(error.message).toBe('invalid TOML: document contains an unsafe property');
+  });
+
+  it('refuses a [[remotes]] entry without a usable name', async () => {
+    for (const name of ['', 'name = ""\n', 'name = 5\n']) {
+      const error = await loadError(`[[remotes]]\n${name}host = "h"\n`);
+      expect(error).toMatchObject({ code: 'CONFIG_INVALID', file: 'dbfast.toml' });
+      expect(error.message).toBe('remotes[0] must be a table with a non-empty name');
+    }
+  });
+
+  it('still checks the other keys when one item of a list is wrong', async () => {
+    const error = await loadError(
+      '[database]\ndefault_environment = "staging"\n' +
+        '[environments.local]\ninclude_directories = ["a", 5]\n[environments.test]\ninclude_directories = ["b"]\n',
+    );
+    expect(error.message).toBe('2 configuration problems');
+    expect(error.detail?.split('\n')).toEqual([
+      'environments.local.include_directories must be a list of strings',
+      'database.default_environment names "staging", which is not a configured environment',
+      '  hint: configured environments: local, test',
+    ]);
+  });
+
+  it('reports an invalid template_name once, not again for every environment derived from it', async () => {
+    const error = await loadError('[database]\ntemplate_name = "App"\n[environments.local]\n[environments.test]\n');
+    expect(error).toMatchObject({
+      code: 'CONFIG_INVALID',
+      message: 'database.template_name must be a lowercase identifier (a-z, 0-9 and _, not starting with a digit)',
+    });
   });
 
   it('refuses a literal password without echoing it', async () => {
@@ -595,6 +649,121 @@ describe('connection URLs', () => {
       expect(error.code).toBe('CONFIG_INVALID');
       expect(everything(error)).not.toContain('secret');
     }
+  });
+});
+
+describe('paths in the settings', () => {
+  it('expands ~ and ~/ in password_file to the home directory, and resolves anything else against the project', async () => {
+    const passwordFile = async (file: string) => (await load(`[database]\nhost = "h"\npassword_file = "${file}"\n`)).database?.passwordFile;
+    expect(await passwordFile('~/.pgpass')).toBe(path.join(os.homedir(), '.pgpass'));
+    expect(await passwordFile('~')).toBe(os.homedir());
+    expect(await passwordFile('~pw')).toBe(path.join(root, '~pw'));
+    expect(await passwordFile('secrets/~/pw')).toBe(path.join(root, 'secrets', '~', 'pw'));
+  });
+
+  it('resolves tools.pg_bin_dir against the project, and leaves it out when unset', async () => {
+    expect((await load('[tools]\npg_bin_dir = "pg/bin"\n')).tools).toEqual({ pgBinDir: path.join(root, 'pg', 'bin') });
+    expect((await load('')).tools).toEqual({});
+  });
+
+  it('shows a path relative to cwd only when it lies strictly inside cwd', () => {
+    const cwd = path.join(root, 'project');
+    expect(displayPath(path.join(cwd, 'conf', 'dbfast.toml'), cwd)).toBe(path.join('conf', 'dbfast.toml'));
+    expect(displayPath(path.join(cwd, '..foo', 'dbfast.toml'), cwd)).toBe(path.join('..foo', 'dbfast.toml'));
+    expect(displayPath(cwd, cwd)).toBe(cwd);
+    expect(displayPath(path.join(root, 'other', 'dbfast.toml'), cwd)).toBe(path.join(root, 'other', 'dbfast.toml'));
+  });
+});
+
+describe('passwords in connection URLs', () => {
+  const warning = (key: string) => ({
+    file: 'dbfast.toml',
+    key,
+    message: `${key} contains a password`,
+    hint: 'move it to password_env or password_file, so dbfast.toml can be committed',
+  });
+
+  it('warns about a password written in a url, by key, without refusing it', async () => {
+    expect((await load('[database]\nurl = "postgresql://app:pw@h/db"\n')).warnings).toEqual([warning('database.url')]);
+    expect((await load('[database]\nurl = "postgresql://h/db?sslmode=require&password=pw"\n')).warnings).toEqual([
+      warning('database.url'),
+    ]);
+    expect((await load('[database]\nurl = "postgresql://h/db?password=pw"\n')).warnings).toEqual([warning('database.url')]);
+    const remote = await load('[remotes.staging]\nurl = "postgres://app:pw@h/db"\n');
+    expect(remote.warnings).toEqual([warning('remotes.staging.url'), remotesUnsupported('staging')]);
+  });
+
+  it('does not mistake a user name, a port or a query for a password', async () => {
+    for (const url of ['postgresql://app@h/db', 'postgresql://h:5433/db', 'postgresql://app@h:5433/db?sslmode=require']) {
+      expect((await load(`[database]\nurl = "${url}"\n`)).warnings).toEqual([]);
+    }
+  });
+});
+
+describe('parseConnectionUrl', () => {
+  function urlError(text: string): DbfastError {
+    try {
+      parseConnectionUrl(text, 'database.url');
+    } catch (error) {
+      expect(error).toBeInstanceOf(DbfastError);
+      return error as DbfastError;
+    }
+    throw new Error(`${text} was accepted`);
+  }
+
+  it('splits a URL into its parts, %-decoded', () => {
+    const url = parseConnectionUrl('postgresql://app%40x:p%2Fw@db.example.com:5433/my%20db?sslmode=require', 'origin');
+    expect({ ...url, params: url.params.toString() }).toEqual({
+      host: 'db.example.com',
+      port: 5433,
+      user: 'app@x',
+      password: 'p/w',
+      database: 'my db',
+      params: 'sslmode=require',
+    });
+  });
+
+  it('leaves out the parts the URL does not have, including an empty database after the slash', () => {
+    for (const text of ['postgresql://', 'postgresql:///', 'postgres://']) {
+      const url = parseConnectionUrl(text, 'origin');
+      expect({ ...url, params: url.params.toString() }).toEqual({
+        host: undefined,
+        port: undefined,
+        user: undefined,
+        password: undefined,
+        database: undefined,
+        params: '',
+      });
+    }
+    expect(parseConnectionUrl('postgresql://h/', 'origin').database).toBeUndefined();
+    expect(parseConnectionUrl('postgresql://h', 'origin').database).toBeUndefined();
+    expect(parseConnectionUrl('postgresql://h/d', 'origin').database).toBe('d');
+  });
+
+  it('unwraps an IPv6 host from its brackets', () => {
+    expect(parseConnectionUrl('postgresql://[::1]:5432/db', 'origin').host).toBe('::1');
+  });
+
+  it('uses ?host= and ?password= (over the URL host) and keeps them out of the params it prints', () => {
+    const url = parseConnectionUrl('postgresql://u@ignored/db?host=/var/run/postgresql&password=pw&sslmode=disable', 'o');
+    expect(url.host).toBe('/var/run/postgresql');
+    expect(url.password).toBe('pw');
+    expect(url.params.toString()).toBe('sslmode=disable');
+    expect(parseConnectionUrl('postgresql:///db?host=/tmp', 'o').host).toBe('/tmp');
+    expect(parseConnectionUrl('postgresql://u:inurl@h/db?password=inquery', 'o').password).toBe('inurl');
+  });
+
+  it('names a malformed %-escape without quoting the URL', () => {
+    const error = urlError('postgresql://u:se%ZZcret@h/db');
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.message).toBe('database.url is not a valid postgresql:// URL: it has a malformed %-escape');
+  });
+
+  it('shows a scheme only when the URL starts with it, never a word from later in the URL', () => {
+    // Without a leading scheme, `u:hunter2@h/...` parses as a URL whose "scheme" is the user name.
+    const error = urlError('u:hunter2@h/hunter2://x');
+    expect(error.message).toBe('database.url is not a valid postgresql:// URL');
+    expect(everything(error)).not.toContain('hunter2');
   });
 });
 

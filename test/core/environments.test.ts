@@ -7,6 +7,7 @@ import {
   devDataKind,
   directoriesOf,
   type EnvironmentIssue,
+  isProductionLike,
   resolveEnvironment,
   selectFiles,
   validateEnvironment,
@@ -200,6 +201,9 @@ describe('selectFiles: directory matching', () => {
 
   it('ignores ./ in front and / behind a directory name', () => {
     expect(select(repository, { includeDirectories: ['./db/seed/'] })).toEqual(['db/seed/c.sql', 'db/seed/deeper/d.sql']);
+    for (const entry of [' db/seed ', '/db/seed', './/db/seed', 'db/seed//']) {
+      expect([entry, select(repository, { includeDirectories: [entry] })]).toEqual([entry, ['db/seed/c.sql', 'db/seed/deeper/d.sql']]);
+    }
   });
 
   it('matches a glob against every ancestor directory of a file', () => {
@@ -326,12 +330,41 @@ describe('devDataKind: whole words only', () => {
     expect(devDataKind(name)).toBe(kind);
   });
 
+  it('knows every word of each kind', () => {
+    const kinds: Record<string, string[]> = {
+      'seed data': ['seed', 'seeds', 'seeding'],
+      'test data': ['test', 'tests', 'testing', 'fixture', 'fixtures', 'mock', 'mocks'],
+      'debug data': ['debug'],
+      'development data': ['dev', 'devel', 'development'],
+      'sample data': ['sample', 'samples', 'demo', 'demos', 'fake', 'fakes', 'faker', 'dummy'],
+    };
+    for (const [kind, words] of Object.entries(kinds)) {
+      for (const word of words) expect([word, devDataKind(`9_${word}.sql`)]).toEqual([word, kind]);
+    }
+  });
+
+  it('splits an upper-case run from the capitalised word after it', () => {
+    expect(devDataKind('MOCKData.sql')).toBe('test data');
+    expect(devDataKind('loadTESTUsers.sql')).toBe('test data');
+    expect(devDataKind('SEED')).toBe('seed data');
+  });
+
   it.each(['device.sql', 'latest.sql', 'contest.sql', 'seedling.sql', '0_schema', 'developer_roles.sql'])(
     '%s looks like production data',
     (name) => {
       expect(devDataKind(name)).toBeNull();
     },
   );
+});
+
+describe('isProductionLike', () => {
+  it('takes the whole name production or prod, in any case, and nothing that only contains it', () => {
+    const config = makeConfig({});
+    for (const name of ['production', 'prod', 'PROD', 'Production']) expect([name, isProductionLike(config, name)]).toEqual([name, true]);
+    for (const name of ['preprod', 'production_copy', 'prod2', 'nonproduction']) {
+      expect([name, isProductionLike(config, name)]).toEqual([name, false]);
+    }
+  });
 });
 
 describe('validateEnvironment', () => {
@@ -368,6 +401,12 @@ describe('validateEnvironment', () => {
   it('suggests the numbered directory for a name without its number', () => {
     const config = makeConfig({ all: { excludeDirectories: ['finalize'] } });
     expect(withCode(validate(config, 'all'), 'unknown-directory')[0]?.hint).toBe('did you mean "99_finalize"?');
+  });
+
+  it('suggests the numbered directory under the same parent for a nested path without its number', () => {
+    const repository = ['a/20240101_finalize/x.sql', 'db/20240101_finalize/y.sql', 'db/schema/z.sql'];
+    const config = makeConfig({ all: { excludeDirectories: ['db/finalize'] } });
+    expect(withCode(validate(config, 'all', repository), 'unknown-directory')[0]?.hint).toBe('did you mean "db/20240101_finalize"?');
   });
 
   it('explains that a plain name matches only top-level directories', () => {
@@ -445,6 +484,8 @@ describe('validateEnvironment', () => {
     const [warning, ...rest] = withCode(validate(makeConfig({ s: { includeDirectories: ['0_schema'] } }), 's', ['0_schema/a.sql', ...many]), 'unselected-file');
     expect(rest).toEqual([]);
     expect(warning?.message).toBe(`12 files are selected by no environment: ${many.slice(0, 10).join(', ')} and 2 more`);
+    const ten = withCode(validate(makeConfig({ s: { includeDirectories: ['0_schema'] } }), 's', ['0_schema/a.sql', ...many.slice(0, 10)]), 'unselected-file');
+    expect(ten[0]?.message).toBe(`10 files are selected by no environment: ${many.slice(0, 10).join(', ')}`);
     const one = validate(makeConfig({ s: { includeDirectories: ['0_schema'] } }), 's', ['0_schema/a.sql', '5_x/b.sql']);
     expect(withCode(one, 'unselected-file')[0]?.message).toBe('1 file is selected by no environment: 5_x/b.sql');
   });

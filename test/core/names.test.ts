@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DbfastError } from '../../src/core/errors.js';
-import { templateNameProblem, validateDatabaseName } from '../../src/core/names.js';
+import { defaultTemplateName, deriveTemplateName, templateNameProblem, validateDatabaseName } from '../../src/core/names.js';
 
 function refusal(name: string, what?: string): DbfastError {
   try {
@@ -56,5 +56,23 @@ describe('template names', () => {
     expect(templateNameProblem(longest)).toBeNull();
     expect(validateDatabaseName(`${longest}__b0123abcd`)).toBe(`${longest}__b0123abcd`);
     expect(templateNameProblem(`${longest}x`)).toMatch(/^is longer than 52 bytes/);
+  });
+});
+
+describe('defaultTemplateName', () => {
+  it('slugs the project folder name into <slug>_template', () => {
+    expect(defaultTemplateName('/work/Café Shop')).toBe('cafe_shop_template');
+    expect(defaultTemplateName('/work/my - app')).toBe('my_app_template');
+    expect(defaultTemplateName('/work/my__app')).toBe('my_app_template');
+    expect(defaultTemplateName('/work/app2')).toBe('app2_template');
+    expect(defaultTemplateName('/work/2app')).toBe('_2app_template');
+    expect(defaultTemplateName('/work/---')).toBe('dbfast_template');
+  });
+});
+
+describe('deriveTemplateName', () => {
+  it('drops every underscore left at the end of a shortened base', () => {
+    const base = `${'a'.repeat(44)}____`;
+    expect(deriveTemplateName(base, 'local')).toBe(`${'a'.repeat(44)}_local`);
   });
 });

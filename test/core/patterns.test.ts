@@ -65,3 +65,21 @@ describe('compileSelection', () => {
     expect(compileSelection(['{a,b/c}/*.sql'], []).mayContain('x/y')).toBe(true);
   });
 });
+
+describe('mayContain: folders the scan can skip', () => {
+  it('skips a folder only for an exclude ending in /**, not for one that names its direct children', () => {
+    const selection = compileSelection(['**/*.sql'], ['db/*', 'vendor/**']);
+    expect(selection.mayContain('db/x')).toBe(true);
+    expect(selection.selects('db/x/1.sql')).toBe(true);
+    expect(selection.mayContain('vendor/lib')).toBe(false);
+  });
+
+  it('skips a folder once the include pattern has no segment left for what lies beneath it', () => {
+    const selection = compileSelection(['db/*.sql'], []);
+    expect(selection.mayContain('db')).toBe(true);
+    expect(selection.mayContain('db/x')).toBe(false);
+    // A folder named like the file pattern: the pattern ends at it, so nothing beneath it is selected.
+    expect(selection.mayContain('db/x.sql')).toBe(false);
+    expect(selection.mayContain('db/x.sql/y')).toBe(false);
+  });
+});

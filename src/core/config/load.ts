@@ -83,7 +83,7 @@ function configInvalid(problems: ConfigIssue[]): DbfastError {
   const files = new Set(problems.map((problem) => problem.file));
   const file = files.size === 1 ? first?.file : undefined;
   const detail = problems.flatMap((problem) => [
-    problem.file === undefined || problem.file === file ? problem.message : `${problem.file}: ${problem.message}`,
+    problem.file === file ? problem.message : `${problem.file}: ${problem.message}`,
     ...(problem.hint ? [`  hint: ${problem.hint}`] : []),
   ]);
   return new DbfastError('CONFIG_INVALID', `${problems.length} configuration problems`, { file, detail: detail.join('\n') });
