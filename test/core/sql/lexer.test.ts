@@ -506,14 +506,20 @@ describe('lexer details pinned against psqlscan.l', () => {
   });
 
   it('waits for more text before deciding a string or a :name ends at the window edge', () => {
-    const script = "SELECT E'a'  \n\n'\\';'; SELECT :abc; SELECT 3";
     const variables = new Map([
       ['ab', 'wrong'],
       ['abc', 'right'],
     ]);
-    const whole = texts(script, variables);
-    expect(whole).toEqual(["SELECT E'a'  \n\n'\\';'", 'SELECT right', 'SELECT 3']);
-    for (let size = 1; size <= script.length; size++) expect(lex(script, variables, size).map((s) => (s as Statement).text)).toEqual(whole);
+    const cases: [string, string[]][] = [
+      ["SELECT E'a'  \n\n'\\';'; SELECT 3", ["SELECT E'a'  \n\n'\\';'", 'SELECT 3']],
+      ['SELECT :abc; SELECT 3', ['SELECT right', 'SELECT 3']],
+    ];
+    for (const [script, expected] of cases) {
+      expect(texts(script, variables)).toEqual(expected);
+      for (let size = 1; size <= script.length; size++) {
+        expect(lex(script, variables, size).map((segment) => (segment as Statement).text)).toEqual(expected);
+      }
+    }
   });
 
   it("leaves :'name and :\"name alone when the closing quote is missing or the name is empty", () => {
@@ -523,6 +529,7 @@ describe('lexer details pinned against psqlscan.l', () => {
   });
 
   it('treats only CREATE [OR REPLACE] FUNCTION|PROCEDURE as a routine whose BEGIN holds semicolons', () => {
+    expect(texts('CREATE POLICY begin ON t; SELECT 2')).toEqual(['CREATE POLICY begin ON t', 'SELECT 2']);
     expect(texts('CREATE TABLE function AS SELECT 1 AS begin; SELECT 2')).toEqual(['CREATE TABLE function AS SELECT 1 AS begin', 'SELECT 2']);
     expect(texts('CREATE REPLACE OR FUNCTION begin; SELECT 2')).toEqual(['CREATE REPLACE OR FUNCTION begin', 'SELECT 2']);
     expect(texts('CREATE OR OR FUNCTION begin; SELECT 2')).toEqual(['CREATE OR OR FUNCTION begin', 'SELECT 2']);
