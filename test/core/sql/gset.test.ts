@@ -64,7 +64,11 @@ describe('queryRows', () => {
   /** A client whose query() resolves to `results` and records the config it was given. */
   function client(results: Result | Result[]) {
     const calls: { text: string; rowMode: string; types: { getTypeParser: () => (value: string) => unknown } }[] = [];
-    return { calls, client: { query: async (config: (typeof calls)[number]) => (calls.push(config), results) } as unknown as pg.Client };
+    const query = async (config: (typeof calls)[number]) => {
+      calls.push(config);
+      return results;
+    };
+    return { calls, client: { query } as unknown as pg.Client };
   }
 
   it('asks for rows as arrays of the text the server sent, without parsing types', async () => {
