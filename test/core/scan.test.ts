@@ -465,6 +465,28 @@ describe('scanRepository with a stat cache', () => {
     expect(files[0]!.hash).toBe(createHash('sha256').update('select 1;').digest('hex'));
   });
 
+  it('re-hashes every file when the header is of another version or has no write time, even with good entries', async () => {
+    await writeOldFiles({ '1/a.sql': 'select 1;' });
+    await scanRepository({ root, cachePath });
+    const cache = await readCache();
+    const good = await readFile(cachePath, 'utf8');
+    for (const header of [`dbfast-scan-cache 2\t${cache.writtenAtMs}`, 'dbfast-scan-cache 3\tsoon']) {
+      await writeFile(cachePath, good.replace(/^[^\n]*/, header));
+      expect((await scanRepository({ root, cachePath })).hashedFiles, header).toBe(1);
+    }
+  });
+
+  it('trusts only a hash of exactly 64 hex digits', async () => {
+    await writeOldFiles({ '1/a.sql': 'select 1;' });
+    await scanRepository({ root, cachePath });
+    const cache = await readCache();
+    const entry = cache.entries['1/a.sql']!;
+    for (const hash of [`${entry.hash}0`, `0${entry.hash}`]) {
+      await writeCache({ ...cache, entries: { '1/a.sql': { ...entry, hash } } });
+      expect((await scanRepository({ root, cachePath })).hashedFiles, hash).toBe(1);
+    }
+  });
+
   it('drops entries of deleted files', async () => {
     await writeOldFiles({ '1/a.sql': '', '1/b.sql': '' });
     await scanRepository({ root, cachePath });

@@ -80,7 +80,6 @@ export const DOLLAR_QUOTE = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z_0-9\u0080-\uffff
 const DOLLAR_TAG = new RegExp(DOLLAR_QUOTE.source, 'y');
 const LINE_END = /\r\n?|\n/g;
 const QUOTE_CONTINUATION = /[ \t\f]*(?:\r\n?|\n)[ \t\f\r\n]*'/y;
-const SPACE_TO_END = /[ \t\f\r\n]*$/y;
 /** psql's `:{?name}`: TRUE when the variable is defined, else FALSE. */
 const VARIABLE_TEST = new RegExp(`:\\{\\?([${VARIABLE_NAME_CHARS}]+)\\}`, 'y');
 
@@ -449,7 +448,8 @@ export class Lexer {
     }
     let end = start + 1;
     while (end < text.length && VARIABLE_CHAR.test(text[end]!)) end++;
-    if (end === text.length && !this.eof) throw NEED_MORE;
+    // A name running to the window's end needs no check here: the statement then reaches the
+    // window's end too and is lexed again with more text.
     if (end === start + 1) return null;
     const value = variables?.get(text.slice(start + 1, end));
     if (value === undefined) return null; // psql leaves unknown :names alone
@@ -557,9 +557,8 @@ export class Lexer {
           // 'a'<newline>'b' is one string in SQL; for E'' strings that decides how \' is read.
           QUOTE_CONTINUATION.lastIndex = i + 1;
           const continuation = quote === "'" ? QUOTE_CONTINUATION.exec(text) : null;
+          // Only space up to the window's end: the statement reaches it too and is lexed again.
           if (!continuation) {
-            SPACE_TO_END.lastIndex = i + 1;
-            if (quote === "'" && !this.eof && SPACE_TO_END.test(text)) throw NEED_MORE;
             this.pos = i + 1;
             return;
           }

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { isPsqlCommand } from '../../../src/core/sql/commands.js';
+import { isPsqlCommand, OUTPUT_SETTINGS } from '../../../src/core/sql/commands.js';
 import { findPsql, runPsqlFile } from '../../helpers/psql.js';
 import { tempRepo } from '../../helpers/repo.js';
 
@@ -44,5 +44,17 @@ describe('isPsqlCommand', () => {
   it('knows none that psql calls invalid', async () => {
     for (const name of UNKNOWN) expect(await psqlSkips([name]), name).toBe(false);
     expect(UNKNOWN.filter(isPsqlCommand)).toEqual([]);
+  });
+});
+
+describe('command classes', () => {
+  it('knows the conditional commands \\if, \\elif, \\else and \\endif', () => {
+    expect(['if', 'elif', 'else', 'endif'].filter((name) => !isPsqlCommand(name))).toEqual([]);
+  });
+
+  it('counts as output settings exactly the commands that only change how results print', () => {
+    // \pset and its shorthands (\a \C \f \H \t \T \x), \timing and \o: none touches the database.
+    expect([...OUTPUT_SETTINGS].sort()).toEqual(['C', 'H', 'T', 'a', 'f', 'html', 'o', 'out', 'pset', 't', 'timing', 'x']);
+    for (const name of ['set', 'i', 'g', 'copy', 'c', 'echo']) expect(OUTPUT_SETTINGS.has(name), name).toBe(false);
   });
 });

@@ -4,7 +4,8 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { storeRow } from '../../../src/core/sql/gset.js';
+import type pg from 'pg';
+import { queryRows, storeRow } from '../../../src/core/sql/gset.js';
 import { findPsql, runPsqlFile } from '../../helpers/psql.js';
 import { tempRepo } from '../../helpers/repo.js';
 
@@ -55,5 +56,35 @@ describe('storeRow', () => {
     expect(() => storeRow(row({ a: '1', 'a b': '2', c: '3' }), '', variables)).toThrow('invalid variable name: "a b"');
     expect(() => storeRow(row({ x: '1' }), 'my-', variables)).toThrow('invalid variable name: "my-x"');
     expect(Object.fromEntries(variables)).toEqual({ a: '1' });
+  });
+});
+
+describe('queryRows', () => {
+  type Result = { fields: { name: string }[]; rows: (string | null)[][] };
+  /** A client whose query() resolves to `results` and records the config it was given. */
+  function client(results: Result | Result[]) {
+    const calls: { text: string; rowMode: string; types: { getTypeParser: () => (value: string) => unknown } }[] = [];
+    const query = async (config: (typeof calls)[number]) => {
+      calls.push(config);
+      return results;
+    };
+    return { calls, client: { query } as unknown as pg.Client };
+  }
+
+  it('asks for rows as arrays of the text the server sent, without parsing types', async () => {
+    const fake = client({ fields: [{ name: 'a' }], rows: [['2024-01-01']] });
+    expect(await queryRows(fake.client, 'SELECT 1')).toEqual({ columns: ['a'], rows: [['2024-01-01']] });
+    expect(fake.calls[0]).toMatchObject({ text: 'SELECT 1', rowMode: 'array' });
+    expect(fake.calls[0]!.types.getTypeParser()('2024-01-01')).toBe('2024-01-01');
+  });
+
+  it('takes the last result of several, and none for a command or no result', async () => {
+    const last = { fields: [{ name: 'b' }], rows: [['2']] };
+    expect(await queryRows(client([{ fields: [{ name: 'a' }], rows: [['1']] }, last]).client, 'SELECT 1; SELECT 2')).toEqual({
+      columns: ['b'],
+      rows: [['2']],
+    });
+    expect(await queryRows(client({ fields: [], rows: [] }).client, 'CREATE TABLE t ()')).toBeNull();
+    expect(await queryRows(client([]).client, '')).toBeNull();
   });
 });

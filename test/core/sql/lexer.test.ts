@@ -482,3 +482,76 @@ describe('unterminated constructs', () => {
     expect(syntaxError("SELECT '🐘', 'open")).toMatchObject({ line: 1, column: 13 });
   });
 });
+
+describe('lexer details pinned against psqlscan.l', () => {
+  const words = (text: string) => statements(text).map((statement) => statement.words);
+
+  it('reads E, B, X, N and U& prefixes as part of the literal, not as words', () => {
+    expect(words("SELECT E'a', B'01', X'1f', N'n', U&'d', U&\"i\" FROM t")).toEqual([['select', 'from', 't']]);
+    // a word that merely ends next to a quote is still a word
+    expect(words("SELECT ab'x', u&1")).toEqual([['select', 'ab', 'u']]);
+  });
+
+  it('keeps an operator that ends a statement in its text, but not a trailing comment', () => {
+    expect(texts('SELECT 6 /')).toEqual(['SELECT 6 /']);
+    expect(texts('SELECT 6 -')).toEqual(['SELECT 6 -']);
+    expect(texts('SELECT 6 * /* c */ ;')).toEqual(['SELECT 6 *']);
+    expect(texts('SELECT 6 + -- c\n;')).toEqual(['SELECT 6 +']);
+  });
+
+  it('continues only string literals across a newline, never quoted identifiers', () => {
+    expect(texts('SELECT "a"\n\';\' AS x; SELECT 2')).toEqual(['SELECT "a"\n\';\' AS x', 'SELECT 2']);
+    // in an E string the continuation keeps backslash escapes: \' does not end it
+    expect(texts("SELECT E'a'\n'\\';'; SELECT 2")).toEqual(["SELECT E'a'\n'\\';'", 'SELECT 2']);
+  });
+
+  it('waits for more text before deciding a string or a :name ends at the window edge', () => {
+    const variables = new Map([
+      ['ab', 'wrong'],
+      ['abc', 'right'],
+    ]);
+    const cases: [string, string[]][] = [
+      ["SELECT E'a'  \n\n'\\';'; SELECT 3", ["SELECT E'a'  \n\n'\\';'", 'SELECT 3']],
+      ['SELECT :abc; SELECT 3', ['SELECT right', 'SELECT 3']],
+    ];
+    for (const [script, expected] of cases) {
+      expect(texts(script, variables)).toEqual(expected);
+      for (let size = 1; size <= script.length; size++) {
+        expect(lex(script, variables, size).map((segment) => (segment as Statement).text)).toEqual(expected);
+      }
+    }
+  });
+
+  it("leaves :'name and :\"name alone when the closing quote is missing or the name is empty", () => {
+    const variables = new Map([['a', 'v']]);
+    expect(texts("SELECT :'a ', :'a', :\"a\"", variables)).toEqual(["SELECT :'a ', 'v', \"v\""]);
+    expect(texts("SELECT :'', :\"\" x", variables)).toEqual(["SELECT :'', :\"\" x"]);
+  });
+
+  it('treats only CREATE [OR REPLACE] FUNCTION|PROCEDURE as a routine whose BEGIN holds semicolons', () => {
+    expect(texts('CREATE POLICY begin ON t; SELECT 2')).toEqual(['CREATE POLICY begin ON t', 'SELECT 2']);
+    expect(texts('CREATE TABLE function AS SELECT 1 AS begin; SELECT 2')).toEqual(['CREATE TABLE function AS SELECT 1 AS begin', 'SELECT 2']);
+    expect(texts('CREATE REPLACE OR FUNCTION begin; SELECT 2')).toEqual(['CREATE REPLACE OR FUNCTION begin', 'SELECT 2']);
+    expect(texts('CREATE OR OR FUNCTION begin; SELECT 2')).toEqual(['CREATE OR OR FUNCTION begin', 'SELECT 2']);
+    expect(texts('CREATE OR REPLACE OR begin; SELECT 2')).toEqual(['CREATE OR REPLACE OR begin', 'SELECT 2']);
+    expect(texts('FUNCTION FUNCTION begin; SELECT 2')).toEqual(['FUNCTION FUNCTION begin', 'SELECT 2']);
+    expect(texts('CREATE OR REPLACE PROCEDURE begin; SELECT 2; END; SELECT 3')).toEqual([
+      'CREATE OR REPLACE PROCEDURE begin; SELECT 2; END',
+      'SELECT 3',
+    ]);
+  });
+
+  it('counts CASE only inside BEGIN ATOMIC, and only words outside parentheses', () => {
+    expect(texts('CREATE FUNCTION f() RETURNS int RETURN case; SELECT 2')).toEqual(['CREATE FUNCTION f() RETURNS int RETURN case', 'SELECT 2']);
+    expect(texts('CREATE FUNCTION f() BEGIN ATOMIC SELECT (begin); END; SELECT 2')).toEqual([
+      'CREATE FUNCTION f() BEGIN ATOMIC SELECT (begin); END',
+      'SELECT 2',
+    ]);
+  });
+
+  it('reads quotes in meta-command arguments as psql does: a backslash inside them does not end the command', () => {
+    expect(texts("\\echo 'a\\'b' \\\\ SELECT 1")).toEqual(["\\echo 'a\\'b'", 'SELECT 1']);
+    expect(texts('\\echo "a\\" \\\\ SELECT 1')).toEqual(['\\echo "a\\"', 'SELECT 1']);
+    expect(texts("\\echo 'a\\b' \"c\\d\" `e\\f` \\\\ SELECT 1")).toEqual(["\\echo 'a\\b' \"c\\d\" `e\\f`", 'SELECT 1']);
+  });
+});

@@ -47,6 +47,25 @@ describe('parseSlashCopy', () => {
     expect(() => parseSlashCopy('t from program cat')).toThrow('\\copy: parse error at "cat"');
   });
 
+  it('reads quoted names whole after BINARY, a schema and inside the column list, and delimiters without spaces', () => {
+    expect(parsed('binary "My T"."x y"("b)c", d)from stdin').statement).toBe('COPY binary "My T"."x y" ( "b)c" , d ) FROM STDIN');
+    expect(parsed('binary t(x) from stdin').statement).toBe('COPY binary t ( x ) FROM STDIN');
+    expect(parsed('s.t(x) from stdin').statement).toBe('COPY s.t ( x ) FROM STDIN');
+    expect(parsed('s.t (x) from stdin').statement).toBe('COPY s.t ( x ) FROM STDIN');
+    expect(parsed('t (a) from./data.csv').source).toEqual({ kind: 'file', path: './data.csv' });
+    expect(parseSlashCopy('BINARY "a  b"(x)from stdin').statement).toMatch(/^COPY BINARY "a {2}b" \( x \) FROM STDIN/);
+  });
+
+  it('names the whole quoted token where the direction should be', () => {
+    expect(() => parseSlashCopy('t (a)"x y" stdin')).toThrow('\\copy: parse error at ""x y""');
+    expect(() => parseSlashCopy('s.t "x y" stdin')).toThrow('\\copy: parse error at ""x y""');
+    expect(() => parseSlashCopy('binary t "x y" stdin')).toThrow('\\copy: parse error at ""x y""');
+  });
+
+  it('rejects a PROGRAM command whose quote is not closed', () => {
+    expect(() => parseSlashCopy("t from program 'a''b")).toThrow('\\copy: parse error at');
+  });
+
   it('fails with psql messages on what psql cannot parse', () => {
     for (const args of ['', '  \t']) expect(() => parseSlashCopy(args)).toThrow(/^\\copy: arguments required$/);
     for (const args of ['t', 't from', 's.', 't (a, b from stdin', 'binary']) {

@@ -105,6 +105,40 @@ describe('SourceReader', () => {
     expect(error).toMatchObject({ line: 1, column: 2 });
   });
 
+  it('shifts the column only for a real byte order mark at the start of the file', async () => {
+    // Bytes that merely look like the start of one are not a byte order mark.
+    for (const [bytes, column] of [
+      [[0xef, 0xbb, 0x41], 1],
+      [[0x61, 0xff, 0xbf], 2],
+      [[0x61, 0xbb, 0xbf], 2],
+      [[0xef, 0x61, 0xbf], 1],
+    ] as const) {
+      expect(invalidBytesAt(await reader(Buffer.from(bytes))), bytes.join()).toMatchObject({ line: 1, column });
+    }
+    // After a byte order mark, invalid bytes on a later line keep their column.
+    expect(invalidBytesAt(await reader(Buffer.from([0xef, 0xbb, 0xbf, 0x61, 0x0a, 0xff])))).toMatchObject({ line: 2, column: 1 });
+  });
+
+  it('keeps a U+FEFF that starts a later chunk as text, and counts its column', async () => {
+    const text = `${'a'.repeat(CHUNK)}\ufeffb`;
+    expect(pieces(await reader(text)).join('')).toBe(text);
+    const source = await reader(Buffer.concat([Buffer.from(text), Buffer.from([0xff])]));
+    expect(source.next()).toBe('a'.repeat(CHUNK));
+    expect(invalidBytesAt(source, { line: 1, column: CHUNK + 1 })).toMatchObject({ line: 1, column: CHUNK + 3 });
+  });
+
+  it('locates invalid bytes after any 2, 3 or 4 byte character split across chunks', async () => {
+    for (const character of ['é', '日', '🐘']) {
+      const size = Buffer.byteLength(character);
+      for (let split = 1; split < size; split++) {
+        const bytes = Buffer.concat([Buffer.from(`${'a'.repeat(CHUNK - split)}${character}b`), Buffer.from([0xff])]);
+        const source = await reader(bytes);
+        expect(source.next()).toBe('a'.repeat(CHUNK - split));
+        expect(invalidBytesAt(source, { line: 1, column: 10 }), `${character} ${split}`).toMatchObject({ line: 1, column: 12 });
+      }
+    }
+  });
+
   it('names the encoding of other invalid bytes, without the UTF-8 hint', async () => {
     const error = invalidBytesAt(await reader(Buffer.from([0x61, 0x0a, 0xff, 0x20]), 'EUCJP'));
     expect(error).toMatchObject({ line: 2, column: 1, message: 'invalid EUCJP byte sequence', hint: undefined });
