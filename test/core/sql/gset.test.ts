@@ -3,9 +3,10 @@
  * variables. Which variables psql refuses to overwrite is asked of psql itself.
  */
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import type pg from 'pg';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows, storeRow } from '../../../src/core/sql/gset.js';
+import { testClientConfig } from '../../helpers/database.js';
 import { findPsql, runPsqlFile } from '../../helpers/psql.js';
 import { tempRepo } from '../../helpers/repo.js';
 
@@ -60,31 +61,23 @@ describe('storeRow', () => {
 });
 
 describe('queryRows', () => {
-  type Result = { fields: { name: string }[]; rows: (string | null)[][] };
-  /** A client whose query() resolves to `results` and records the config it was given. */
-  function client(results: Result | Result[]) {
-    const calls: { text: string; rowMode: string; types: { getTypeParser: () => (value: string) => unknown } }[] = [];
-    const query = async (config: (typeof calls)[number]) => {
-      calls.push(config);
-      return results;
-    };
-    return { calls, client: { query } as unknown as pg.Client };
-  }
+  let client: pg.Client;
+  beforeAll(async () => {
+    client = new pg.Client(testClientConfig());
+    await client.connect();
+  });
+  afterAll(() => client.end());
 
-  it('asks for rows as arrays of the text the server sent, without parsing types', async () => {
-    const fake = client({ fields: [{ name: 'a' }], rows: [['2024-01-01']] });
-    expect(await queryRows(fake.client, 'SELECT 1')).toEqual({ columns: ['a'], rows: [['2024-01-01']] });
-    expect(fake.calls[0]).toMatchObject({ text: 'SELECT 1', rowMode: 'array' });
-    expect(fake.calls[0]!.types.getTypeParser()('2024-01-01')).toBe('2024-01-01');
+  it('returns rows as arrays of the text the server sent, without parsing types', async () => {
+    expect(await queryRows(client, "SELECT DATE '2024-01-01' AS a, 2::int AS n, NULL::text AS z")).toEqual({
+      columns: ['a', 'n', 'z'],
+      rows: [['2024-01-01', '2', null]],
+    });
   });
 
-  it('takes the last result of several, and none for a command or no result', async () => {
-    const last = { fields: [{ name: 'b' }], rows: [['2']] };
-    expect(await queryRows(client([{ fields: [{ name: 'a' }], rows: [['1']] }, last]).client, 'SELECT 1; SELECT 2')).toEqual({
-      columns: ['b'],
-      rows: [['2']],
-    });
-    expect(await queryRows(client({ fields: [], rows: [] }).client, 'CREATE TABLE t ()')).toBeNull();
-    expect(await queryRows(client([]).client, '')).toBeNull();
+  it('takes the last result of several, and none for a command or no statement', async () => {
+    expect(await queryRows(client, 'SELECT 1 AS a; SELECT 2 AS b')).toEqual({ columns: ['b'], rows: [['2']] });
+    expect(await queryRows(client, 'CREATE TEMP TABLE gset_t ()')).toBeNull();
+    expect(await queryRows(client, '')).toBeNull();
   });
 });
