@@ -37,7 +37,7 @@ export default {
   incremental: true,
   incrementalFile: `reports/stryker-incremental-${suite}.json`,
   tempDirName: '.stryker-tmp',
-  ignorePatterns: ['dist', 'bench/.work', '.dbfast', '.ci/test-results.json'],
+  ignorePatterns: ['dist', 'bench/.work', '.dbfast', '.ci/test-results*.json'],
   reporters: ['clear-text', 'progress', 'html', 'json'],
   htmlReporter: { fileName: `reports/${suite}/index.html` },
   jsonReporter: { fileName: `reports/${suite}/mutation.json` },
