@@ -124,6 +124,15 @@ program
   .addHelpText('after', '\nWith --verbose (before or after the command), also the rules and the selected files.')
   .action(action(async () => (await import('./environments.js')).environments));
 
+const remote = program.command('remote').description('named remote servers ([remotes.NAME] in dbfast.toml)');
+
+remote
+  .command('list')
+  .description('every remote: URL (password masked), environment and deploy safety settings')
+  .option('--json', 'print JSON')
+  .addHelpText('after', '\nWith --verbose (before or after the command), also where each password comes from.')
+  .action(action(async () => (await import('./remote.js')).remoteList));
+
 program
   .command('validate-env')
   .description("check an environment's rules: unknown folders, empty selections, dev data in production")

@@ -17,7 +17,7 @@
 import picomatch from 'picomatch';
 import type { DbfastConfig, EnvironmentSettings } from './config/index.js';
 import { DbfastError } from './errors.js';
-import { deriveTemplateName } from './names.js';
+import { deriveTemplateName, isProductionName } from './names.js';
 import { plural } from './plural.js';
 import { closest } from './suggest.js';
 
@@ -202,7 +202,7 @@ export function directoriesOf(files: { relativePath: string }[]): string[] {
  * require_confirmation deploys it.
  */
 export function productionReason(config: DbfastConfig, name: string): string | null {
-  if (/^(production|prod)$/i.test(name)) return `its name is "${name}"`;
+  if (isProductionName(name)) return `its name is "${name}"`;
   const remote = Object.values(config.remotes).find(
     (candidate) => candidate.requireConfirmation && candidate.environment === name,
   );

@@ -1,6 +1,11 @@
 import path from 'node:path';
 import { DbfastError } from './errors.js';
 
+/** Environments named production or prod (any case) get production safety without further configuration. */
+export function isProductionName(name: string): boolean {
+  return /^(production|prod)$/i.test(name);
+}
+
 /** PostgreSQL truncates identifiers to 63 bytes (NAMEDATALEN - 1); dbfast refuses instead. */
 const MAX_NAME_BYTES = 63;
 

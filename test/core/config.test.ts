@@ -41,7 +41,7 @@ function remotesUnsupported(name: string) {
   return {
     file: 'dbfast.toml',
     key: `remotes.${name}`,
-    message: `remotes.${name}: remotes are not supported yet: no command connects to it`,
+    message: `remotes.${name}: dbfast does not deploy to or back up remotes yet (dbfast remote list shows them)`,
   };
 }
 
@@ -768,7 +768,7 @@ describe('parseConnectionUrl', () => {
 });
 
 describe('remotes', () => {
-  it('are parsed and checked, with a warning that they are not supported yet', async () => {
+  it('are parsed and checked, with a warning that nothing deploys to them yet', async () => {
     const config = await load('[remotes.staging]\nhost = "staging.example.com"\n');
     expect(config.remotes.staging?.host).toBe('staging.example.com');
     expect(config.warnings).toEqual([remotesUnsupported('staging')]);

@@ -136,6 +136,6 @@ function unsupportedRemotes(settings: FileSettings, { file }: RuleContext): Conf
   return Object.keys(settings.remotes ?? {}).map((name) => ({
     file,
     key: `remotes.${name}`,
-    message: `remotes.${name}: remotes are not supported yet: no command connects to it`,
+    message: `remotes.${name}: dbfast does not deploy to or back up remotes yet (dbfast remote list shows them)`,
   }));
 }

@@ -56,6 +56,7 @@ const connectionEntries = {
   database: text(),
   password_env: v.optional(v.pipe(v.string(STRING), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, ENV_NAME))),
   password_file: text(),
+  connect_timeout_ms: integerAtLeast(1),
 };
 
 export const fileSchema = v.object({

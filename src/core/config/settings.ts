@@ -1,7 +1,7 @@
 /** From the checked file settings to what the rest of dbfast reads: defaults applied, paths resolved. */
 import os from 'node:os';
 import path from 'node:path';
-import { defaultTemplateName } from '../names.js';
+import { defaultTemplateName, isProductionName } from '../names.js';
 import type { ConnectionSection, FileSettings } from './schema.js';
 import type { DatabaseSettings, DbfastConfig } from './types.js';
 
@@ -37,7 +37,7 @@ export function buildSettings(
       name,
       ...connectionSettings(remote, resolve, `remotes.${name}`),
       ...definedOnly({ environment: remote.environment }),
-      requireConfirmation: remote.require_confirmation ?? false,
+      requireConfirmation: remote.require_confirmation ?? (remote.environment !== undefined && isProductionName(remote.environment)),
       allowDestructive: remote.allow_destructive ?? false,
       backupBeforeDeploy: remote.backup_before_deploy ?? true,
     })),
@@ -76,8 +76,8 @@ function databaseSettings(
 ): DatabaseSettings | null {
   // The URL replaces where to connect; how to get the password still comes from the file.
   if (env.DBFAST_DATABASE_URL) {
-    const { passwordEnv, passwordFile } = connectionSettings(section, resolve, 'database');
-    return definedOnly({ origin: 'DBFAST_DATABASE_URL', url: env.DBFAST_DATABASE_URL, passwordEnv, passwordFile });
+    const { passwordEnv, passwordFile, connectTimeoutMs } = connectionSettings(section, resolve, 'database');
+    return definedOnly({ origin: 'DBFAST_DATABASE_URL', url: env.DBFAST_DATABASE_URL, passwordEnv, passwordFile, connectTimeoutMs });
   }
   const configured = CONNECTION_KEYS.some((key) => section[key] !== undefined);
   // libpq variables reach the server through node-postgres, so PGHOST alone means "use that server".
@@ -95,6 +95,7 @@ function connectionSettings(section: ConnectionSection, resolve: (file: string) 
     database: section.database,
     passwordEnv: section.password_env,
     passwordFile: section.password_file === undefined ? undefined : resolve(section.password_file),
+    connectTimeoutMs: section.connect_timeout_ms,
   });
 }
 

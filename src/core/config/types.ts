@@ -14,6 +14,8 @@ export interface DatabaseSettings {
   passwordEnv?: string;
   /** Absolute path (resolved relative to the config file's folder). */
   passwordFile?: string;
+  /** How long one connection attempt may take (default 10 s). */
+  connectTimeoutMs?: number;
 }
 
 export interface RepositorySettings {

@@ -26,14 +26,19 @@ export interface ServerTarget {
   url(database: string): string;
 }
 
-interface Endpoint {
+/** Where a server is, as far as the settings and the libpq variables say, without its password. */
+interface Location {
   host: string;
   port: number;
   user: string;
   database: string;
-  password?: string;
   /** Query parameters to keep in URLs (sslmode and friends). */
   params: URLSearchParams;
+}
+
+interface Endpoint extends Location {
+  password?: string;
+  connectTimeoutMs?: number;
 }
 
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -67,15 +72,35 @@ export function embeddedTarget(server: { host: string; port: number; user: strin
   return targetFor({ ...server, database: 'postgres', params: new URLSearchParams() }, 'embedded');
 }
 
+/**
+ * A configured server's URL as dbfast prints it, without connecting or reading its password: the
+ * password is shown as `****` when the configured URL carries one, else left out.
+ */
+export function displayUrl(settings: DatabaseSettings, env: NodeJS.ProcessEnv): string {
+  const { location, urlPassword } = locationFor(settings, env);
+  return urlFor(location, location.database, urlPassword === undefined ? '' : ':****');
+}
+
 async function endpointFor(settings: DatabaseSettings, configFile: string, env: NodeJS.ProcessEnv): Promise<Endpoint> {
+  const { location, urlPassword } = locationFor(settings, env);
+  return {
+    ...location,
+    password: (await passwordFor(settings, configFile, env)) ?? urlPassword ?? env.PGPASSWORD,
+    ...(settings.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: settings.connectTimeoutMs }),
+  };
+}
+
+function locationFor(settings: DatabaseSettings, env: NodeJS.ProcessEnv): { location: Location; urlPassword?: string } {
   const fromUrl = settings.url ? parseConnectionUrl(settings.url, settings.origin === 'DBFAST_DATABASE_URL' ? settings.origin : `${settings.origin}.url`) : undefined;
   return {
-    host: settings.host ?? fromUrl?.host ?? env.PGHOST ?? env.PGHOSTADDR ?? 'localhost',
-    port: settings.port ?? fromUrl?.port ?? (Number(env.PGPORT) || 5432),
-    user: settings.user ?? fromUrl?.user ?? env.PGUSER ?? userInfo().username,
-    database: settings.database ?? fromUrl?.database ?? env.PGDATABASE ?? 'postgres',
-    password: (await passwordFor(settings, configFile, env)) ?? fromUrl?.password ?? env.PGPASSWORD,
-    params: fromUrl?.params ?? new URLSearchParams(),
+    location: {
+      host: settings.host ?? fromUrl?.host ?? env.PGHOST ?? env.PGHOSTADDR ?? 'localhost',
+      port: settings.port ?? fromUrl?.port ?? (Number(env.PGPORT) || 5432),
+      user: settings.user ?? fromUrl?.user ?? env.PGUSER ?? userInfo().username,
+      database: settings.database ?? fromUrl?.database ?? env.PGDATABASE ?? 'postgres',
+      params: fromUrl?.params ?? new URLSearchParams(),
+    },
+    ...(fromUrl?.password === undefined ? {} : { urlPassword: fromUrl.password }),
   };
 }
 
@@ -104,7 +129,6 @@ async function passwordFor(settings: DatabaseSettings, configFile: string, env: 
 }
 
 function targetFor(endpoint: Endpoint, origin: string): ServerTarget {
-  const hostInUrl = endpoint.host.startsWith('/') ? '' : endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host;
   return {
     embedded: origin === 'embedded',
     label: `${endpoint.user}@${endpoint.host}:${endpoint.port}`,
@@ -118,18 +142,22 @@ function targetFor(endpoint: Endpoint, origin: string): ServerTarget {
       // node-postgres calls it with the connection parameters and accepts undefined (@types/pg is narrower).
       password: endpoint.password ?? (passwordFromPgpass as () => Promise<string>),
       database,
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      connectionTimeoutMillis: endpoint.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
       ...(endpoint.params.has('sslmode') && endpoint.params.get('sslmode') !== 'disable'
         ? { ssl: { rejectUnauthorized: ['verify-ca', 'verify-full'].includes(endpoint.params.get('sslmode')!) } }
         : {}),
     }),
-    url: (database) => {
-      const params = new URLSearchParams(endpoint.params);
-      if (!hostInUrl) params.set('host', endpoint.host);
-      const query = params.size ? `?${params}` : '';
-      return `postgresql://${encodeURIComponent(endpoint.user)}@${hostInUrl}:${endpoint.port}/${encodeURIComponent(database)}${query}`;
-    },
+    url: (database) => urlFor(endpoint, database),
   };
+}
+
+/** `passwordPart` is `''` or `':****'`: a real password is never put into a URL. */
+function urlFor(location: Location, database: string, passwordPart = ''): string {
+  const hostInUrl = location.host.startsWith('/') ? '' : location.host.includes(':') ? `[${location.host}]` : location.host;
+  const params = new URLSearchParams(location.params);
+  if (!hostInUrl) params.set('host', location.host);
+  const query = params.size ? `?${params}` : '';
+  return `postgresql://${encodeURIComponent(location.user)}${passwordPart}@${hostInUrl}:${location.port}/${encodeURIComponent(database)}${query}`;
 }
 
 function passwordFromPgpass(connection: { host?: string; port?: number; user?: string; database?: string }) {

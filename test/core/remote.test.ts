@@ -1,0 +1,130 @@
+import { mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/core/config/index.js';
+import { configuredTarget } from '../../src/core/pg/target.js';
+import { describeRemotes } from '../../src/core/remote.js';
+
+let root: string;
+
+beforeEach(async () => {
+  root = await realpath(await mkdtemp(path.join(os.tmpdir(), 'dbfast-remote-')));
+});
+
+afterEach(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+async function configWith(toml: string, env: NodeJS.ProcessEnv = {}) {
+  await writeFile(path.join(root, 'dbfast.toml'), toml);
+  return loadConfig({ cwd: root, env });
+}
+
+const ENVIRONMENTS = '[environments.production]\n[environments.Prod]\ntemplate_name = "t_prod"\n[environments.staging]\n';
+
+describe('describeRemotes', () => {
+  it('lists each remote in file order with its URL, environment and safety settings', async () => {
+    const config = await configWith(`${ENVIRONMENTS}
+[remotes.staging]
+host = "staging.example.com"
+port = 6543
+user = "deploy"
+database = "app"
+password_env = "STAGING_PW"
+environment = "staging"
+allow_destructive = true
+backup_before_deploy = false
+
+[remotes.archive]
+url = "postgresql://reader@archive.example.com/old?sslmode=require"
+`);
+    expect(describeRemotes(config, { STAGING_PW: 'x' })).toEqual([
+      {
+        name: 'staging',
+        url: 'postgresql://deploy@staging.example.com:6543/app',
+        environment: 'staging',
+        requireConfirmation: false,
+        allowDestructive: true,
+        backupBeforeDeploy: false,
+        passwordFrom: 'password_env STAGING_PW',
+      },
+      {
+        name: 'archive',
+        url: 'postgresql://reader@archive.example.com:5432/old?sslmode=require',
+        requireConfirmation: false,
+        allowDestructive: false,
+        backupBeforeDeploy: true,
+        passwordFrom: 'PGPASSWORD or ~/.pgpass',
+      },
+    ]);
+  });
+
+  it('masks a password written into the URL, and never shows one from a variable or file', async () => {
+    await writeFile(path.join(root, 'pw.txt'), 'from-the-file\n');
+    const config = await configWith(`
+[remotes.inline]
+url = "postgresql://deploy:hunter2@db.example.com/app"
+[remotes.variable]
+url = "postgresql://deploy@db.example.com/app"
+password_env = "DB_PW"
+[remotes.file]
+url = "postgresql://deploy@db.example.com/app"
+password_file = "pw.txt"
+`);
+    const remotes = describeRemotes(config, { DB_PW: 'from-the-variable' });
+    expect(remotes.map((remote) => [remote.url, remote.passwordFrom])).toEqual([
+      ['postgresql://deploy:****@db.example.com:5432/app', 'url'],
+      ['postgresql://deploy@db.example.com:5432/app', 'password_env DB_PW'],
+      ['postgresql://deploy@db.example.com:5432/app', `password_file ${path.join(root, 'pw.txt')}`],
+    ]);
+    expect(JSON.stringify(remotes)).not.toMatch(/hunter2|from-the-/);
+  });
+
+  it('says when the password variable is not set, naming it without a value', async () => {
+    const config = await configWith('[remotes.staging]\nhost = "h"\npassword_env = "STAGING_PW"\n');
+    expect(describeRemotes(config, {})[0]?.passwordFrom).toBe('password_env STAGING_PW (not set)');
+  });
+
+  it('takes what the URL leaves out from the libpq variables, as connecting would', async () => {
+    const config = await configWith('[remotes.staging]\nurl = "postgresql:///app"\n');
+    expect(describeRemotes(config, { PGHOST: 'pg.internal', PGPORT: '5433', PGUSER: 'ci' })[0]?.url).toBe(
+      'postgresql://ci@pg.internal:5433/app',
+    );
+  });
+
+  it('is empty without remotes', async () => {
+    expect(describeRemotes(await configWith(''), {})).toEqual([]);
+  });
+});
+
+describe('remote settings', () => {
+  it('require confirmation by default for an environment named production or prod, in any case', async () => {
+    const config = await configWith(`${ENVIRONMENTS}
+[remotes.a]
+environment = "production"
+[remotes.b]
+environment = "Prod"
+[remotes.c]
+environment = "staging"
+[remotes.d]
+[remotes.e]
+environment = "production"
+require_confirmation = false
+`);
+    expect(Object.values(config.remotes).map((remote) => remote.requireConfirmation)).toEqual([true, true, false, false, false]);
+  });
+
+  it('connect_timeout_ms bounds each connection attempt', async () => {
+    const config = await configWith('[remotes.slow]\nhost = "h"\nconnect_timeout_ms = 2500\n[remotes.usual]\nhost = "h"\n');
+    const timeout = async (name: string) =>
+      (await configuredTarget(config.remotes[name]!, config, {})).clientConfig().connectionTimeoutMillis;
+    expect(await timeout('slow')).toBe(2500);
+    expect(await timeout('usual')).toBe(10_000);
+  });
+
+  it('connect_timeout_ms must be a positive integer', async () => {
+    const error = await configWith('[remotes.slow]\nconnect_timeout_ms = 0\n').catch((caught: unknown) => caught);
+    expect((error as Error).message).toBe('remotes.slow.connect_timeout_ms must be a positive integer');
+  });
+});
