@@ -133,6 +133,15 @@ remote
   .addHelpText('after', '\nWith --verbose (before or after the command), also where each password comes from.')
   .action(action(async () => (await import('./remote.js')).remoteList));
 
+remote
+  .command('test')
+  .alias('check')
+  .description('connect to a remote and check what deploy and backup need: login, version, pg_dump, privileges')
+  .argument('<name>', 'the remote, as named in dbfast.toml')
+  .option('--json', 'print JSON')
+  .addHelpText('after', '\nExit code 0 only when everything deploy and backup need is in place, 1 otherwise.')
+  .action(action(async () => (await import('./remote.js')).remoteTest));
+
 program
   .command('validate-env')
   .description("check an environment's rules: unknown folders, empty selections, dev data in production")
