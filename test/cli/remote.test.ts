@@ -1,7 +1,8 @@
 import { rm } from 'node:fs/promises';
-import { afterAll, describe, expect, it } from 'vitest';
-import { runCli, STACK_FRAME } from '../helpers/cli.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CliResult, runCli, STACK_FRAME } from '../helpers/cli.js';
 import { tempRepo } from '../helpers/repo.js';
+import { type ScramServer, startScramServer } from '../helpers/scram-server.js';
 
 const PASSWORD = 'hunter2-do-not-print';
 
@@ -77,5 +78,83 @@ describe('dbfast remote list', () => {
     expect(result.errLines[0]).toBe('error: dbfast.toml: remotes.prod.url must start with postgresql://, not mysql://');
     expect(result.stdout + result.stderr).not.toContain(PASSWORD);
     expect(result.stderr).not.toMatch(STACK_FRAME);
+  });
+});
+
+describe('dbfast remote test', () => {
+  // A second real server that asks for a password, as a remote does.
+  let remote: ScramServer;
+  beforeAll(async () => {
+    remote = await startScramServer(PASSWORD);
+  }, 60_000);
+  afterAll(() => remote?.stop());
+
+  async function testIn(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+    const toml = `[remotes.staging]\nurl = "postgresql://postgres@127.0.0.1:${remote.port}/postgres"\npassword_env = "REMOTE_PW"\n`;
+    const cwd = await tempRepo({ 'dbfast.toml': toml, 'db/0_schema/01.sql': 'SELECT 1;' });
+    folders.push(cwd);
+    return runCli(['remote', ...args], { cwd, env });
+  }
+
+  it('prints one line per check and exits 0 when everything deploy and backup need is in place', async () => {
+    const result = await testIn(['test', 'staging'], { REMOTE_PW: PASSWORD });
+    expect(result.code).toBe(0);
+    const out = result.stdout.split('\n');
+    expect(out[0]).toBe(`staging\tpostgresql://postgres@127.0.0.1:${remote.port}/postgres`);
+    expect(out.slice(1, 8).map((line) => line.slice(0, 19))).toEqual([
+      '  ✓ reachable      ',
+      '  ✓ authentication ',
+      '  ✓ database       ',
+      '  ✓ version        ',
+      '  ✓ pg_dump        ',
+      '  ✓ pg_restore     ',
+      '  ✓ privileges     ',
+    ]);
+    expect(out[8]).toMatch(/^ {4}size {11}\d/);
+    expect(out[9]).toBe('ready for deploy and backup');
+  });
+
+  it('a wrong password exits 1 with PostgreSQL\'s words and a hint naming the variable', async () => {
+    const result = await testIn(['check', 'staging'], { REMOTE_PW: 'not-the-password-5d2' });
+    expect(result.code).toBe(1);
+    expect(result.stdout.split('\n')).toEqual([
+      `staging\tpostgresql://postgres@127.0.0.1:${remote.port}/postgres`,
+      `  ✓ reachable      127.0.0.1:${remote.port} answered`,
+      '  ✗ authentication password authentication failed for user "postgres"',
+      '      hint: check $REMOTE_PW',
+      'not ready: 1 problem',
+      '',
+    ]);
+    expect(result.stdout + result.stderr).not.toContain('not-the-password-5d2');
+  });
+
+  it('--json prints the checks as data, and exits as the checks say', async () => {
+    const good = await testIn(['test', 'staging', '--json'], { REMOTE_PW: PASSWORD });
+    expect(good.code).toBe(0);
+    expect(JSON.parse(good.stdout)).toMatchObject({ name: 'staging', ok: true, missingPrivileges: [] });
+    const bad = await testIn(['test', 'staging', '--json'], { REMOTE_PW: 'wrong' });
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.stdout)).toMatchObject({ ok: false, checks: [{ check: 'reachable', ok: true }, { check: 'authentication', ok: false }] });
+  });
+
+  it('a password variable that is not set exits 2, naming the variable', async () => {
+    const result = await testIn(['test', 'staging']);
+    expect(result.code).toBe(2);
+    expect(result.errLines.at(-2)).toBe('error: dbfast.toml: remotes.staging.password_env names REMOTE_PW, which is not set');
+  });
+
+  it('an unknown remote exits 2 with a suggestion', async () => {
+    const result = await testIn(['test', 'stagin'], { REMOTE_PW: PASSWORD });
+    expect(result.code).toBe(2);
+    expect(result.errLines.slice(-2)).toEqual(['error: unknown remote "stagin"', '  hint: did you mean "staging"? available: staging']);
+  });
+
+  it('no output of any remote command contains the password', async () => {
+    const commands = [['list'], ['list', '--verbose'], ['list', '--json'], ['test', 'staging'], ['test', 'staging', '--json'], ['--verbose', 'test', 'staging']];
+    for (const args of commands) {
+      const result = await testIn(args, { REMOTE_PW: PASSWORD });
+      expect(result.code, args.join(' ')).toBe(0);
+      expect(result.stdout + result.stderr, args.join(' ')).not.toContain(PASSWORD);
+    }
   });
 });
