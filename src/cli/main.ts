@@ -134,6 +134,26 @@ remote
   .action(action(async () => (await import('./remote.js')).remoteList));
 
 remote
+  .command('add')
+  .description('write a [remotes.NAME] table into dbfast.toml, keeping everything else in the file as it is')
+  .usage('--name NAME --url URL --env ENVIRONMENT [options]')
+  .addHelpText('after', '\n--env ENVIRONMENT (the global option) names the environment deployed to it; it is required.')
+  .requiredOption('--name <name>', 'the remote\'s name (letters, digits, _ and -)')
+  .requiredOption('--url <url>', 'postgresql://user@host:port/database (keep the password out: --password-env)')
+  .option('--password-env <variable>', 'the environment variable holding its password')
+  .option('--allow-destructive', 'let deploys drop or replace its data')
+  .option('--no-backup', 'no backup before each deploy')
+  .option('--require-confirmation', 'ask before each deploy (the default for production and prod)')
+  .option('--force', 'replace a remote of that name')
+  .action(action(async () => (await import('./remote.js')).remoteAdd));
+
+remote
+  .command('remove')
+  .description('remove a remote\'s table from dbfast.toml, nothing else')
+  .argument('<name>', 'the remote')
+  .action(action(async () => (await import('./remote.js')).remoteRemove));
+
+remote
   .command('test')
   .alias('check')
   .description('connect to a remote and check what deploy and backup need: login, version, pg_dump, privileges')

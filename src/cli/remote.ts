@@ -1,6 +1,7 @@
-import { describeRemotes, type RemoteSummary, testRemote } from '../core/remote.js';
+import { DbfastError } from '../core/errors.js';
+import { addRemote, describeRemotes, type RemoteSummary, removeRemote, testRemote } from '../core/remote.js';
 import type { GlobalOptions } from './globals.js';
-import { bold, dim, formatBytes, green, info, printData, printJson, red, yellow } from './output.js';
+import { bold, dim, formatBytes, green, info, printData, printJson, red, warn, yellow } from './output.js';
 import { withProject } from './project.js';
 
 export async function remoteList(globals: GlobalOptions, options: { json?: boolean }): Promise<void> {
@@ -41,5 +42,37 @@ export async function remoteTest(globals: GlobalOptions, name: string, options: 
     const failed = result.checks.filter((check) => !check.ok).length;
     printData(result.ok ? green('ready for deploy and backup') : red(`not ready: ${failed === 1 ? '1 problem' : `${failed} problems`}`));
     return result.ok ? 0 : 1;
+  });
+}
+
+export async function remoteAdd(
+  globals: GlobalOptions,
+  options: { name: string; url: string; passwordEnv?: string; allowDestructive?: boolean; backup: boolean; requireConfirmation?: boolean; force?: boolean },
+): Promise<void> {
+  const environment = globals.env;
+  if (!environment) throw new DbfastError('USAGE', 'which environment is deployed to this remote? add --env ENVIRONMENT');
+  await withProject(globals, async (project) => {
+    const { replaced, warnings } = await addRemote(
+      project.config,
+      {
+        name: options.name,
+        url: options.url,
+        environment,
+        ...(options.passwordEnv === undefined ? {} : { passwordEnv: options.passwordEnv }),
+        allowDestructive: Boolean(options.allowDestructive),
+        backupBeforeDeploy: options.backup,
+        requireConfirmation: Boolean(options.requireConfirmation),
+      },
+      { force: Boolean(options.force) },
+    );
+    for (const warning of warnings) warn(warning);
+    info(`${replaced ? 'replaced' : 'added'} remote ${options.name}: dbfast remote test ${options.name} checks it`);
+  });
+}
+
+export async function remoteRemove(globals: GlobalOptions, name: string): Promise<void> {
+  await withProject(globals, async (project) => {
+    await removeRemote(project.config, name);
+    info(`removed remote ${name}`);
   });
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 
 /** `to` relative to `from`, with POSIX separators on every platform, as dbfast shows and records paths. */
@@ -7,12 +7,16 @@ export function relativePosix(from: string, to: string): string {
   return relative(from, to).split('\\').join('/');
 }
 
-/** Writes a temporary file beside `target` and renames it over: readers see the old or the new file, never half. */
-export async function writeFileAtomic(target: string, content: string): Promise<void> {
+/**
+ * Writes a temporary file beside `target` and renames it over: readers see the old or the new file,
+ * never half. `mode` gives the new file those permissions (a file being replaced keeps its own).
+ */
+export async function writeFileAtomic(target: string, content: string, options: { mode?: number } = {}): Promise<void> {
   const temporary = join(dirname(target), `.${basename(target)}.${randomUUID()}.tmp`);
   try {
     await makeDirectory(dirname(target));
     await writeFile(temporary, content, { flag: 'wx' });
+    if (options.mode !== undefined) await chmod(temporary, options.mode);
     await rename(temporary, target);
   } catch (error) {
     await rm(temporary, { force: true }).catch(() => {});

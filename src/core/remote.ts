@@ -3,10 +3,12 @@
  * them reads no password and connects nowhere; testing one connects and checks what deploy and
  * backup need.
  */
+import { readFile, realpath, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
-import { type DbfastConfig, parseConnectionUrl, type RemoteSettings } from './config/index.js';
+import { type DbfastConfig, displayPath, parseConnectionUrl, type RemoteSettings } from './config/index.js';
 import { DbfastError, isDbfastError } from './errors.js';
+import { writeFileAtomic } from './files.js';
 import { withClient } from './pg/client.js';
 import { configuredTarget, displayUrl } from './pg/target.js';
 import { plural } from './plural.js';
@@ -297,4 +299,87 @@ function grantHint(missing: string[], facts: RemoteFacts): string {
 
 function quoteIdent(name: string): string {
   return /^[a-z_][a-z0-9_]*$/.test(name) ? name : `"${name.replaceAll('"', '""')}"`;
+}
+
+/** What `dbfast remote add` writes: the keys a new remote needs, and its safety settings where they differ from the defaults. */
+export interface NewRemote {
+  name: string;
+  url: string;
+  environment: string;
+  passwordEnv?: string;
+  allowDestructive?: boolean;
+  backupBeforeDeploy?: boolean;
+  requireConfirmation?: boolean;
+}
+
+const REMOTE_NAME = /^[A-Za-z0-9_-]+$/;
+const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * Adds `[remotes.NAME]` to dbfast.toml (or a `[[remotes]]` entry, when the file uses that form),
+ * keeping every other byte. A remote of that name is replaced only with `force`. Returns warnings
+ * for the caller to show (a password written into the URL).
+ */
+export async function addRemote(config: DbfastConfig, remote: NewRemote, options: { force?: boolean } = {}): Promise<{ replaced: boolean; warnings: string[] }> {
+  const file = configFile(config);
+  if (!REMOTE_NAME.test(remote.name)) {
+    throw new DbfastError('USAGE', `remote name "${remote.name}" may hold only letters, digits, _ and -`);
+  }
+  if (!Object.hasOwn(config.environments, remote.environment)) {
+    const names = Object.keys(config.environments);
+    throw new DbfastError('USAGE', `unknown environment "${remote.environment}"`, {
+      hint: names.length === 0 ? 'no environments are configured: add an [environments.NAME] table to dbfast.toml first' : `available: ${names.join(', ')}`,
+    });
+  }
+  if (remote.passwordEnv !== undefined && !VARIABLE_NAME.test(remote.passwordEnv)) {
+    throw new DbfastError('USAGE', '--password-env must be the name of an environment variable (letters, digits and _)');
+  }
+  const carriesPassword = parseConnectionUrl(remote.url, '--url').password !== undefined;
+  const replaced = Object.hasOwn(config.remotes, remote.name);
+  if (replaced && !options.force) {
+    throw new DbfastError('USAGE', `remote "${remote.name}" already exists`, { hint: 'dbfast remote add --force replaces it' });
+  }
+  const entries = {
+    url: remote.url,
+    environment: remote.environment,
+    password_env: remote.passwordEnv,
+    allow_destructive: remote.allowDestructive || undefined,
+    backup_before_deploy: remote.backupBeforeDeploy === false ? false : undefined,
+    require_confirmation: remote.requireConfirmation || undefined,
+  };
+  await editConfig(file, ({ withRemoteAdded, withRemoteRemoved }, text) =>
+    withRemoteAdded(replaced ? withRemoteRemoved(text, remote.name, file.label) : text, remote.name, entries, file.label),
+  );
+  const warnings = carriesPassword
+    ? [`remotes.${remote.name}.url contains a password, now written in ${file.label}: prefer --password-env (or password_file), so the file can be committed`]
+    : [];
+  return { replaced, warnings };
+}
+
+/** Removes exactly the remote's table from dbfast.toml, nothing else. */
+export async function removeRemote(config: DbfastConfig, name: string): Promise<void> {
+  const file = configFile(config);
+  remoteNamed(config, name);
+  await editConfig(file, ({ withRemoteRemoved }, text) => withRemoteRemoved(text, name, file.label));
+}
+
+function configFile(config: DbfastConfig): { path: string; label: string } {
+  if (config.configPath === null) {
+    throw new DbfastError('CONFIG_NOT_FOUND', 'no dbfast.toml found here or above', { hint: 'dbfast init writes one' });
+  }
+  return { path: config.configPath, label: displayPath(config.configPath, config.projectDir) };
+}
+
+type Editor = typeof import('./config/edit.js');
+
+/**
+ * Reads the file as it is now, edits it, and replaces it atomically with the same permissions
+ * (through a symbolic link, the file it points to). The editor's TOML parser loads only here.
+ */
+async function editConfig(file: { path: string; label: string }, edit: (editor: Editor, text: string) => string): Promise<void> {
+  const editor = await import('./config/edit.js');
+  const target = await realpath(file.path);
+  const text = await readFile(target, 'utf8');
+  const edited = edit(editor, text);
+  await writeFileAtomic(target, edited, { mode: (await stat(target)).mode & 0o7777 });
 }

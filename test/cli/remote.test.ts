@@ -1,4 +1,5 @@
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CliResult, runCli, STACK_FRAME } from '../helpers/cli.js';
 import { tempRepo } from '../helpers/repo.js';
@@ -156,5 +157,63 @@ describe('dbfast remote test', () => {
       expect(result.code, args.join(' ')).toBe(0);
       expect(result.stdout + result.stderr, args.join(' ')).not.toContain(PASSWORD);
     }
+  });
+});
+
+describe('dbfast remote add and remove', () => {
+  const FILE = '# our database\r\n[environments.staging]   # aligned\r\n\r\n[environments.production]\r\n';
+
+  async function projectWith(toml: string) {
+    const cwd = await tempRepo({ 'dbfast.toml': toml, 'db/0_schema/01.sql': 'SELECT 1;' });
+    folders.push(cwd);
+    return { cwd, run: (args: string[]) => runCli(['remote', ...args], { cwd }), toml: () => readFile(join(cwd, 'dbfast.toml'), 'utf8') };
+  }
+
+  it('add then remove leaves dbfast.toml byte-identical (first remote, CRLF)', async () => {
+    const project = await projectWith(FILE);
+    const added = await project.run(['add', '--name', 'staging', '--url', 'postgresql://deploy@staging.example.com/app', '--env', 'staging', '--password-env', 'STAGING_PW', '--no-backup']);
+    expect(added.code).toBe(0);
+    expect(added.errLines).toEqual(['added remote staging: dbfast remote test staging checks it']);
+    expect(await project.toml()).toBe(
+      `${FILE}\r\n[remotes.staging]\r\nurl = "postgresql://deploy@staging.example.com/app"\r\nenvironment = "staging"\r\npassword_env = "STAGING_PW"\r\nbackup_before_deploy = false\r\n`,
+    );
+    const listed = await project.run(['list']);
+    expect(listed.stdout).toBe('staging\tpostgresql://deploy@staging.example.com:5432/app\tstaging\tnot destructive, no backup, no confirmation\n');
+    const removed = await project.run(['remove', 'staging']);
+    expect(removed.code).toBe(0);
+    expect(removed.errLines).toEqual(['removed remote staging']);
+    expect(await project.toml()).toBe(FILE);
+  });
+
+  it('refuses a duplicate without --force and an unknown environment, exit 2, file untouched', async () => {
+    const project = await projectWith(`${FILE}[remotes.staging]\r\nhost = "old"\r\n`);
+    const before = await project.toml();
+    const duplicate = await project.run(['add', '--name', 'staging', '--url', 'postgresql://d@h/app', '--env', 'staging']);
+    expect(duplicate.code).toBe(2);
+    expect(duplicate.errLines).toEqual(['error: remote "staging" already exists', '  hint: dbfast remote add --force replaces it']);
+    const unknown = await project.run(['add', '--name', 'qa', '--url', 'postgresql://d@h/app', '--env', 'qa']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.errLines).toEqual(['error: unknown environment "qa"', '  hint: available: staging, production']);
+    expect(await project.toml()).toBe(before);
+    const forced = await project.run(['add', '--name', 'staging', '--url', 'postgresql://d@h/app', '--env', 'staging', '--force']);
+    expect(forced.code).toBe(0);
+    expect(await project.toml()).not.toContain('old');
+  });
+
+  it('warns about a password in the URL without printing it', async () => {
+    const project = await projectWith(FILE);
+    const result = await project.run(['add', '--name', 'staging', '--url', `postgresql://deploy:${PASSWORD}@h/app`, '--env', 'staging']);
+    expect(result.code).toBe(0);
+    expect(result.errLines[0]).toBe(
+      'warning: remotes.staging.url contains a password, now written in dbfast.toml: prefer --password-env (or password_file), so the file can be committed',
+    );
+    expect(result.stdout + result.stderr).not.toContain(PASSWORD);
+  });
+
+  it('add without --env is a usage error', async () => {
+    const project = await projectWith(FILE);
+    const result = await project.run(['add', '--name', 'staging', '--url', 'postgresql://d@h/app']);
+    expect(result.code).toBe(2);
+    expect(result.errLines).toEqual(['error: which environment is deployed to this remote? add --env ENVIRONMENT']);
   });
 });

@@ -37,14 +37,6 @@ function everything(error: DbfastError): string {
   return JSON.stringify({ ...error, message: error.message });
 }
 
-function remotesUnsupported(name: string) {
-  return {
-    file: 'dbfast.toml',
-    key: `remotes.${name}`,
-    message: `remotes.${name}: dbfast does not deploy to or back up remotes yet (dbfast remote list shows them)`,
-  };
-}
-
 describe('finding dbfast.toml', () => {
   it('searches upward from the start directory', async () => {
     await project('');
@@ -244,7 +236,7 @@ format = "plain"
       maxBackups: 10,
       format: 'plain',
     });
-    expect(config.warnings).toEqual([remotesUnsupported('staging')]);
+    expect(config.warnings).toEqual([]);
   });
 
   it('accepts the [[remotes]] array form', async () => {
@@ -279,7 +271,7 @@ backup_before_deploy = false
         backupBeforeDeploy: false,
       },
     });
-    expect(config.warnings).toEqual([remotesUnsupported('staging'), remotesUnsupported('production')]);
+    expect(config.warnings).toEqual([]);
   });
 
   it('refuses two [[remotes]] with the same name', async () => {
@@ -560,7 +552,6 @@ x = 1
         hint: 'did you mean "require_confirmation"?',
       },
       { file: 'dbfast.toml', key: 'colour', message: 'unknown key colour' },
-      remotesUnsupported('prod'),
     ]);
   });
 
@@ -690,7 +681,7 @@ describe('passwords in connection URLs', () => {
     ]);
     expect((await load('[database]\nurl = "postgresql://h/db?password=pw"\n')).warnings).toEqual([warning('database.url')]);
     const remote = await load('[remotes.staging]\nurl = "postgres://app:pw@h/db"\n');
-    expect(remote.warnings).toEqual([warning('remotes.staging.url'), remotesUnsupported('staging')]);
+    expect(remote.warnings).toEqual([warning('remotes.staging.url')]);
   });
 
   it('does not mistake a user name, a port or a query for a password', async () => {
@@ -768,9 +759,9 @@ describe('parseConnectionUrl', () => {
 });
 
 describe('remotes', () => {
-  it('are parsed and checked, with a warning that nothing deploys to them yet', async () => {
+  it('are parsed and checked, without warnings', async () => {
     const config = await load('[remotes.staging]\nhost = "staging.example.com"\n');
     expect(config.remotes.staging?.host).toBe('staging.example.com');
-    expect(config.warnings).toEqual([remotesUnsupported('staging')]);
+    expect(config.warnings).toEqual([]);
   });
 });

@@ -1,10 +1,10 @@
-import { mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, readFile, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/core/config/index.js';
 import { configuredTarget } from '../../src/core/pg/target.js';
-import { describeRemotes } from '../../src/core/remote.js';
+import { addRemote, describeRemotes, removeRemote } from '../../src/core/remote.js';
 
 let root: string;
 
@@ -126,5 +126,88 @@ require_confirmation = false
   it('connect_timeout_ms must be a positive integer', async () => {
     const error = await configWith('[remotes.slow]\nconnect_timeout_ms = 0\n').catch((caught: unknown) => caught);
     expect((error as Error).message).toBe('remotes.slow.connect_timeout_ms must be a positive integer');
+  });
+});
+
+describe('addRemote and removeRemote', () => {
+  const TOML = '# team settings\r\n[environments.staging]\r\n[environments.production]\r\n';
+  const toml = () => readFile(path.join(root, 'dbfast.toml'), 'utf8');
+
+  it('add then remove leaves dbfast.toml byte-identical, and the remote loads in between', async () => {
+    const config = await configWith(TOML);
+    const { replaced, warnings } = await addRemote(config, {
+      name: 'staging',
+      url: 'postgresql://deploy@staging.example.com/app',
+      environment: 'staging',
+      passwordEnv: 'STAGING_PW',
+      allowDestructive: true,
+      backupBeforeDeploy: false,
+      requireConfirmation: true,
+    });
+    expect([replaced, warnings]).toEqual([false, []]);
+    const reloaded = await loadConfig({ cwd: root, env: {} });
+    expect(reloaded.remotes.staging).toMatchObject({
+      url: 'postgresql://deploy@staging.example.com/app',
+      environment: 'staging',
+      passwordEnv: 'STAGING_PW',
+      allowDestructive: true,
+      backupBeforeDeploy: false,
+      requireConfirmation: true,
+    });
+    await removeRemote(reloaded, 'staging');
+    expect(await toml()).toBe(TOML);
+  });
+
+  it('writes only the safety settings that differ from the defaults', async () => {
+    const config = await configWith(TOML);
+    await addRemote(config, { name: 'prod', url: 'postgresql://deploy@db/app', environment: 'production', backupBeforeDeploy: true });
+    expect(await toml()).toBe(`${TOML}\r\n[remotes.prod]\r\nurl = "postgresql://deploy@db/app"\r\nenvironment = "production"\r\n`);
+  });
+
+  it('refuses a duplicate name unless forced, then replaces it', async () => {
+    const config = await configWith(`${TOML}[remotes.staging]\r\nhost = "old"\r\n`);
+    const remote = { name: 'staging', url: 'postgresql://deploy@new/app', environment: 'staging' };
+    await expect(addRemote(config, remote)).rejects.toMatchObject({ code: 'USAGE', message: 'remote "staging" already exists', hint: 'dbfast remote add --force replaces it' });
+    expect((await addRemote(config, remote, { force: true })).replaced).toBe(true);
+    expect((await loadConfig({ cwd: root, env: {} })).remotes.staging).toMatchObject({ url: 'postgresql://deploy@new/app' });
+    expect(await toml()).not.toContain('old');
+  });
+
+  it('refuses an unknown environment, a name that is no bare key, an invalid URL and variable, writing nothing', async () => {
+    const config = await configWith(TOML);
+    const remote = { name: 'staging', url: 'postgresql://deploy@h/app', environment: 'staging' };
+    await expect(addRemote(config, { ...remote, environment: 'stage' })).rejects.toMatchObject({ message: 'unknown environment "stage"', hint: 'available: staging, production' });
+    await expect(addRemote(config, { ...remote, name: 'my remote' })).rejects.toMatchObject({ message: 'remote name "my remote" may hold only letters, digits, _ and -' });
+    await expect(addRemote(config, { ...remote, url: 'mysql://u:secret@h/db' })).rejects.toMatchObject({ message: '--url must start with postgresql://, not mysql://' });
+    await expect(addRemote(config, { ...remote, passwordEnv: 'MY-PW' })).rejects.toMatchObject({ code: 'USAGE' });
+    expect(await toml()).toBe(TOML);
+  });
+
+  it('accepts a password in the URL with a warning that names no password', async () => {
+    const config = await configWith(TOML);
+    const { warnings } = await addRemote(config, { name: 'staging', url: 'postgresql://deploy:hunter2@h/app', environment: 'staging' });
+    expect(warnings).toEqual(['remotes.staging.url contains a password, now written in dbfast.toml: prefer --password-env (or password_file), so the file can be committed']);
+  });
+
+  it('keeps the file\'s permissions and edits the file a symbolic link points to', async () => {
+    const real = path.join(root, 'real.toml');
+    await writeFile(real, TOML);
+    await chmod(real, 0o640);
+    await symlink(real, path.join(root, 'dbfast.toml'));
+    const config = await loadConfig({ cwd: root, env: {} });
+    await addRemote(config, { name: 'staging', url: 'postgresql://deploy@h/app', environment: 'staging' });
+    expect((await lstat(path.join(root, 'dbfast.toml'))).isSymbolicLink()).toBe(true);
+    expect((await stat(real)).mode & 0o777).toBe(0o640);
+    expect(await readFile(real, 'utf8')).toContain('[remotes.staging]');
+  });
+
+  it('removing an unknown remote is a usage error with the available ones', async () => {
+    const config = await configWith(`${TOML}[remotes.staging]\r\nhost = "h"\r\n`);
+    await expect(removeRemote(config, 'stagin')).rejects.toMatchObject({ code: 'USAGE', message: 'unknown remote "stagin"' });
+  });
+
+  it('without dbfast.toml there is nothing to edit', async () => {
+    const config = await loadConfig({ cwd: root, env: {} });
+    await expect(addRemote(config, { name: 's', url: 'postgresql://h/a', environment: 'x' })).rejects.toMatchObject({ code: 'CONFIG_NOT_FOUND' });
   });
 });

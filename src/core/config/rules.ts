@@ -23,7 +23,7 @@ export function checkRules(settings: FileSettings, context: RuleContext): { erro
       ...connectionUrls(settings, context),
       ...includePatterns(settings, context),
     ],
-    warnings: [...passwordsInUrls(settings, context), ...unsupportedRemotes(settings, context)],
+    warnings: passwordsInUrls(settings, context),
   };
 }
 
@@ -129,13 +129,4 @@ function passwordsInUrls(settings: FileSettings, { file }: RuleContext): ConfigW
       message: `${key} contains a password`,
       hint: 'move it to password_env or password_file, so dbfast.toml can be committed',
     }));
-}
-
-/** Parsed and checked already, so that the release that deploys to them finds valid sections. */
-function unsupportedRemotes(settings: FileSettings, { file }: RuleContext): ConfigWarning[] {
-  return Object.keys(settings.remotes ?? {}).map((name) => ({
-    file,
-    key: `remotes.${name}`,
-    message: `remotes.${name}: dbfast does not deploy to or back up remotes yet (dbfast remote list shows them)`,
-  }));
 }
