@@ -94,6 +94,16 @@ export function renderConfig(input: {
     '# Environments choose which numbered directories go into a build.',
     ...environmentLines,
     '',
+    '# Remotes: servers dbfast deploys to and backs up. `dbfast remote add` writes one,',
+    '# `dbfast remote test staging` checks that it is reachable and that dbfast may do its work there.',
+    '# [remotes.staging]',
+    '# url = "postgresql://deploy@staging.example.com:5432/app"',
+    '# password_env = "STAGING_DB_PASSWORD"',
+    `# environment = ${tomlString(Object.keys(environments).at(-1) ?? 'staging')}`,
+    '# allow_destructive = false      # may a deploy drop or replace its data?',
+    '# backup_before_deploy = true',
+    '# require_confirmation = true    # the default for environments named production or prod',
+    '',
   ].join('\n');
 }
 

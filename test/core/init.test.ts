@@ -55,6 +55,26 @@ describe('initProject', () => {
     });
   });
 
+  it('comments out a remote example that is valid once uncommented, deploying the last proposed environment', async () => {
+    const db = path.join(root, 'db');
+    await mkdir(db);
+    await repository(db, ['0_schema', '1_seed']);
+    const result = await initProject({ dir: root });
+    const start = result.content.indexOf('# [remotes.staging]');
+    const uncommented = result.content.slice(0, start) + result.content.slice(start).replace(/^# (?=\[remotes|[a-z_]+ = )/gm, '');
+    await writeFile(result.path, uncommented);
+    const config = await loadConfig({ cwd: root, env: {} });
+    expect(config.warnings).toEqual([]);
+    expect(config.remotes.staging).toMatchObject({
+      url: 'postgresql://deploy@staging.example.com:5432/app',
+      passwordEnv: 'STAGING_DB_PASSWORD',
+      environment: 'production',
+      allowDestructive: false,
+      backupBeforeDeploy: true,
+      requireConfirmation: true,
+    });
+  });
+
   it('still writes a valid config, environments commented out, when the repository is missing', async () => {
     const result = await initProject({ dir: root });
     expect(result.directories).toEqual([]);
