@@ -114,6 +114,7 @@ program
   .command('status')
   .description('server, repository (changed since the build?), template and clones')
   .option('--json', 'print JSON')
+  .option('--check-remotes', 'also ask each remote for its version (exit 1 when one cannot be asked)')
   .addHelpText('after', '\nWith --verbose (before or after the command), also the files changed since the build.')
   .action(action(async () => (await import('./status.js')).status));
 

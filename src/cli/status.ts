@@ -1,18 +1,38 @@
 import { posix } from 'node:path';
 import { relativePosix } from '../core/files.js';
 import { plural } from '../core/plural.js';
+import type { RemoteReachability } from '../core/remote.js';
 import type { ProjectStatus } from '../core/status.js';
 import type { GlobalOptions } from './globals.js';
 import { bold, dim, formatBytes, green, printData, printJson, red, yellow } from './output.js';
 import { withProject } from './project.js';
 
-export async function status(globals: GlobalOptions, options: { json?: boolean }): Promise<number> {
+/** Exit 1 when the server, or with --check-remotes a remote, cannot be asked. */
+export async function status(globals: GlobalOptions, options: { json?: boolean; checkRemotes?: boolean }): Promise<number> {
   return withProject(globals, async (project) => {
-    const current = await project.status();
-    if (options.json) printJson(current);
-    else printReport(current, relativePosix(project.config.projectDir, current.repository.path), Boolean(globals.verbose));
-    return current.server.reachable ? 0 : 1;
+    const [current, remotes] = await Promise.all([
+      project.status(),
+      options.checkRemotes ? import('../core/remote.js').then(({ probeRemotes }) => probeRemotes(project.config)) : undefined,
+    ]);
+    if (options.json) {
+      printJson(remotes ? { ...current, remotes } : current);
+    } else {
+      printReport(current, relativePosix(project.config.projectDir, current.repository.path), Boolean(globals.verbose));
+      if (remotes) printRemotes(remotes);
+    }
+    return current.server.reachable && (remotes ?? []).every((remote) => remote.reachable) ? 0 : 1;
   });
+}
+
+function printRemotes(remotes: RemoteReachability[]): void {
+  printData(bold('remotes'));
+  if (remotes.length === 0) printData(dim('    none configured'));
+  for (const remote of remotes) {
+    const state = remote.reachable
+      ? green(`reachable, PostgreSQL ${remote.version}, ${remote.latencyMs} ms`)
+      : `${red(remote.error ?? 'unreachable')}${remote.hint ? dim(` (${remote.hint})`) : ''}`;
+    printData(`    ${remote.name.padEnd(14)} ${state}`);
+  }
 }
 
 /** `shownRepository`: the repository from the dbfast.toml folder, to name changed files as every other message does. */

@@ -143,6 +143,45 @@ export async function testRemote(config: DbfastConfig, name: string, options: Te
   return result;
 }
 
+/** One line of `dbfast status --check-remotes`. */
+export interface RemoteReachability {
+  name: string;
+  url: string;
+  reachable: boolean;
+  version?: string;
+  /** Time to connect and ask the version, in milliseconds. */
+  latencyMs?: number;
+  /** Why it could not be asked; never a password. */
+  error?: string;
+  hint?: string;
+}
+
+/** Asks every remote for its version at once, one attempt each: a quick look, where `testRemote` is the full check. */
+export async function probeRemotes(config: DbfastConfig, env: NodeJS.ProcessEnv = process.env): Promise<RemoteReachability[]> {
+  return Promise.all(
+    Object.values(config.remotes).map(async (remote): Promise<RemoteReachability> => {
+      const base = { name: remote.name, url: displayUrl(remote, env) };
+      let where = base.url;
+      let database = '';
+      try {
+        const target = await configuredTarget(remote, config, env);
+        const { host, port } = target.clientConfig();
+        where = `${host}:${port}`;
+        database = target.maintenanceDatabase;
+        const started = performance.now();
+        const version = await withClient(target, async (client) => (await client.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v);
+        return { ...base, reachable: true, version, latencyMs: Math.round(performance.now() - started) };
+      } catch (error) {
+        if (!isDbfastError(error)) throw error;
+        const failure = ['AUTH_FAILED', 'DATABASE_NOT_FOUND', 'SERVER_UNREACHABLE'].includes(error.code)
+          ? connectionFailure(error, remote, where, database).find((check) => !check.ok)
+          : { message: error.message, hint: error.hint };
+        return { ...base, reachable: false, error: failure?.message ?? error.message, ...(failure?.hint ? { hint: failure.hint } : {}) };
+      }
+    }),
+  );
+}
+
 interface RemoteFacts {
   user: string;
   database: string;

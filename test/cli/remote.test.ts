@@ -1,7 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CliResult, runCli, STACK_FRAME } from '../helpers/cli.js';
+import { type CliResult, runCli, STACK_FRAME, testServerUrl } from '../helpers/cli.js';
 import { tempRepo } from '../helpers/repo.js';
 import { type ScramServer, startScramServer } from '../helpers/scram-server.js';
 
@@ -148,6 +148,35 @@ describe('dbfast remote test', () => {
     const result = await testIn(['test', 'stagin'], { REMOTE_PW: PASSWORD });
     expect(result.code).toBe(2);
     expect(result.errLines.slice(-2)).toEqual(['error: unknown remote "stagin"', '  hint: did you mean "staging"? available: staging']);
+  });
+
+  it('status --check-remotes adds one line per remote, and exits 1 when one cannot be asked', async () => {
+    const toml = `[remotes.staging]\nurl = "postgresql://postgres@127.0.0.1:${remote.port}/postgres"\npassword_env = "REMOTE_PW"\n\n[remotes.gone]\nurl = "postgresql://postgres@127.0.0.1:1/postgres"\n`;
+    const cwd = await tempRepo({ 'dbfast.toml': toml, 'db/0_schema/01.sql': 'SELECT 1;' });
+    folders.push(cwd);
+    const env = { REMOTE_PW: PASSWORD, DBFAST_DATABASE_URL: testServerUrl() };
+    const result = await runCli(['status', '--check-remotes'], { cwd, env });
+    expect(result.code).toBe(1);
+    const lines = result.stdout.split('\n');
+    expect(lines.slice(lines.indexOf('remotes') + 1, -1)).toEqual([
+      expect.stringMatching(/^ {4}staging {8}reachable, PostgreSQL 15\.\d+, \d+ ms$/),
+      '    gone           connection refused at 127.0.0.1:1 (is the server running? check host and port in [remotes.gone])',
+    ]);
+    const json = await runCli(['status', '--check-remotes', '--json'], { cwd, env });
+    expect(JSON.parse(json.stdout).remotes).toEqual([
+      { name: 'staging', url: `postgresql://postgres@127.0.0.1:${remote.port}/postgres`, reachable: true, version: expect.stringMatching(/^15\./), latencyMs: expect.any(Number) },
+      {
+        name: 'gone',
+        url: 'postgresql://postgres@127.0.0.1:1/postgres',
+        reachable: false,
+        error: 'connection refused at 127.0.0.1:1',
+        hint: 'is the server running? check host and port in [remotes.gone]',
+      },
+    ]);
+    expect(result.stdout + result.stderr + json.stdout).not.toContain(PASSWORD);
+    const plain = await runCli(['status'], { cwd, env });
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).not.toContain('remotes');
   });
 
   it('no output of any remote command contains the password', async () => {
