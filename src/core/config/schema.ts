@@ -2,6 +2,7 @@
 import * as v from 'valibot';
 import { closest } from '../suggest.js';
 import type { ConfigWarning } from './types.js';
+import { SSL_MODES } from './url.js';
 
 export const CONFIG_FILE_NAME = 'dbfast.toml';
 
@@ -57,6 +58,10 @@ const connectionEntries = {
   password_env: v.optional(v.pipe(v.string(STRING), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, ENV_NAME))),
   password_file: text(),
   connect_timeout_ms: integerAtLeast(1),
+  sslmode: v.optional(v.picklist(SSL_MODES, `must be one of ${SSL_MODES.join(', ')}`)),
+  sslrootcert: text(),
+  sslcert: text(),
+  sslkey: text(),
 };
 
 export const fileSchema = v.object({

@@ -76,8 +76,9 @@ function databaseSettings(
 ): DatabaseSettings | null {
   // The URL replaces where to connect; how to get the password still comes from the file.
   if (env.DBFAST_DATABASE_URL) {
-    const { passwordEnv, passwordFile, connectTimeoutMs } = connectionSettings(section, resolve, 'database');
-    return definedOnly({ origin: 'DBFAST_DATABASE_URL', url: env.DBFAST_DATABASE_URL, passwordEnv, passwordFile, connectTimeoutMs });
+    const { passwordEnv, passwordFile, connectTimeoutMs, sslmode, sslrootcert, sslcert, sslkey } = connectionSettings(section, resolve, 'database');
+    const how = { passwordEnv, passwordFile, connectTimeoutMs, sslmode, sslrootcert, sslcert, sslkey };
+    return definedOnly({ origin: 'DBFAST_DATABASE_URL', url: env.DBFAST_DATABASE_URL, ...how });
   }
   const configured = CONNECTION_KEYS.some((key) => section[key] !== undefined);
   // libpq variables reach the server through node-postgres, so PGHOST alone means "use that server".
@@ -96,6 +97,10 @@ function connectionSettings(section: ConnectionSection, resolve: (file: string) 
     passwordEnv: section.password_env,
     passwordFile: section.password_file === undefined ? undefined : resolve(section.password_file),
     connectTimeoutMs: section.connect_timeout_ms,
+    sslmode: section.sslmode,
+    sslrootcert: section.sslrootcert === undefined ? undefined : resolve(section.sslrootcert),
+    sslcert: section.sslcert === undefined ? undefined : resolve(section.sslcert),
+    sslkey: section.sslkey === undefined ? undefined : resolve(section.sslkey),
   });
 }
 

@@ -16,6 +16,12 @@ export interface DatabaseSettings {
   passwordFile?: string;
   /** How long one connection attempt may take (default 10 s). */
   connectTimeoutMs?: number;
+  /** As libpq's: disable, allow, prefer, require, verify-ca, verify-full. Wins over the URL's. */
+  sslmode?: string;
+  /** Absolute paths (resolved relative to the config file's folder): CA certificate, client certificate and key. */
+  sslrootcert?: string;
+  sslcert?: string;
+  sslkey?: string;
 }
 
 export interface RepositorySettings {

@@ -14,7 +14,7 @@ export interface ConnectionUrl {
   params: URLSearchParams;
 }
 
-const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'];
+export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 
 /** `origin` names the URL in errors: `database.url`, `remotes.staging.url`, `DBFAST_DATABASE_URL`. */
 export function parseConnectionUrl(text: string, origin: string): ConnectionUrl {
@@ -28,7 +28,7 @@ export function parseConnectionUrl(text: string, origin: string): ConnectionUrl 
   }
   const params = new URLSearchParams(url.searchParams);
   const sslmode = params.get('sslmode');
-  if (sslmode !== null && !SSL_MODES.includes(sslmode)) {
+  if (sslmode !== null && !(SSL_MODES as readonly string[]).includes(sslmode)) {
     // Not quoted: whatever was written there could be anything, a password pasted in the wrong place included.
     throw invalid('has an unknown sslmode', `sslmode is one of ${SSL_MODES.join(', ')}`);
   }

@@ -7,6 +7,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
+import type { ConnectionOptions } from 'node:tls';
 import type pg from 'pg';
 import pgPass from 'pgpass';
 import { CONFIG_FILE_NAME, type DatabaseSettings, type DbfastConfig, displayPath, parseConnectionUrl } from '../config/index.js';
@@ -39,7 +41,11 @@ interface Location {
 interface Endpoint extends Location {
   password?: string;
   connectTimeoutMs?: number;
+  /** node-postgres' TLS options, from sslmode and the certificate files; absent without TLS. */
+  ssl?: ConnectionOptions;
 }
+
+const SSL_FILES = ['sslrootcert', 'sslcert', 'sslkey'] as const;
 
 const CONNECT_TIMEOUT_MS = 10_000;
 
@@ -64,7 +70,7 @@ export function embeddedServerOptions(config: DbfastConfig, env: NodeJS.ProcessE
 /** A configured server, without connecting: its label and URLs are known before any connection. */
 export async function configuredTarget(settings: DatabaseSettings, config: DbfastConfig, env: NodeJS.ProcessEnv): Promise<ServerTarget> {
   const configFile = config.configPath ? displayPath(config.configPath, config.projectDir) : CONFIG_FILE_NAME;
-  return targetFor(await endpointFor(settings, configFile, env), settings.origin);
+  return targetFor(await endpointFor(settings, { configFile, projectDir: config.projectDir }, env), settings.origin);
 }
 
 /** The embedded server: superuser `postgres`, trust authentication on 127.0.0.1. */
@@ -81,13 +87,54 @@ export function displayUrl(settings: DatabaseSettings, env: NodeJS.ProcessEnv): 
   return urlFor(location, location.database, urlPassword === undefined ? '' : ':****');
 }
 
-async function endpointFor(settings: DatabaseSettings, configFile: string, env: NodeJS.ProcessEnv): Promise<Endpoint> {
+async function endpointFor(settings: DatabaseSettings, where: { configFile: string; projectDir: string }, env: NodeJS.ProcessEnv): Promise<Endpoint> {
   const { location, urlPassword } = locationFor(settings, env);
+  const ssl = await tlsOptions(location.params, settings, where);
   return {
     ...location,
-    password: (await passwordFor(settings, configFile, env)) ?? urlPassword ?? env.PGPASSWORD,
+    password: (await passwordFor(settings, where.configFile, env)) ?? urlPassword ?? env.PGPASSWORD,
     ...(settings.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: settings.connectTimeoutMs }),
+    ...(ssl ? { ssl } : {}),
   };
+}
+
+/**
+ * libpq's sslmode for node-postgres, which cannot fall back to plain text: allow and prefer ask for
+ * TLS like require. require checks the certificate only when a CA file is given (as libpq does);
+ * verify-ca checks it against the CA; verify-full also checks that it names the host.
+ */
+async function tlsOptions(params: URLSearchParams, settings: DatabaseSettings, where: { configFile: string; projectDir: string }): Promise<ConnectionOptions | undefined> {
+  const mode = params.get('sslmode');
+  if (mode === null || mode === 'disable') return undefined;
+  const files: Partial<Record<(typeof SSL_FILES)[number], string>> = {};
+  for (const key of SSL_FILES) {
+    const file = params.get(key);
+    if (file === null) continue;
+    const path = resolvePath(where.projectDir, file);
+    files[key] = await readFile(path, 'utf8').catch((error) => {
+      const section = settings.origin === 'DBFAST_DATABASE_URL' || settings.origin === 'PGHOST' ? 'database' : settings.origin;
+      throw new DbfastError('CONFIG_INVALID', `${section}.${key} cannot be read: ${path}`, { file: where.configFile, cause: error });
+    });
+  }
+  const verify = mode === 'verify-ca' || mode === 'verify-full' || (mode === 'require' && files.sslrootcert !== undefined);
+  return {
+    rejectUnauthorized: verify,
+    ...(files.sslrootcert === undefined ? {} : { ca: files.sslrootcert }),
+    ...(files.sslcert === undefined ? {} : { cert: files.sslcert }),
+    ...(files.sslkey === undefined ? {} : { key: files.sslkey }),
+    // verify-ca trusts any name on a certificate the CA signed.
+    ...(verify && mode !== 'verify-full' ? { checkServerIdentity: () => undefined } : {}),
+  };
+}
+
+/** The sslmode and certificate keys of dbfast.toml win over the URL's parameters, and show in the URLs dbfast prints. */
+function withSslSettings(params: URLSearchParams, settings: DatabaseSettings): URLSearchParams {
+  const merged = new URLSearchParams(params);
+  for (const key of ['sslmode', ...SSL_FILES] as const) {
+    const value = settings[key];
+    if (value !== undefined) merged.set(key, value);
+  }
+  return merged;
 }
 
 function locationFor(settings: DatabaseSettings, env: NodeJS.ProcessEnv): { location: Location; urlPassword?: string } {
@@ -98,7 +145,7 @@ function locationFor(settings: DatabaseSettings, env: NodeJS.ProcessEnv): { loca
       port: settings.port ?? fromUrl?.port ?? (Number(env.PGPORT) || 5432),
       user: settings.user ?? fromUrl?.user ?? env.PGUSER ?? userInfo().username,
       database: settings.database ?? fromUrl?.database ?? env.PGDATABASE ?? 'postgres',
-      params: fromUrl?.params ?? new URLSearchParams(),
+      params: withSslSettings(fromUrl?.params ?? new URLSearchParams(), settings),
     },
     ...(fromUrl?.password === undefined ? {} : { urlPassword: fromUrl.password }),
   };
@@ -143,9 +190,7 @@ function targetFor(endpoint: Endpoint, origin: string): ServerTarget {
       password: endpoint.password ?? (passwordFromPgpass as () => Promise<string>),
       database,
       connectionTimeoutMillis: endpoint.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
-      ...(endpoint.params.has('sslmode') && endpoint.params.get('sslmode') !== 'disable'
-        ? { ssl: { rejectUnauthorized: ['verify-ca', 'verify-full'].includes(endpoint.params.get('sslmode')!) } }
-        : {}),
+      ...(endpoint.ssl ? { ssl: endpoint.ssl } : {}),
     }),
     url: (database) => urlFor(endpoint, database),
   };
