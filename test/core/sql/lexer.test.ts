@@ -203,6 +203,11 @@ END`;
     expect(texts("SELECT 'a\r\nb'\r\n  , 2;\r\nSELECT 3\r\n")).toEqual(["SELECT 'a\r\nb'\r\n  , 2", 'SELECT 3']);
   });
 
+  it('ends a line comment and continues a string at a lone carriage return, as psql does', () => {
+    expect(texts('SELECT 1 -- c\r, 2; SELECT 3')).toEqual(['SELECT 1 -- c\r, 2', 'SELECT 3']);
+    expect(texts("SELECT E'a'\r'\\';'; SELECT 2")).toEqual(["SELECT E'a'\r'\\';'", 'SELECT 2']);
+  });
+
   it('reads multi-byte identifiers and text', () => {
     expect(texts('SELECT "データ", bıgınt, \'🐘;\' FROM 表; SELECT 2')).toEqual(['SELECT "データ", bıgınt, \'🐘;\' FROM 表', 'SELECT 2']);
   });
@@ -283,7 +288,19 @@ describe('psql variables', () => {
     expect(texts('SELECT :v; SELECT 2', vars({ v: "1; SELECT '" }))).toEqual(["SELECT 1; SELECT '", 'SELECT 2']);
   });
 
+  it('sends nothing for a statement that is only a variable with a blank value', () => {
+    expect(texts(':v; SELECT 2', vars({ v: ' ' }))).toEqual(['SELECT 2']);
+  });
+
   it('maps substituted text back to the file through pieces', () => {
+    const [adjacent] = lex(':a:b', vars({ a: '1', b: '2' }));
+    expect(adjacent).toMatchObject({
+      text: '12',
+      pieces: [
+        { textOffset: 0, sourceOffset: 0, substituted: true },
+        { textOffset: 1, sourceOffset: 2, substituted: true },
+      ],
+    });
     const [statement] = lex('SELECT :n + 1', vars({ n: '12345' }));
     expect(statement).toMatchObject({
       text: 'SELECT 12345 + 1',
@@ -313,11 +330,36 @@ describe('text arriving in pieces', () => {
     .filter((name) => name.endsWith('.sql'))
     .map((name) => [name, readFileSync(join(fixtures, name), 'utf8').replace(/^\ufeff/, '')] as const);
   scripts.push(['copy and statements on one line', 'COPY t FROM stdin; INSERT INTO t\n5\n\\.\n VALUES (77); -- c\nSELECT 1;']);
+  scripts.push(['a statement running on past the COPY data', 'COPY t FROM stdin; SELECT 1\n5\n\\.\n, 2; SELECT 3; \\echo x\n']);
 
   it.each(scripts)('gives the same segments and locations for %s, whatever the piece size', (_name, script) => {
     const whole = lex(script, new Map([['v', 'value']]));
     expect(whole.length).toBeGreaterThan(0);
     for (const size of [1, 2, 3, 7, 64, 1000]) expect(lex(script, new Map([['v', 'value']]), size)).toEqual(whole);
+  });
+
+  it('yields the first statement before reading the rest of a long file', () => {
+    for (const end of [';', ' \\g']) {
+      const pieces = Array.from({ length: 1000 }, (_, i) => `SELECT ${i}${end}\n`);
+      const lexer = new Lexer({ next: () => pieces.shift() ?? null }, { file: 'f' });
+      const [first] = lexer.segments();
+      expect((first as Statement).text.trimEnd()).toBe('SELECT 0');
+      expect(pieces.length, end).toBeGreaterThan(990);
+    }
+  });
+
+  it('does not ask the source for more text once it has ended', () => {
+    const pieces = ['SELECT 1; SEL', 'ECT 2 -', '- c'];
+    let ended = false;
+    const source = {
+      next: () => {
+        if (ended) throw new Error('read after the end');
+        const piece = pieces.shift() ?? null;
+        ended = piece === null;
+        return piece;
+      },
+    };
+    expect([...new Lexer(source, { file: 'f' }).segments()].map((s) => (s as Statement).text)).toEqual(['SELECT 1', 'SELECT 2']);
   });
 });
 
@@ -452,6 +494,59 @@ describe('COPY FROM stdin data', () => {
     const [copy, next] = lex('COPY t FROM stdin;\n:n\t\\echo no\n\\.\n\\echo yes', new Map([['n', '1']]));
     expect(copy!.copy!.data).toBe(':n\t\\echo no\n');
     expect(next).toMatchObject({ kind: 'meta', name: 'echo', args: 'yes' } satisfies Partial<MetaCommand>);
+  });
+
+  it('skips the data of a COPY whose reader never asks for it', () => {
+    expect([...lexScript('COPY t FROM stdin;\n1;\n\\.\nSELECT 2;', { file: 'f' })].map((s) => (s.kind === 'statement' ? s.text : s.name))).toEqual([
+      'COPY t FROM stdin',
+      'SELECT 2',
+    ]);
+  });
+
+  it('reads no data when no COPY FROM stdin is waiting for it', () => {
+    const lexer = new Lexer({ next: ((pieces) => () => pieces.pop() ?? null)(['SELECT 1;\n2;\n\\.\nSELECT 3;']) }, { file: 'f' });
+    const texts: string[] = [];
+    for (const segment of lexer.segments()) {
+      expect([...lexer.copyData()]).toEqual([]);
+      texts.push(segment.kind === 'statement' ? segment.text : segment.name);
+    }
+    expect(texts).toEqual(['SELECT 1', '2', '.', 'SELECT 3']);
+  });
+
+  it('fails a COPY FROM stdin ending the file without a newline, taking none of its own text as data', () => {
+    const lexer = new Lexer({ next: ((pieces) => () => pieces.pop() ?? null)(['COPY t FROM stdin\n\\.\n;']) }, { file: 'f' });
+    const segments = lexer.segments();
+    expect(segments.next().value).toMatchObject({ kind: 'meta', name: '.', inStatement: true });
+    expect(segments.next().value).toMatchObject({ kind: 'statement', text: 'COPY t FROM stdin\n', copyFromStdin: true });
+    expect(() => [...lexer.copyData()]).toThrow(/COPY data never ends/);
+  });
+
+  it('gives the statement right after the data its own offset and location', () => {
+    const script = 'COPY t FROM stdin; SELECT 1;\n5\n\\.\nSELECT 2;';
+    const [, , after] = statements(script);
+    expect(after).toMatchObject({ text: 'SELECT 2', offset: script.indexOf('SELECT 2'), location: { line: 4, column: 1 } });
+  });
+
+  it('finds the end of the COPY line in the last piece of the source', () => {
+    const pieces = ['COPY t FROM stdin; SELECT 1', '\n\\.\n'];
+    const lexer = new Lexer({ next: () => pieces.shift() ?? null }, { file: 'f' });
+    const segments: unknown[] = [];
+    for (const segment of lexer.segments()) segments.push(segment.kind === 'statement' ? segment.text : segment.name, ...(segment.copyFromStdin ? [[...lexer.copyData()]] : []));
+    expect(segments).toEqual(['COPY t FROM stdin', [], 'SELECT 1']);
+  });
+
+  it('yields no data piece for an empty block', () => {
+    const lexer = new Lexer({ next: ((pieces) => () => pieces.pop() ?? null)(['COPY t FROM stdin;\n\\.\n']) }, { file: 'f' });
+    for (const segment of lexer.segments()) expect(segment.copyFromStdin && [...lexer.copyData()]).toEqual([]);
+  });
+
+  it('hands the data over in whole lines as the source delivers them, not as one block', () => {
+    const script = 'COPY t FROM stdin;\n1\n\n22\n333\n\n4444\n\\.\nSELECT 1;';
+    const pieces = script.match(/[\s\S]{1,3}/g)!;
+    const lexer = new Lexer({ next: () => pieces.shift() ?? null }, { file: 'f' });
+    const data: string[][] = [];
+    for (const segment of lexer.segments()) if (segment.copyFromStdin) data.push([...lexer.copyData()]);
+    expect(data).toEqual([['1\n\n', '22\n', '333\n\n', '4444\n']]);
   });
 });
 
