@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { DbfastError } from '../../../src/core/errors.js';
 import { Lexer, lexScript, type MetaCommand, type Segment, type Statement } from '../../../src/core/sql/lexer.js';
+import { SourceReader } from '../../../src/core/sql/source.js';
+import { tempRepo } from '../../helpers/repo.js';
 
 type Lexed = Segment & { copy?: { data: string; line: number } };
 
@@ -547,6 +549,24 @@ describe('COPY FROM stdin data', () => {
     const data: string[][] = [];
     for (const segment of lexer.segments()) if (segment.copyFromStdin) data.push([...lexer.copyData()]);
     expect(data).toEqual([['1\n\n', '22\n', '333\n\n', '4444\n']]);
+  });
+});
+
+describe('reading a file', () => {
+  const CHUNK = 1 << 15;
+
+  it('places invalid bytes in the file, however many pieces were read before them', async () => {
+    // A string open across seven 32 KiB pieces: the window doubles, so the last extension reads three pieces.
+    const before = `SELECT '${'a'.repeat(6 * CHUNK + 2)}`;
+    const root = await tempRepo({ 'f.sql': Buffer.concat([Buffer.from(before), Buffer.from([0xff]), Buffer.from("';\n")]) });
+    const lexer = new Lexer(SourceReader.open(join(root, 'f.sql'), 'f.sql'), { file: 'f.sql' });
+    expect(() => [...lexer.segments()]).toThrow(expect.objectContaining({ code: 'FILE_ENCODING', file: 'f.sql', line: 1, column: before.length + 1 }));
+  });
+
+  it('passes on an error reading the file as it is', async () => {
+    const root = await tempRepo({ 'dir/f.sql': 'SELECT 1;' });
+    const lexer = new Lexer(SourceReader.open(join(root, 'dir'), 'dir'), { file: 'dir' });
+    expect(() => [...lexer.segments()]).toThrow(expect.objectContaining({ code: 'FILE_UNREADABLE', file: 'dir' }));
   });
 });
 
