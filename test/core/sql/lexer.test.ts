@@ -543,12 +543,16 @@ describe('COPY FROM stdin data', () => {
   });
 
   it('hands the data over in whole lines as the source delivers them, not as one block', () => {
-    const script = 'COPY t FROM stdin;\n1\n\n22\n333\n\n4444\n\\.\nSELECT 1;';
-    const pieces = script.match(/[\s\S]{1,3}/g)!;
-    const lexer = new Lexer({ next: () => pieces.shift() ?? null }, { file: 'f' });
-    const data: string[][] = [];
-    for (const segment of lexer.segments()) if (segment.copyFromStdin) data.push([...lexer.copyData()]);
-    expect(data).toEqual([['1\n\n', '22\n', '333\n\n', '4444\n']]);
+    const data = (script: string, size: number) => {
+      const pieces = script.match(new RegExp(`[\\s\\S]{1,${size}}`, 'g'))!;
+      const lexer = new Lexer({ next: () => pieces.shift() ?? null }, { file: 'f' });
+      const blocks: string[][] = [];
+      for (const segment of lexer.segments()) if (segment.copyFromStdin) blocks.push([...lexer.copyData()]);
+      return blocks;
+    };
+    expect(data('COPY t FROM stdin;\n1\n\n22\n333\n\n4444\n\\.\nSELECT 1;', 3)).toEqual([['1\n\n', '22\n', '333\n\n', '4444\n']]);
+    // an empty line alone at the end of what has arrived is handed over too
+    expect(data('COPY t FROM stdin;\n\n\n1\n\n\n22\n\n\\.\n', 5)).toEqual([['\n', '\n1\n\n\n', '22\n\n']]);
   });
 });
 
