@@ -210,6 +210,33 @@ END`;
     expect(texts("SELECT E'a'\r'\\';'; SELECT 2")).toEqual(["SELECT E'a'\r'\\';'", 'SELECT 2']);
   });
 
+  it('reads a minus, a slash and a star as operators, not comments', () => {
+    expect(texts('SELECT 1 - 1; -1; /1; /-1; -*1; SELECT 2')).toEqual(['SELECT 1 - 1', '-1', '/1', '/-1', '-*1', 'SELECT 2']);
+    expect(texts("SELECT '*', \"*\"; SELECT 2")).toEqual(["SELECT '*', \"*\"", 'SELECT 2']);
+  });
+
+  it('does not open a nested comment at a slash inside a comment', () => {
+    expect(texts('/* a/b */ SELECT 1; SELECT /* c/d */ 2')).toEqual(['SELECT 1', 'SELECT /* c/d */ 2']);
+  });
+
+  it('skips tabs, form feeds and vertical tabs between statements', () => {
+    const script = '\tSELECT 1;\f\vSELECT 2;\v\tSELECT 3;\f';
+    expect(statements(script).map((s) => [s.text, s.offset])).toEqual([
+      ['SELECT 1', 1],
+      ['SELECT 2', 12],
+      ['SELECT 3', 23],
+    ]);
+  });
+
+  it('reads doubled quotes inside E strings, where a backslash-quote follows', () => {
+    expect(texts("SELECT E'a''\\';'; SELECT 2")).toEqual(["SELECT E'a''\\';'", 'SELECT 2']);
+  });
+
+  it('takes a backslash as an ordinary character in quoted identifiers and U& strings', () => {
+    expect(texts('SELECT "a\\"; SELECT 2')).toEqual(['SELECT "a\\"', 'SELECT 2']);
+    expect(texts("SELECT U&'a\\'; SELECT 2")).toEqual(["SELECT U&'a\\'", 'SELECT 2']);
+  });
+
   it('reads multi-byte identifiers and text', () => {
     expect(texts('SELECT "データ", bıgınt, \'🐘;\' FROM 表; SELECT 2')).toEqual(['SELECT "データ", bıgınt, \'🐘;\' FROM 表', 'SELECT 2']);
   });
@@ -240,6 +267,7 @@ describe('offsets and words', () => {
   it('leaves strings, quoted identifiers, dollar quotes, comments and numbers out of the words', () => {
     const [statement] = statements("ALTER TYPE mood ADD VALUE 'ok' /* after */ -- x\n BEFORE $$happy$$ 42 \"Quoted\" e'x' b'1'");
     expect(statement!.words).toEqual(['alter', 'type', 'mood', 'add', 'value', 'before']);
+    expect(statements('SELECT 1e5, 2abc, 3.5f FROM t')[0]!.words).toEqual(['select', 'from', 't']);
   });
 
   it('words for the statements the executor must run on their own', () => {
@@ -277,6 +305,7 @@ describe('psql variables', () => {
   });
 
   it('leaves unknown :names alone, as psql does', () => {
+    expect(texts(`SELECT :'n', :"n", :{?n}`)).toEqual([`SELECT :'n', :"n", FALSE`]);
     expect(texts(`SELECT :nope, :'nope', :"nope", arr[1:2]`, vars({}))).toEqual([`SELECT :nope, :'nope', :"nope", arr[1:2]`]);
     expect(texts(`SELECT :n`)).toEqual(['SELECT :n']);
   });
@@ -341,12 +370,17 @@ describe('text arriving in pieces', () => {
   });
 
   it('yields the first statement before reading the rest of a long file', () => {
-    for (const end of [';', ' \\g']) {
-      const pieces = Array.from({ length: 1000 }, (_, i) => `SELECT ${i}${end}\n`);
+    const files: [string, (i: number) => string][] = [
+      ['SELECT 0', (i) => `SELECT ${i};\n`],
+      ['SELECT 0', (i) => `SELECT ${i} \\g\n`],
+      ["SELECT '0'", (i) => `-- ${i}\nSELECT '${i}';\n`],
+    ];
+    for (const [text, line] of files) {
+      const pieces = Array.from({ length: 1000 }, (_, i) => line(i));
       const lexer = new Lexer({ next: () => pieces.shift() ?? null }, { file: 'f' });
       const [first] = lexer.segments();
-      expect((first as Statement).text.trimEnd()).toBe('SELECT 0');
-      expect(pieces.length, end).toBeGreaterThan(990);
+      expect((first as Statement).text.trimEnd()).toBe(text);
+      expect(pieces.length, line(0)).toBeGreaterThan(990);
     }
   });
 
@@ -367,6 +401,7 @@ describe('text arriving in pieces', () => {
 
 describe('meta-commands', () => {
   it('yields a meta-command with its name and raw arguments up to the end of the line', () => {
+    expect(lex('\\echo a\rb\r\n')).toMatchObject([{ name: 'echo', args: 'a\rb' }]);
     expect(lex("\\set greeting 'hello world'  \n\\echo :greeting\n\\ir ../x.sql\r\n")).toEqual([
       { kind: 'meta', name: 'set', args: "greeting 'hello world'", offset: 0, location: { line: 1, column: 1 } },
       { kind: 'meta', name: 'echo', args: ':greeting', offset: 30, location: { line: 2, column: 1 } },
@@ -375,6 +410,7 @@ describe('meta-commands', () => {
   });
 
   it('runs a meta-command in the middle of a statement before the statement, as psql does', () => {
+    expect(texts('SELECT 1 \\echo x\r\n, 2;')).toEqual(['\\echo x', 'SELECT 1 \n, 2']);
     // psql -f: `SELECT 1 \echo hi` prints "hi" at once and keeps collecting the statement, which it
     // sends at the next semicolon (or at the end of the file) without the meta-command's text.
     const segments = lex('SELECT 1 \\echo hi\n, 2;\nSELECT 3 \\echo at the end');
@@ -387,6 +423,11 @@ describe('meta-commands', () => {
   });
 
   it('ends a statement at \\g, \\gx and \\gset as at a semicolon, and attaches the command', () => {
+    expect(statements('SELECT 1 \\gexec\nSELECT 2').map((s) => [s.text.trimEnd(), s.sentBy?.name])).toEqual([
+      ['SELECT 1', 'gexec'],
+      ['SELECT 2', undefined],
+    ]);
+    expect(statements('SELECT 2')[0]).not.toHaveProperty('sentBy');
     const segments = lex('SELECT 1 AS a \\gset p_\nSELECT 2\n\\g\nSELECT 3 \\gx \\\\ SELECT 4;');
     expect(segments.map((s) => (s.kind === 'meta' ? s.name : [s.text.trimEnd(), s.sentBy?.name, s.sentBy?.args]))).toEqual([
       ['SELECT 1 AS a', 'gset', 'p_'],
@@ -397,6 +438,7 @@ describe('meta-commands', () => {
   });
 
   it('names a command as psql does: up to the next space or backslash', () => {
+    expect(lex('\\ x\n').map((s) => (s.kind === 'meta' ? [s.name, s.args] : s.kind))).toEqual([['', 'x']]);
     expect(lex('\\dt+ x\n\\l+\n\\echo:x').map((s) => (s.kind === 'meta' ? [s.name, s.args] : s.kind))).toEqual([
       ['dt+', 'x'],
       ['l+', ''],
@@ -409,6 +451,8 @@ describe('meta-commands', () => {
     expect(copy).toMatchObject({ kind: 'meta', name: 'copy', args: "t from stdin with (delimiter '\\') \\echo no", copyFromStdin: true, copy: { data: '1\\2\n', line: 2 } });
     expect(after).toMatchObject({ kind: 'statement', text: 'SELECT 1' });
     expect(lex("\\COPY t FROM 'data.csv'\nSELECT 1;")[0]).not.toHaveProperty('copy');
+    expect(lex('\\echo t from stdin\nSELECT 1;')).toMatchObject([{ kind: 'meta', name: 'echo' }, { kind: 'statement', text: 'SELECT 1' }]);
+    expect(lex('\\echo t from stdin\nSELECT 1;')[0]).not.toHaveProperty('copyFromStdin');
   });
 
   it('replaces :{?name} with TRUE or FALSE, outside quotes', () => {
@@ -417,6 +461,7 @@ describe('meta-commands', () => {
   });
 
   it('ends a meta-command at \\\\ and reads the rest of the line as SQL', () => {
+    expect(texts('\\echo a \\echo b\n')).toEqual(['\\echo a', '\\echo b']);
     expect(texts('\\echo before \\\\ SELECT 1; SELECT 2')).toEqual(['\\echo before', 'SELECT 1', 'SELECT 2']);
   });
 
@@ -488,6 +533,7 @@ describe('COPY FROM stdin data', () => {
   });
 
   it('only reads data for COPY ... FROM stdin', () => {
+    expect(statements('SELECT a FROM stdin; SELECT 2').map((s) => s.copyFromStdin)).toEqual([false, false]);
     const segments = statements("COPY t TO stdout; COPY t FROM '/tmp/file'; COPY (SELECT 1) TO stdout");
     expect(segments.map((s) => s.copy)).toEqual([undefined, undefined, undefined]);
   });
@@ -609,6 +655,7 @@ describe('lexer details pinned against psqlscan.l', () => {
     expect(words("SELECT E'a', B'01', X'1f', N'n', U&'d', U&\"i\" FROM t")).toEqual([['select', 'from', 't']]);
     // a word that merely ends next to a quote is still a word
     expect(words("SELECT ab'x', u&1")).toEqual([['select', 'ab', 'u']]);
+    expect(words("SELECT x&'1', u '2'")).toEqual([['select', 'x', 'u']]);
   });
 
   it('keeps an operator that ends a statement in its text, but not a trailing comment', () => {
@@ -645,6 +692,7 @@ describe('lexer details pinned against psqlscan.l', () => {
     const variables = new Map([['a', 'v']]);
     expect(texts("SELECT :'a ', :'a', :\"a\"", variables)).toEqual(["SELECT :'a ', 'v', \"v\""]);
     expect(texts("SELECT :'', :\"\" x", variables)).toEqual(["SELECT :'', :\"\" x"]);
+    expect(texts("SELECT :'', :\"\" x", new Map([['', 'v']]))).toEqual(["SELECT :'', :\"\" x"]);
   });
 
   it('treats only CREATE [OR REPLACE] FUNCTION|PROCEDURE as a routine whose BEGIN holds semicolons', () => {
@@ -654,6 +702,7 @@ describe('lexer details pinned against psqlscan.l', () => {
     expect(texts('CREATE OR OR FUNCTION begin; SELECT 2')).toEqual(['CREATE OR OR FUNCTION begin', 'SELECT 2']);
     expect(texts('CREATE OR REPLACE OR begin; SELECT 2')).toEqual(['CREATE OR REPLACE OR begin', 'SELECT 2']);
     expect(texts('FUNCTION FUNCTION begin; SELECT 2')).toEqual(['FUNCTION FUNCTION begin', 'SELECT 2']);
+    expect(texts('CREATE REPLACE REPLACE FUNCTION begin; SELECT 2')).toEqual(['CREATE REPLACE REPLACE FUNCTION begin', 'SELECT 2']);
     expect(texts('CREATE OR REPLACE PROCEDURE begin; SELECT 2; END; SELECT 3')).toEqual([
       'CREATE OR REPLACE PROCEDURE begin; SELECT 2; END',
       'SELECT 3',
