@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { DbfastError } from '../../../src/core/errors.js';
 import { Lexer, lexScript, type MetaCommand, type Segment, type Statement } from '../../../src/core/sql/lexer.js';
+import { SourceReader } from '../../../src/core/sql/source.js';
+import { tempRepo } from '../../helpers/repo.js';
 
 type Lexed = Segment & { copy?: { data: string; line: number } };
 
@@ -203,6 +205,38 @@ END`;
     expect(texts("SELECT 'a\r\nb'\r\n  , 2;\r\nSELECT 3\r\n")).toEqual(["SELECT 'a\r\nb'\r\n  , 2", 'SELECT 3']);
   });
 
+  it('ends a line comment and continues a string at a lone carriage return, as psql does', () => {
+    expect(texts('SELECT 1 -- c\r, 2; SELECT 3')).toEqual(['SELECT 1 -- c\r, 2', 'SELECT 3']);
+    expect(texts("SELECT E'a'\r'\\';'; SELECT 2")).toEqual(["SELECT E'a'\r'\\';'", 'SELECT 2']);
+  });
+
+  it('reads a minus, a slash and a star as operators, not comments', () => {
+    expect(texts('SELECT 1 - 1; -1; /1; /-1; -*1; SELECT 2')).toEqual(['SELECT 1 - 1', '-1', '/1', '/-1', '-*1', 'SELECT 2']);
+    expect(texts("SELECT '*', \"*\"; SELECT 2")).toEqual(["SELECT '*', \"*\"", 'SELECT 2']);
+  });
+
+  it('does not open a nested comment at a slash inside a comment', () => {
+    expect(texts('/* a/b */ SELECT 1; SELECT /* c/d */ 2')).toEqual(['SELECT 1', 'SELECT /* c/d */ 2']);
+  });
+
+  it('skips tabs, form feeds and vertical tabs between statements', () => {
+    const script = '\tSELECT 1;\f\vSELECT 2;\v\tSELECT 3;\f';
+    expect(statements(script).map((s) => [s.text, s.offset])).toEqual([
+      ['SELECT 1', 1],
+      ['SELECT 2', 12],
+      ['SELECT 3', 23],
+    ]);
+  });
+
+  it('reads doubled quotes inside E strings, where a backslash-quote follows', () => {
+    expect(texts("SELECT E'a''\\';'; SELECT 2")).toEqual(["SELECT E'a''\\';'", 'SELECT 2']);
+  });
+
+  it('takes a backslash as an ordinary character in quoted identifiers and U& strings', () => {
+    expect(texts('SELECT "a\\"; SELECT 2')).toEqual(['SELECT "a\\"', 'SELECT 2']);
+    expect(texts("SELECT U&'a\\'; SELECT 2")).toEqual(["SELECT U&'a\\'", 'SELECT 2']);
+  });
+
   it('reads multi-byte identifiers and text', () => {
     expect(texts('SELECT "データ", bıgınt, \'🐘;\' FROM 表; SELECT 2')).toEqual(['SELECT "データ", bıgınt, \'🐘;\' FROM 表', 'SELECT 2']);
   });
@@ -233,6 +267,7 @@ describe('offsets and words', () => {
   it('leaves strings, quoted identifiers, dollar quotes, comments and numbers out of the words', () => {
     const [statement] = statements("ALTER TYPE mood ADD VALUE 'ok' /* after */ -- x\n BEFORE $$happy$$ 42 \"Quoted\" e'x' b'1'");
     expect(statement!.words).toEqual(['alter', 'type', 'mood', 'add', 'value', 'before']);
+    expect(statements('SELECT 1e5, 2abc, 3.5f FROM t')[0]!.words).toEqual(['select', 'from', 't']);
   });
 
   it('words for the statements the executor must run on their own', () => {
@@ -270,6 +305,7 @@ describe('psql variables', () => {
   });
 
   it('leaves unknown :names alone, as psql does', () => {
+    expect(texts(`SELECT :'n', :"n", :{?n}`)).toEqual([`SELECT :'n', :"n", FALSE`]);
     expect(texts(`SELECT :nope, :'nope', :"nope", arr[1:2]`, vars({}))).toEqual([`SELECT :nope, :'nope', :"nope", arr[1:2]`]);
     expect(texts(`SELECT :n`)).toEqual(['SELECT :n']);
   });
@@ -283,7 +319,19 @@ describe('psql variables', () => {
     expect(texts('SELECT :v; SELECT 2', vars({ v: "1; SELECT '" }))).toEqual(["SELECT 1; SELECT '", 'SELECT 2']);
   });
 
+  it('sends nothing for a statement that is only a variable with a blank value', () => {
+    expect(texts(':v; SELECT 2', vars({ v: ' ' }))).toEqual(['SELECT 2']);
+  });
+
   it('maps substituted text back to the file through pieces', () => {
+    const [adjacent] = lex(':a:b', vars({ a: '1', b: '2' }));
+    expect(adjacent).toMatchObject({
+      text: '12',
+      pieces: [
+        { textOffset: 0, sourceOffset: 0, substituted: true },
+        { textOffset: 1, sourceOffset: 2, substituted: true },
+      ],
+    });
     const [statement] = lex('SELECT :n + 1', vars({ n: '12345' }));
     expect(statement).toMatchObject({
       text: 'SELECT 12345 + 1',
@@ -313,16 +361,47 @@ describe('text arriving in pieces', () => {
     .filter((name) => name.endsWith('.sql'))
     .map((name) => [name, readFileSync(join(fixtures, name), 'utf8').replace(/^\ufeff/, '')] as const);
   scripts.push(['copy and statements on one line', 'COPY t FROM stdin; INSERT INTO t\n5\n\\.\n VALUES (77); -- c\nSELECT 1;']);
+  scripts.push(['a statement running on past the COPY data', 'COPY t FROM stdin; SELECT 1\n5\n\\.\n, 2; SELECT 3; \\echo x\n']);
 
   it.each(scripts)('gives the same segments and locations for %s, whatever the piece size', (_name, script) => {
     const whole = lex(script, new Map([['v', 'value']]));
     expect(whole.length).toBeGreaterThan(0);
     for (const size of [1, 2, 3, 7, 64, 1000]) expect(lex(script, new Map([['v', 'value']]), size)).toEqual(whole);
   });
+
+  it('yields the first statement before reading the rest of a long file', () => {
+    const files: [string, (i: number) => string][] = [
+      ['SELECT 0', (i) => `SELECT ${i};\n`],
+      ['SELECT 0', (i) => `SELECT ${i} \\g\n`],
+      ["SELECT '0'", (i) => `-- ${i}\nSELECT '${i}';\n`],
+    ];
+    for (const [text, line] of files) {
+      const pieces = Array.from({ length: 1000 }, (_, i) => line(i));
+      const lexer = new Lexer({ next: () => pieces.shift() ?? null }, { file: 'f' });
+      const [first] = lexer.segments();
+      expect((first as Statement).text.trimEnd()).toBe(text);
+      expect(pieces.length, line(0)).toBeGreaterThan(990);
+    }
+  });
+
+  it('does not ask the source for more text once it has ended', () => {
+    const pieces = ['SELECT 1; SEL', 'ECT 2 -', '- c'];
+    let ended = false;
+    const source = {
+      next: () => {
+        if (ended) throw new Error('read after the end');
+        const piece = pieces.shift() ?? null;
+        ended = piece === null;
+        return piece;
+      },
+    };
+    expect([...new Lexer(source, { file: 'f' }).segments()].map((s) => (s as Statement).text)).toEqual(['SELECT 1', 'SELECT 2']);
+  });
 });
 
 describe('meta-commands', () => {
   it('yields a meta-command with its name and raw arguments up to the end of the line', () => {
+    expect(lex('\\echo a\rb\r\n')).toMatchObject([{ name: 'echo', args: 'a\rb' }]);
     expect(lex("\\set greeting 'hello world'  \n\\echo :greeting\n\\ir ../x.sql\r\n")).toEqual([
       { kind: 'meta', name: 'set', args: "greeting 'hello world'", offset: 0, location: { line: 1, column: 1 } },
       { kind: 'meta', name: 'echo', args: ':greeting', offset: 30, location: { line: 2, column: 1 } },
@@ -331,6 +410,7 @@ describe('meta-commands', () => {
   });
 
   it('runs a meta-command in the middle of a statement before the statement, as psql does', () => {
+    expect(texts('SELECT 1 \\echo x\r\n, 2;')).toEqual(['\\echo x', 'SELECT 1 \n, 2']);
     // psql -f: `SELECT 1 \echo hi` prints "hi" at once and keeps collecting the statement, which it
     // sends at the next semicolon (or at the end of the file) without the meta-command's text.
     const segments = lex('SELECT 1 \\echo hi\n, 2;\nSELECT 3 \\echo at the end');
@@ -343,6 +423,11 @@ describe('meta-commands', () => {
   });
 
   it('ends a statement at \\g, \\gx and \\gset as at a semicolon, and attaches the command', () => {
+    expect(statements('SELECT 1 \\gexec\nSELECT 2').map((s) => [s.text.trimEnd(), s.sentBy?.name])).toEqual([
+      ['SELECT 1', 'gexec'],
+      ['SELECT 2', undefined],
+    ]);
+    expect(statements('SELECT 2')[0]).not.toHaveProperty('sentBy');
     const segments = lex('SELECT 1 AS a \\gset p_\nSELECT 2\n\\g\nSELECT 3 \\gx \\\\ SELECT 4;');
     expect(segments.map((s) => (s.kind === 'meta' ? s.name : [s.text.trimEnd(), s.sentBy?.name, s.sentBy?.args]))).toEqual([
       ['SELECT 1 AS a', 'gset', 'p_'],
@@ -353,6 +438,7 @@ describe('meta-commands', () => {
   });
 
   it('names a command as psql does: up to the next space or backslash', () => {
+    expect(lex('\\ x\n').map((s) => (s.kind === 'meta' ? [s.name, s.args] : s.kind))).toEqual([['', 'x']]);
     expect(lex('\\dt+ x\n\\l+\n\\echo:x').map((s) => (s.kind === 'meta' ? [s.name, s.args] : s.kind))).toEqual([
       ['dt+', 'x'],
       ['l+', ''],
@@ -365,6 +451,8 @@ describe('meta-commands', () => {
     expect(copy).toMatchObject({ kind: 'meta', name: 'copy', args: "t from stdin with (delimiter '\\') \\echo no", copyFromStdin: true, copy: { data: '1\\2\n', line: 2 } });
     expect(after).toMatchObject({ kind: 'statement', text: 'SELECT 1' });
     expect(lex("\\COPY t FROM 'data.csv'\nSELECT 1;")[0]).not.toHaveProperty('copy');
+    expect(lex('\\echo t from stdin\nSELECT 1;')).toMatchObject([{ kind: 'meta', name: 'echo' }, { kind: 'statement', text: 'SELECT 1' }]);
+    expect(lex('\\echo t from stdin\nSELECT 1;')[0]).not.toHaveProperty('copyFromStdin');
   });
 
   it('replaces :{?name} with TRUE or FALSE, outside quotes', () => {
@@ -373,6 +461,7 @@ describe('meta-commands', () => {
   });
 
   it('ends a meta-command at \\\\ and reads the rest of the line as SQL', () => {
+    expect(texts('\\echo a \\echo b\n')).toEqual(['\\echo a', '\\echo b']);
     expect(texts('\\echo before \\\\ SELECT 1; SELECT 2')).toEqual(['\\echo before', 'SELECT 1', 'SELECT 2']);
   });
 
@@ -444,6 +533,7 @@ describe('COPY FROM stdin data', () => {
   });
 
   it('only reads data for COPY ... FROM stdin', () => {
+    expect(statements('SELECT a FROM stdin; SELECT 2').map((s) => s.copyFromStdin)).toEqual([false, false]);
     const segments = statements("COPY t TO stdout; COPY t FROM '/tmp/file'; COPY (SELECT 1) TO stdout");
     expect(segments.map((s) => s.copy)).toEqual([undefined, undefined, undefined]);
   });
@@ -452,6 +542,81 @@ describe('COPY FROM stdin data', () => {
     const [copy, next] = lex('COPY t FROM stdin;\n:n\t\\echo no\n\\.\n\\echo yes', new Map([['n', '1']]));
     expect(copy!.copy!.data).toBe(':n\t\\echo no\n');
     expect(next).toMatchObject({ kind: 'meta', name: 'echo', args: 'yes' } satisfies Partial<MetaCommand>);
+  });
+
+  it('skips the data of a COPY whose reader never asks for it', () => {
+    expect([...lexScript('COPY t FROM stdin;\n1;\n\\.\nSELECT 2;', { file: 'f' })].map((s) => (s.kind === 'statement' ? s.text : s.name))).toEqual([
+      'COPY t FROM stdin',
+      'SELECT 2',
+    ]);
+  });
+
+  it('reads no data when no COPY FROM stdin is waiting for it', () => {
+    const lexer = new Lexer({ next: ((pieces) => () => pieces.pop() ?? null)(['SELECT 1;\n2;\n\\.\nSELECT 3;']) }, { file: 'f' });
+    const texts: string[] = [];
+    for (const segment of lexer.segments()) {
+      expect([...lexer.copyData()]).toEqual([]);
+      texts.push(segment.kind === 'statement' ? segment.text : segment.name);
+    }
+    expect(texts).toEqual(['SELECT 1', '2', '.', 'SELECT 3']);
+  });
+
+  it('fails a COPY FROM stdin ending the file without a newline, taking none of its own text as data', () => {
+    const lexer = new Lexer({ next: ((pieces) => () => pieces.pop() ?? null)(['COPY t FROM stdin\n\\.\n;']) }, { file: 'f' });
+    const segments = lexer.segments();
+    expect(segments.next().value).toMatchObject({ kind: 'meta', name: '.', inStatement: true });
+    expect(segments.next().value).toMatchObject({ kind: 'statement', text: 'COPY t FROM stdin\n', copyFromStdin: true });
+    expect(() => [...lexer.copyData()]).toThrow(/COPY data never ends/);
+  });
+
+  it('gives the statement right after the data its own offset and location', () => {
+    const script = 'COPY t FROM stdin; SELECT 1;\n5\n\\.\nSELECT 2;';
+    const [, , after] = statements(script);
+    expect(after).toMatchObject({ text: 'SELECT 2', offset: script.indexOf('SELECT 2'), location: { line: 4, column: 1 } });
+  });
+
+  it('finds the end of the COPY line in the last piece of the source', () => {
+    const pieces = ['COPY t FROM stdin; SELECT 1', '\n\\.\n'];
+    const lexer = new Lexer({ next: () => pieces.shift() ?? null }, { file: 'f' });
+    const segments: unknown[] = [];
+    for (const segment of lexer.segments()) segments.push(segment.kind === 'statement' ? segment.text : segment.name, ...(segment.copyFromStdin ? [[...lexer.copyData()]] : []));
+    expect(segments).toEqual(['COPY t FROM stdin', [], 'SELECT 1']);
+  });
+
+  it('yields no data piece for an empty block', () => {
+    const lexer = new Lexer({ next: ((pieces) => () => pieces.pop() ?? null)(['COPY t FROM stdin;\n\\.\n']) }, { file: 'f' });
+    for (const segment of lexer.segments()) expect(segment.copyFromStdin && [...lexer.copyData()]).toEqual([]);
+  });
+
+  it('hands the data over in whole lines as the source delivers them, not as one block', () => {
+    const data = (script: string, size: number) => {
+      const pieces = script.match(new RegExp(`[\\s\\S]{1,${size}}`, 'g'))!;
+      const lexer = new Lexer({ next: () => pieces.shift() ?? null }, { file: 'f' });
+      const blocks: string[][] = [];
+      for (const segment of lexer.segments()) if (segment.copyFromStdin) blocks.push([...lexer.copyData()]);
+      return blocks;
+    };
+    expect(data('COPY t FROM stdin;\n1\n\n22\n333\n\n4444\n\\.\nSELECT 1;', 3)).toEqual([['1\n\n', '22\n', '333\n\n', '4444\n']]);
+    // an empty line alone at the end of what has arrived is handed over too
+    expect(data('COPY t FROM stdin;\n\n\n1\n\n\n22\n\n\\.\n', 5)).toEqual([['\n', '\n1\n\n\n', '22\n\n']]);
+  });
+});
+
+describe('reading a file', () => {
+  const CHUNK = 1 << 15;
+
+  it('places invalid bytes in the file, however many pieces were read before them', async () => {
+    // A string open across seven 32 KiB pieces: the window doubles, so the last extension reads three pieces.
+    const before = `SELECT '${'a'.repeat(6 * CHUNK + 2)}`;
+    const root = await tempRepo({ 'f.sql': Buffer.concat([Buffer.from(before), Buffer.from([0xff]), Buffer.from("';\n")]) });
+    const lexer = new Lexer(SourceReader.open(join(root, 'f.sql'), 'f.sql'), { file: 'f.sql' });
+    expect(() => [...lexer.segments()]).toThrow(expect.objectContaining({ code: 'FILE_ENCODING', file: 'f.sql', line: 1, column: before.length + 1 }));
+  });
+
+  it('passes on an error reading the file as it is', async () => {
+    const root = await tempRepo({ 'dir/f.sql': 'SELECT 1;' });
+    const lexer = new Lexer(SourceReader.open(join(root, 'dir'), 'dir'), { file: 'dir' });
+    expect(() => [...lexer.segments()]).toThrow(expect.objectContaining({ code: 'FILE_UNREADABLE', file: 'dir' }));
   });
 });
 
@@ -490,6 +655,7 @@ describe('lexer details pinned against psqlscan.l', () => {
     expect(words("SELECT E'a', B'01', X'1f', N'n', U&'d', U&\"i\" FROM t")).toEqual([['select', 'from', 't']]);
     // a word that merely ends next to a quote is still a word
     expect(words("SELECT ab'x', u&1")).toEqual([['select', 'ab', 'u']]);
+    expect(words("SELECT x&'1', u '2'")).toEqual([['select', 'x', 'u']]);
   });
 
   it('keeps an operator that ends a statement in its text, but not a trailing comment', () => {
@@ -526,6 +692,7 @@ describe('lexer details pinned against psqlscan.l', () => {
     const variables = new Map([['a', 'v']]);
     expect(texts("SELECT :'a ', :'a', :\"a\"", variables)).toEqual(["SELECT :'a ', 'v', \"v\""]);
     expect(texts("SELECT :'', :\"\" x", variables)).toEqual(["SELECT :'', :\"\" x"]);
+    expect(texts("SELECT :'', :\"\" x", new Map([['', 'v']]))).toEqual(["SELECT :'', :\"\" x"]);
   });
 
   it('treats only CREATE [OR REPLACE] FUNCTION|PROCEDURE as a routine whose BEGIN holds semicolons', () => {
@@ -535,6 +702,7 @@ describe('lexer details pinned against psqlscan.l', () => {
     expect(texts('CREATE OR OR FUNCTION begin; SELECT 2')).toEqual(['CREATE OR OR FUNCTION begin', 'SELECT 2']);
     expect(texts('CREATE OR REPLACE OR begin; SELECT 2')).toEqual(['CREATE OR REPLACE OR begin', 'SELECT 2']);
     expect(texts('FUNCTION FUNCTION begin; SELECT 2')).toEqual(['FUNCTION FUNCTION begin', 'SELECT 2']);
+    expect(texts('CREATE REPLACE REPLACE FUNCTION begin; SELECT 2')).toEqual(['CREATE REPLACE REPLACE FUNCTION begin', 'SELECT 2']);
     expect(texts('CREATE OR REPLACE PROCEDURE begin; SELECT 2; END; SELECT 3')).toEqual([
       'CREATE OR REPLACE PROCEDURE begin; SELECT 2; END',
       'SELECT 3',
