@@ -1,14 +1,15 @@
 /**
  * The whole workflow, as a user runs it on a fresh machine: the real binary, its own embedded
- * server, nothing configured but the SQL files. Grows with each capability (deploy next).
+ * server, nothing configured but the SQL files. Grows with each capability (remotes now, deploy next).
  */
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from './helpers/cli.js';
 import { queryUrl } from './helpers/database.js';
 import { tempRepo, writeFiles } from './helpers/repo.js';
+import { startScramServer } from './helpers/scram-server.js';
 
 const cleanup: string[] = [];
 let env: Record<string, string> = {};
@@ -71,5 +72,22 @@ describe('end to end', () => {
     expect((await runCli(['clean', '--keep-last', '1'], { cwd: root, env })).code).toBe(0);
     const left = JSON.parse((await runCli(['list', '--json'], { cwd: root, env })).stdout);
     expect(left).toHaveLength(1);
+
+    // A remote, next to be deployed to: added to dbfast.toml, checked for real, removed without a trace.
+    const remote = await startScramServer('e2e-remote-pass');
+    try {
+      const before = await readFile(join(root, 'dbfast.toml'), 'utf8');
+      const remoteEnv = { ...env, STAGING_PW: 'e2e-remote-pass' };
+      const url = `postgresql://postgres@127.0.0.1:${remote.port}/postgres`;
+      const add = await runCli(['remote', 'add', '--name', 'staging', '--url', url, '--env', 'production', '--password-env', 'STAGING_PW'], { cwd: root, env: remoteEnv });
+      expect(add.code, add.stderr).toBe(0);
+      const checked = await runCli(['remote', 'test', 'staging', '--json'], { cwd: root, env: remoteEnv });
+      expect(checked.code, checked.stdout).toBe(0);
+      expect(JSON.parse(checked.stdout)).toMatchObject({ name: 'staging', ok: true });
+      expect((await runCli(['remote', 'remove', 'staging'], { cwd: root, env: remoteEnv })).code).toBe(0);
+      expect(await readFile(join(root, 'dbfast.toml'), 'utf8')).toBe(before);
+    } finally {
+      await remote.stop();
+    }
   });
 });
