@@ -163,10 +163,13 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-/** Accepts connections and never says a word, like a server behind a black-holing firewall. */
-async function silentServer(): Promise<{ port: number; close(): Promise<void> }> {
+/** A real TCP server on a free port; `close` also hangs up every connection it saw. */
+async function tcpServer(onConnection: (socket: Socket, track: (other: Socket) => void) => void): Promise<{ port: number; close(): Promise<void> }> {
   const sockets: Socket[] = [];
-  const server: Server = createServer((socket) => sockets.push(socket));
+  const server: Server = createServer((socket) => {
+    sockets.push(socket);
+    onConnection(socket, (other) => sockets.push(other));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as { port: number }).port,
@@ -177,25 +180,20 @@ async function silentServer(): Promise<{ port: number; close(): Promise<void> }>
   };
 }
 
+/** Accepts connections and never says a word, like a server behind a black-holing firewall. */
+function silentServer() {
+  return tcpServer(() => {});
+}
+
 /** A TCP proxy to `port` that hangs up on its first connection: a flaky network. */
-async function dropsFirstConnection(port: number): Promise<{ port: number; close(): Promise<void> }> {
-  const sockets: Socket[] = [];
+function dropsFirstConnection(port: number) {
   let count = 0;
-  const server = createServer((socket) => {
-    sockets.push(socket);
+  return tcpServer((socket, track) => {
     if (count++ === 0) return socket.destroy();
     const upstream = connect(port, '127.0.0.1');
-    sockets.push(upstream);
+    track(upstream);
     socket.pipe(upstream).pipe(socket);
     upstream.on('error', () => socket.destroy());
     socket.on('error', () => upstream.destroy());
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise((resolve) => server.close(resolve));
-    },
-  };
 }
