@@ -48,8 +48,9 @@ describe('dbfast init', () => {
     const written = await readFile(join(root, 'dbfast.toml'), 'utf8');
     expect(written).toContain(`template_name = "${templateName}"`);
     expect(written).toContain('include_directories = ["0_schema", "1_seed", "6_migration"]');
-    // Remotes are not implemented yet: the file must not offer them.
-    expect(written).not.toMatch(/deploy|remote/i);
+    // A remote is offered as a commented example only: nothing connects to it until it is uncommented.
+    expect(written).toContain('\n# [remotes.staging]\n');
+    expect(written).not.toMatch(/^\[remotes/m);
 
     await writeFile(join(root, 'dbfast.toml'), `${written}\n# my own notes\n`);
     const second = await run(['init', '--template-name', templateName]);
