@@ -389,9 +389,12 @@ describe('invalid files', () => {
     expect(error).toMatchObject({ code: 'CONFIG_INVALID', file: 'dbfast.toml', message });
   });
 
-  it('accepts every backup format and a zero build timeout', async () => {
+  it('accepts every backup format, both clone strategies and a zero build timeout', async () => {
     for (const format of ['custom', 'plain', 'directory']) {
       expect((await load(`[backups]\nformat = "${format}"\n`)).backups.format).toBe(format);
+    }
+    for (const strategy of ['file_copy', 'wal_log']) {
+      expect((await load(`[performance]\nclone_strategy = "${strategy}"\n`)).performance.cloneStrategy).toBe(strategy);
     }
     expect((await load('[performance]\nbuild_timeout_ms = 0\n')).performance.buildTimeoutMs).toBe(0);
   });
