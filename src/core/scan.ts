@@ -132,7 +132,8 @@ function leadingNumber(name: string): string | undefined {
   let end = 0;
   while (isDigit(name.charCodeAt(end))) end++;
   let start = 0;
-  while (start < end && name[start] === '0') start++;
+  // name[end] is no digit, so the zeros stop at end.
+  while (name[start] === '0') start++;
   return end === 0 ? undefined : name.slice(start, end);
 }
 

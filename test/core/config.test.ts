@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type DbfastConfig, displayPath, findConfigFile, loadConfig, parseConnectionUrl } from '../../src/core/config/index.js';
+import { parseConfigText } from '../../src/core/config/parse.js';
 import { DbfastError } from '../../src/core/errors.js';
 
 let root: string;
@@ -280,6 +281,17 @@ backup_before_deploy = false
     expect(error.message).toBe('remotes[1].name "prod" is already used by remotes[0]');
   });
 
+  it('keys the duplicate-name problem to the name of the second [[remotes]]', () => {
+    const { errors } = parseConfigText('[[remotes]]\nname = "prod"\n[[remotes]]\nname = "prod"\n', {
+      file: 'dbfast.toml',
+      projectDir: root,
+      env: {},
+    });
+    expect(errors).toEqual([
+      { file: 'dbfast.toml', key: 'remotes[1].name', message: 'remotes[1].name "prod" is already used by remotes[0]' },
+    ]);
+  });
+
   it('refuses a remote whose environment is not configured', async () => {
     const error = await loadError(
       '[environments.local]\ninclude_directories = []\n[remotes.prod]\nhost = "h"\nenvironment = "staging"\n',
@@ -381,9 +393,12 @@ describe('invalid files', () => {
     expect(error).toMatchObject({ code: 'CONFIG_INVALID', file: 'dbfast.toml', message });
   });
 
-  it('accepts every backup format and a zero build timeout', async () => {
+  it('accepts every backup format, both clone strategies and a zero build timeout', async () => {
     for (const format of ['custom', 'plain', 'directory']) {
       expect((await load(`[backups]\nformat = "${format}"\n`)).backups.format).toBe(format);
+    }
+    for (const strategy of ['file_copy', 'wal_log']) {
+      expect((await load(`[performance]\nclone_strategy = "${strategy}"\n`)).performance.cloneStrategy).toBe(strategy);
     }
     expect((await load('[performance]\nbuild_timeout_ms = 0\n')).performance.buildTimeoutMs).toBe(0);
   });
@@ -413,6 +428,25 @@ describe('invalid files', () => {
       'database.default_environment names "staging", which is not a configured environment',
       '  hint: configured environments: local, test',
     ]);
+  });
+
+  it('still checks the rules when a list item is wrong, leaving out only that list', async () => {
+    const error = await loadError(
+      '[validation]\ntest_queries = [{ query = 1 }]\n' +
+        '[environments.local]\ninclude_directories = []\n[remotes.prod]\nhost = "h"\nenvironment = "staging"\n',
+    );
+    expect(error.detail).toBe(
+      'validation.test_queries[0] must be a query string or a table { query = "...", min_expected_results = N }\n' +
+        'remotes.prod.environment names "staging", which is not a configured environment\n  hint: configured environments: local',
+    );
+  });
+
+  it('leaves out only the refused key, not the same key in a sibling table, before checking the rules', async () => {
+    const error = await loadError('[environments.local]\ntemplate_name = 5\n[environments.test]\ntemplate_name = "App"\n');
+    expect(error.detail).toBe(
+      'environments.local.template_name must be a string\n' +
+        'environments.test.template_name must be a lowercase identifier (a-z, 0-9 and _, not starting with a digit)',
+    );
   });
 
   it('reports an invalid template_name once, not again for every environment derived from it', async () => {

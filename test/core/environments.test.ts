@@ -206,6 +206,12 @@ describe('selectFiles: directory matching', () => {
     }
   });
 
+  it('selects nothing for an entry that names the repository root itself', () => {
+    for (const entry of ['./', '/']) {
+      expect([entry, select(['top.sql', 'db/seed/c.sql'], { includeDirectories: [entry] })]).toEqual([entry, []]);
+    }
+  });
+
   it('matches a glob against every ancestor directory of a file', () => {
     expect(select(repository, { includeDirectories: ['*_seed*'] })).toEqual(['1_seed_common/a.sql', '2_seed_backend/sub/b.sql']);
     expect(select(repository, { includeDirectories: ['**/fixtures'] })).toEqual(['6_migration/fixtures/g.sql']);
@@ -422,6 +428,31 @@ describe('validateEnvironment', () => {
     ]);
   });
 
+  it('keeps the top-level-only explanation for plain names: a path with a / gets the plain suggestion', () => {
+    const repository = ['x/db/seed/a.sql', 'x/db/schema/b.sql'];
+    const config = makeConfig({ all: { excludeDirectories: ['db/seed'] } });
+    expect(withCode(validate(config, 'all', repository), 'unknown-directory')[0]?.hint).toBe('did you mean "x/db/seed"?');
+  });
+
+  it('suggests only top-level directories for a plain name', () => {
+    const repository = ['x/ab/f.sql', 'y/g.sql'];
+    const config = makeConfig({ all: { excludeDirectories: ['x_ab'] } });
+    expect(withCode(validate(config, 'all', repository), 'unknown-directory')).toEqual([
+      {
+        severity: 'error',
+        code: 'unknown-directory',
+        message: 'environments.all.exclude_directories: "x_ab" is not a directory of the repository',
+      },
+    ]);
+  });
+
+  it('drops only a leading number when matching a name without its number', () => {
+    // Without the anchor, seed_2_data would pass for seed_data; the closer seed_dat is the better guess.
+    const repository = ['seed_2_data/a.sql', 'seed_dat/b.sql'];
+    const config = makeConfig({ all: { excludeDirectories: ['seed_data'] } });
+    expect(withCode(validate(config, 'all', repository), 'unknown-directory')[0]?.hint).toBe('did you mean "seed_dat"?');
+  });
+
   it('accepts nested directory paths that exist', () => {
     const repository = ['db/seed/a.sql', 'db/schema/b.sql'];
     const config = makeConfig({ all: { includeDirectories: ['db/seed', 'db'] }, rest: { includeDirectories: ['db/schema'] } });
@@ -451,6 +482,18 @@ describe('validateEnvironment', () => {
         message: 'environments.all.exclude_files: "prod_*.sql" matches no file',
         hint: 'patterns match the whole path relative to the repository: did you mean "**/prod_*.sql"?',
       },
+    ]);
+  });
+
+  it('warns about no plain directory name, and no glob that matches some directory', () => {
+    const config = makeConfig({ all: { includeDirectories: ['1_*', '0_schema'], excludeDirectories: ['nothing_like_it'] } });
+    expect(withCode(validate(config, 'all'), 'pattern-matches-nothing')).toEqual([]);
+  });
+
+  it('offers **/ only for a file pattern without a /: one with a / already names its directories', () => {
+    const config = makeConfig({ all: { includeFiles: ['schema/tables.sql'] } });
+    expect(withCode(validate(config, 'all', ['db/schema/tables.sql']), 'pattern-matches-nothing')).toEqual([
+      { severity: 'warning', code: 'pattern-matches-nothing', message: 'environments.all.include_files: "schema/tables.sql" matches no file' },
     ]);
   });
 
@@ -573,6 +616,11 @@ describe('validateEnvironment', () => {
       'environment "production" selects 2 files that "prod" excludes (exclude_directories "1_seed_common"): 1_seed_common/prod_secrets.sql, 1_seed_common/users.sql',
       'environment "production" selects 2_seed_backend/orders.sql, which "prod" excludes (exclude_directories "2_seed_backend")',
     ]);
+  });
+
+  it('does not call a file sensitive when the other environment only leaves it out of its includes', () => {
+    const config = makeConfig({ prod: { includeDirectories: ['0_schema'] }, production: {} });
+    expect(withCode(validate(config, 'production'), 'sensitive-file')).toEqual([]);
   });
 
   it('does not call a file sensitive when the excluding environment takes it back with include_files', () => {

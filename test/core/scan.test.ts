@@ -104,6 +104,10 @@ describe('compareExecutionOrder', () => {
     ]);
   });
 
+  it('counts only the digits 0-9 as a leading number: other characters that sort below them make a name', () => {
+    expect(sorted(['2_a.sql', '--b.sql'])).toEqual(['--b.sql', '2_a.sql']);
+  });
+
   it('breaks ties between equal numbers by plain string comparison', () => {
     expect(compareExecutionOrder('01_a.sql', '1_a.sql')).toBeLessThan(0);
     expect(compareExecutionOrder('1_a.sql', '01_a.sql')).toBeGreaterThan(0);
@@ -283,6 +287,25 @@ describe('scanRepository', () => {
     expect(await scanPaths()).toEqual(['1_seed/01_users.sql']);
   });
 
+  it('takes a link that could be a folder but points to a file only if the patterns select its name', async () => {
+    await writeFiles(root, { '1_seed/a.sql': '', 'notes.txt': '' });
+    await symlink('notes.txt', join(root, '2_seed'));
+    expect(await scanPaths()).toEqual(['1_seed/a.sql']);
+  });
+
+  it('does not enter a selected link to a folder that no pattern reaches into, even one looping back', async () => {
+    await writeFiles(root, { 'a.sql': '', '1_seed/b.sql': '' });
+    await symlink('.', join(root, 'x.sql'));
+    expect(await scanPaths({ include: ['*.sql'] })).toEqual(['a.sql']);
+  });
+
+  it('reports a link it cannot resolve for a reason other than a missing target as unreadable, not dangling', async () => {
+    await symlink('x'.repeat(300), join(root, 'long.sql'));
+    const error = await scanError();
+    expect(error.code).toBe('FILE_UNREADABLE');
+    expect(error.located).toBe('long.sql: cannot read link: ENAMETOOLONG');
+  });
+
   it('does not enter a folder an exclude pattern covers, nor follow links in it', async () => {
     await writeFiles(root, { '1_seed/a.sql': '', 'vendor/lib/b.sql': '' });
     await symlink('..', join(root, 'vendor/lib/up'));
@@ -337,6 +360,14 @@ describe('scanRepository', () => {
     const error = await scanError({ root: join(base, 'file.sql') });
     expect(error.code).toBe('REPOSITORY_NOT_FOUND');
     expect(error.message).toContain('not a folder');
+    expect(error.hint).toBe('set [repository] path in dbfast.toml to the folder that holds the numbered SQL folders');
+  });
+
+  it('reports a repository path it cannot stat as unreadable, not as missing', async () => {
+    await symlink('loop', join(base, 'loop'));
+    const error = await scanError({ root: join(base, 'loop') });
+    expect(error.code).toBe('FILE_UNREADABLE');
+    expect(error.message).toBe('cannot read folder: ELOOP');
   });
 });
 
@@ -439,6 +470,8 @@ describe('scanRepository with a stat cache', () => {
     const cache = await readCache();
     await writeCache({ ...cache, writtenAtMs: AN_HOUR_AGO_S * 1000 + 1999 });
     expect((await scanRepository({ root, cachePath })).hashedFiles).toBe(1);
+    await writeCache({ ...cache, writtenAtMs: AN_HOUR_AGO_S * 1000 + 2000 });
+    expect((await scanRepository({ root, cachePath })).hashedFiles).toBe(1);
     await writeCache({ ...cache, writtenAtMs: AN_HOUR_AGO_S * 1000 + 2001 });
     expect((await scanRepository({ root, cachePath })).hashedFiles).toBe(0);
   });
@@ -463,6 +496,26 @@ describe('scanRepository with a stat cache', () => {
     const { files, hashedFiles } = await scanRepository({ root, cachePath });
     expect(hashedFiles).toBe(1);
     expect(files[0]!.hash).toBe(createHash('sha256').update('select 1;').digest('hex'));
+  });
+
+  it('lets no line with too few fields displace the good entry of the same path', async () => {
+    await writeOldFiles({ '1/a.sql': 'select 1;' });
+    await scanRepository({ root, cachePath });
+    await writeFile(cachePath, `${await readFile(cachePath, 'utf8')}\nx\t1/a.sql\n1/a.sql`);
+    expect((await scanRepository({ root, cachePath })).hashedFiles).toBe(0);
+  });
+
+  it('stores no entry for a path with a line break', async () => {
+    await writeOldFiles({ 'a.sql': 'select 1;', 'b\nc.sql': 'select 2;' });
+    await scanRepository({ root, cachePath });
+    expect(Object.keys((await readCache()).entries)).toEqual(['a.sql']);
+  });
+
+  it('closes every file it hashes', async () => {
+    await writeOldFiles(Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`${i}.sql`, `select ${i};`])));
+    const before = (await readdir('/proc/self/fd')).length;
+    await scanRepository({ root, cachePath });
+    expect((await readdir('/proc/self/fd')).length).toBe(before);
   });
 
   it('re-hashes every file when the header is of another version or has no write time, even with good entries', async () => {
@@ -535,6 +588,16 @@ describe('hashExistingFiles', () => {
     await expect(hashExistingFiles(found('folder.inc'), cachePath)).rejects.toMatchObject({
       code: 'FILE_UNREADABLE',
       message: 'not a regular file',
+      file: 'folder.inc',
+    });
+  });
+
+  it('leaves out only files that do not exist: one it cannot stat is an error', async () => {
+    await symlink('loop.inc', join(root, 'loop.inc'));
+    await expect(hashExistingFiles(found('loop.inc'), cachePath)).rejects.toMatchObject({
+      code: 'FILE_UNREADABLE',
+      message: 'cannot read file: ELOOP',
+      file: 'loop.inc',
     });
   });
 });

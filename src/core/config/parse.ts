@@ -70,7 +70,8 @@ function schemaProblems(issues: v.BaseIssue<unknown>[], file: string): ConfigIss
   for (const issue of issues) {
     const key = issueKeys(issue).reduce<string>(joinKey, '');
     const message = `${key} ${issue.message}`;
-    if (!byMessage.has(message)) byMessage.set(message, { file, key, message });
+    // Keyed by message: a value that fails two checks with the same message is reported once.
+    byMessage.set(message, { file, key, message });
   }
   return [...byMessage.values()];
 }

@@ -100,9 +100,11 @@ describe('encodingSetBy', () => {
     expect(setBy("SET client_encoding = 'LATIN1'")).toBe('LATIN1');
     expect(setBy('set CLIENT_ENCODING to "win1252"')).toBe('win1252');
     expect(setBy('SET SESSION client_encoding TO euc_jp')).toBe('euc_jp');
+    expect(setBy('SET SESSION \t client_encoding TO euc_jp')).toBe('euc_jp');
     expect(setBy("SET client_encoding='iso-8859-1'")).toBe('iso-8859-1');
     expect(setBy("SET NAMES 'UTF8'")).toBe('UTF8');
     expect(setBy('SET\n  names\tkoi8r  \n')).toBe('koi8r');
+    expect(setBy("\n  SET NAMES 'UTF8'")).toBe('UTF8');
     expect(setBy("SET client_encoding = ''")).toBe('');
     expect(setBy('SET client_encoding TO DEFAULT')).toBe('DEFAULT');
   });
@@ -113,6 +115,7 @@ describe('encodingSetBy', () => {
       'RESET client_encoding',
       "SET client_encoding = 'LATIN1', 'UTF8'",
       "SET client_encoding = 'LATIN1' ;x",
+      "SET client_encoding = 'LATIN1'x",
       "SET client_encodings = 'LATIN1'",
       "SET client_encoding 'LATIN1'",
       "SELECT 'SET client_encoding = LATIN1'",

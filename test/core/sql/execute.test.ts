@@ -714,6 +714,9 @@ describe('executor: client encodings', () => {
       code: 'FILE_ENCODING',
       line: 1,
       message: 'client encoding MULE_INTERNAL is not supported',
+      hint:
+        'dbfast reads UTF8, LATIN1-4, LATIN6-9, ISO_8859_5-8, WIN866, WIN874, WIN1250-1258, KOI8R, KOI8U, EUC_JP, EUC_KR, ' +
+        'EUC_CN, UHC, GBK, GB18030, SJIS, BIG5; convert the file (iconv -f MULE_INTERNAL -t UTF-8)',
     });
   });
 });

@@ -25,6 +25,7 @@ const ARGUMENTS = [
   "'tab\\there' 'nl\\nx' 'cr\\rx' 'bs\\bx' 'ff\\fx'",
   "'\\101\\102\\x43\\x4a\\7x' '\\0101' '\\x4142' '\\xg' '\\8'",
   "'\\q\\'\\\\' 'ends with a backslash\\'",
+  "'\\q1' '\\y12\\z7'",
   "foo'bar'baz\"q\" 'a'\"b\"c",
   '"double  quoted" "a""b" "unterminated',
   ":n :'q' :\"id\" :{?n} :{?nope} :nope x:n: ::n :n.",

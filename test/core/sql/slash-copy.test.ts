@@ -37,6 +37,7 @@ describe('parseSlashCopy', () => {
 
   it("unquotes a file name ('' stands for a quote) and expands ~ to the home folder, but not ~user", () => {
     expect(parsed("t from 'it''s here.csv'").source).toEqual({ kind: 'file', path: "it's here.csv" });
+    expect(parsed('t from data.csv;')).toEqual({ statement: 'COPY t FROM STDIN ;', direction: 'from', source: { kind: 'file', path: 'data.csv' } });
     expect(parsed("t from '~/seed/x.csv'").source).toEqual({ kind: 'file', path: `${homedir()}/seed/x.csv` });
     expect(parsed('t from ~').source).toEqual({ kind: 'file', path: homedir() });
     expect(parsed('t from ~other/x.csv').source).toEqual({ kind: 'file', path: '~other/x.csv' });
@@ -45,6 +46,7 @@ describe('parseSlashCopy', () => {
   it("takes PROGRAM's command from a quoted string only", () => {
     expect(parsed("t from program 'gzip -dc ''a b''.gz'").source).toEqual({ kind: 'program', command: "gzip -dc 'a b'.gz" });
     expect(() => parseSlashCopy('t from program cat')).toThrow('\\copy: parse error at "cat"');
+    expect(() => parseSlashCopy('t from program ;x')).toThrow('\\copy: parse error at ";"');
   });
 
   it('reads quoted names whole after BINARY, a schema and inside the column list, and delimiters without spaces', () => {
@@ -66,9 +68,13 @@ describe('parseSlashCopy', () => {
     expect(() => parseSlashCopy("t from program 'a''b")).toThrow('\\copy: parse error at');
   });
 
+  it('passes the options after the source on as written, less the one space that ends the source', () => {
+    expect(parseSlashCopy('t from stdin  with  csv').statement).toBe('COPY  t FROM STDIN  with  csv');
+  });
+
   it('fails with psql messages on what psql cannot parse', () => {
     for (const args of ['', '  \t']) expect(() => parseSlashCopy(args)).toThrow(/^\\copy: arguments required$/);
-    for (const args of ['t', 't from', 's.', 't (a, b from stdin', 'binary']) {
+    for (const args of ['t', 't from', 't from ', 's.', 't (a, b from stdin', 'binary']) {
       expect(() => parseSlashCopy(args), args).toThrow(/^\\copy: parse error at end of line$/);
     }
     expect(() => parseSlashCopy('t into x')).toThrow(/^\\copy: parse error at "into"$/);

@@ -3,7 +3,7 @@
  * goes. The executor tests read through it end to end.
  */
 import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { DbfastError } from '../../../src/core/errors.js';
@@ -47,6 +47,13 @@ describe('SourceReader', () => {
     expect(read.filter((piece) => piece !== '').length).toBe(3);
     expect(Math.max(...read.map((piece) => Buffer.byteLength(piece)))).toBe(CHUNK);
     expect(source.digest()).toBe(createHash('sha256').update(text).digest('hex'));
+  });
+
+  it('closes the file once it has handed out the end', async () => {
+    const source = await reader('SELECT 1;');
+    const before = (await readdir('/proc/self/fd')).length;
+    pieces(source);
+    expect((await readdir('/proc/self/fd')).length).toBe(before - 1);
   });
 
   it('gives an empty file no text', async () => {
