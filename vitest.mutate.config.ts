@@ -8,7 +8,7 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  * reads ../shared/corpus, which Stryker's sandbox copy cannot reach.
  */
 const executor = process.env.DBFAST_MUTATE_SUITE === 'executor';
-const UNIT = ['test/core/sql/*.test.ts', 'test/core/{scan,patterns,properties,environments,names,fingerprint,config}.test.ts'];
+const UNIT = ['test/core/sql/*.test.ts', 'test/core/{scan,patterns,properties,environments,names,fingerprint,config,config-edit,remote}.test.ts'];
 const SLOW_LAST = ['test/core/sql/execute.test.ts', 'test/core/sql/pg-dump.test.ts', 'test/core/sql/psql-parity.test.ts'];
 
 /** Stryker stops at a mutant's first failing test: one the unit tests kill then costs milliseconds, not a parity run. */
