@@ -1,4 +1,4 @@
-import { readFile, rm } from 'node:fs/promises';
+import { chmod, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CliResult, runCli, STACK_FRAME, testServerUrl } from '../helpers/cli.js';
@@ -136,6 +136,25 @@ describe('dbfast remote test', () => {
     const bad = await testIn(['test', 'staging', '--json'], { REMOTE_PW: 'wrong' });
     expect(bad.code).toBe(1);
     expect(JSON.parse(bad.stdout)).toMatchObject({ ok: false, checks: [{ check: 'reachable', ok: true }, { check: 'authentication', ok: false }] });
+  });
+
+  it('takes the password from password_file or from ~/.pgpass (PGPASSFILE), as libpq does', async () => {
+    const url = `postgresql://postgres@127.0.0.1:${remote.port}/postgres`;
+    const cwd = await tempRepo({
+      'file/dbfast.toml': `[remotes.staging]\nurl = "${url}"\npassword_file = "secret.txt"\n`,
+      'file/secret.txt': `${PASSWORD}\n`,
+      'pgpass/dbfast.toml': `[remotes.staging]\nurl = "${url}"\n`,
+      'pgpass/.pgpass': `127.0.0.1:${remote.port}:*:postgres:${PASSWORD}\n`,
+    });
+    folders.push(cwd);
+    await chmod(join(cwd, 'pgpass/.pgpass'), 0o600);
+    const fromFile = await runCli(['remote', 'test', 'staging'], { cwd: join(cwd, 'file') });
+    expect(fromFile.code, fromFile.stdout).toBe(0);
+    const fromPgpass = await runCli(['remote', 'test', 'staging'], { cwd: join(cwd, 'pgpass'), env: { PGPASSFILE: join(cwd, 'pgpass/.pgpass') } });
+    expect(fromPgpass.code, fromPgpass.stdout).toBe(0);
+    const without = await runCli(['remote', 'test', 'staging'], { cwd: join(cwd, 'pgpass'), env: { PGPASSFILE: join(cwd, 'none') } });
+    expect(without.code).toBe(1);
+    expect(without.stdout).toContain('✗ authentication');
   });
 
   it('a password variable that is not set exits 2, naming the variable', async () => {
