@@ -226,7 +226,8 @@ async function withRetries<T>(work: () => Promise<T>, options: TestRemoteOptions
     try {
       return await work();
     } catch (error) {
-      const permanent = !isDbfastError(error, 'SERVER_UNREACHABLE') || (error.cause as { code?: string } | undefined)?.code === 'ENOTFOUND';
+      const cause = error instanceof Error ? (error.cause as { code?: string; message?: string } | undefined) : undefined;
+      const permanent = !isDbfastError(error, 'SERVER_UNREACHABLE') || cause?.code === 'ENOTFOUND' || isTlsFailure(cause);
       if (attempt >= attempts || permanent) throw error;
       await sleep(delay);
       delay *= 2;
@@ -242,7 +243,13 @@ function connectionFailure(error: unknown, remote: RemoteSettings, where: string
     case 'AUTH_FAILED':
       return [
         { check: 'reachable', ok: true, message: `${where} answered` },
-        { check: 'authentication', ok: false, message: authMessage(error.message, cause), hint: passwordHint(remote) },
+        {
+          check: 'authentication',
+          ok: false,
+          message: authMessage(error.message, cause),
+          // 28000: no pg_hba.conf line lets this user in from here; no password would help.
+          hint: cause?.code === '28000' ? `the server's pg_hba.conf refuses this user, database or address (or needs another sslmode in ${settings})` : passwordHint(remote),
+        },
       ];
     case 'DATABASE_NOT_FOUND':
       return [
@@ -257,7 +264,15 @@ function connectionFailure(error: unknown, remote: RemoteSettings, where: string
   }
 }
 
+/** A TLS handshake that failed (a certificate not trusted or not naming the host, or no TLS on the server): trying again cannot help. */
+function isTlsFailure(cause: { code?: string; message?: string } | undefined): boolean {
+  return /CERT|SSL|TLS/.test(cause?.code ?? '') || /\bSSL\b|certificate/i.test(cause?.message ?? '');
+}
+
 function unreachable(cause: { code?: string; message?: string } | undefined, where: string, remote: RemoteSettings, settings: string) {
+  if (isTlsFailure(cause)) {
+    return { message: `TLS with ${where} failed: ${cause?.message}`, hint: `check sslmode and sslrootcert in ${settings}` };
+  }
   switch (cause?.code) {
     case 'ECONNREFUSED':
       return { message: `connection refused at ${where}`, hint: `is the server running? check host and port in ${settings}` };

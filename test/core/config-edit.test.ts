@@ -61,6 +61,13 @@ describe('adding and removing a remote in dbfast.toml', () => {
     expect(added).toBe('[remotes.odd]\nurl = "postgresql://u@h/a\\"b\\\\c"\nenvironment = "e"\n');
   });
 
+  it('refuses a file whose TOML cannot be located exactly (a byte order mark) or no longer parses, quoting none of it', () => {
+    const expected = (why: string) =>
+      expect.objectContaining({ code: 'CONFIG_INVALID', message: `cannot edit the remotes safely: ${why}`, hint: 'edit dbfast.toml by hand; nothing was written' });
+    expect(() => withRemoteRemoved('\uFEFF[remotes.a]\nhost = "h"\n', 'a', 'dbfast.toml')).toThrow(expected('its TOML cannot be located exactly'));
+    expect(() => withRemoteAdded('url = "postgresql://u:hunter2@h/d"\n[[', 'a', {}, 'dbfast.toml')).toThrow(expected('it is not valid TOML now'));
+  });
+
   it('refuses, writing nothing, where remotes are written inline', () => {
     for (const text of ['remotes = { staging = { host = "h" } }\n', '[remotes]\nstaging = { host = "h" }\n', '[remotes]\nstaging.host = "h"\n']) {
       expect(() => withRemoteRemoved(text, 'staging', 'conf/db.toml')).toThrow(

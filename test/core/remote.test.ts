@@ -81,6 +81,13 @@ password_file = "pw.txt"
     expect(JSON.stringify(remotes)).not.toMatch(/hunter2|from-the-/);
   });
 
+  it('never prints the client key passphrase (sslpassword) of a URL, and warns that the URL holds a secret', async () => {
+    const config = await configWith('[remotes.tls]\nurl = "postgresql://deploy@db.example.com/app?sslmode=require&sslpassword=hunter2"\n');
+    expect(describeRemotes(config, {})[0]?.url).toBe('postgresql://deploy@db.example.com:5432/app?sslmode=require');
+    expect(config.warnings.map((warning) => warning.message)).toEqual(['remotes.tls.url contains a password']);
+    expect(JSON.stringify(describeRemotes(config, {}))).not.toContain('hunter2');
+  });
+
   it('says when the password variable is not set, naming it without a value', async () => {
     const config = await configWith('[remotes.staging]\nhost = "h"\npassword_env = "STAGING_PW"\n');
     expect(describeRemotes(config, {})[0]?.passwordFrom).toBe('password_env STAGING_PW (not set)');

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/core/config/index.js';
 import { withClient } from '../../src/core/pg/client.js';
 import { configuredTarget } from '../../src/core/pg/target.js';
+import { testRemote } from '../../src/core/remote.js';
 import { startTlsServer, type TlsServer } from '../helpers/tls-server.js';
 
 let server: TlsServer;
@@ -69,6 +70,15 @@ describe('TLS to a configured server', () => {
   it('sslmode and sslrootcert in the URL work too', async () => {
     const url = `postgresql://postgres@127.0.0.1:${server.port}/postgres?sslmode=verify-ca&sslrootcert=${encodeURIComponent(server.caFile)}`;
     expect(await connectWith('', url)).toBe('encrypted');
+  });
+
+  it('remote test reports a TLS failure as such, with a hint at sslmode and sslrootcert', async () => {
+    await writeFile(path.join(root, 'dbfast.toml'), `[remotes.r]\nurl = "postgresql://postgres@127.0.0.1:${server.port}/postgres"\nsslmode = "verify-ca"\n`);
+    const config = await loadConfig({ cwd: root, env: {} });
+    const result = await testRemote(config, 'r', { env: { PATH: process.env.PATH }, attempts: 1 });
+    expect(result.checks).toEqual([
+      { check: 'reachable', ok: false, message: expect.stringMatching(new RegExp(`^TLS with 127\\.0\\.0\\.1:${server.port} failed: `)), hint: 'check sslmode and sslrootcert in [remotes.r]' },
+    ]);
   });
 
   it('an unreadable certificate file is a configuration error naming the key and the path', async () => {

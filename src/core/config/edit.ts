@@ -5,18 +5,31 @@
  * intended change (a remote written inline, say) is refused rather than written.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { parse as parseToml, stringify } from 'smol-toml';
+import { parse, stringify } from 'smol-toml';
 import type { AST } from 'toml-eslint-parser';
 import { parseTOML } from 'toml-eslint-parser';
 import { DbfastError } from '../errors.js';
 import { isTable } from './schema.js';
+
+/** A file that no longer parses (edited since it was loaded) is refused without quoting it: its lines may hold a password. */
+function parseToml(text: string, file: string): Record<string, unknown> {
+  try {
+    return parse(text);
+  } catch {
+    throw cannotEdit(file, 'it is not valid TOML now');
+  }
+}
+
+function cannotEdit(file: string, why: string): DbfastError {
+  return new DbfastError('CONFIG_INVALID', `cannot edit the remotes safely: ${why}`, { file, hint: `edit ${file} by hand; nothing was written` });
+}
 
 /** The keys of a new remote table, in the order they are written; undefined ones are left out. */
 export type RemoteEntries = Record<string, string | boolean | number | undefined>;
 
 /** `file` names the config file in errors. */
 export function withRemoteAdded(text: string, name: string, entries: RemoteEntries, file: string): string {
-  const arrayForm = Array.isArray(parseToml(text).remotes);
+  const arrayForm = Array.isArray(parseToml(text, file).remotes);
   const eol = text.includes('\r\n') ? '\r\n' : '\n';
   const keys = Object.entries(arrayForm ? { name, ...entries } : entries).filter(([, value]) => value !== undefined);
   const lines = [arrayForm ? '[[remotes]]' : `[remotes.${name}]`, ...keys.map(([key, value]) => stringify({ [key]: value }).trim())];
@@ -28,7 +41,7 @@ export function withRemoteAdded(text: string, name: string, entries: RemoteEntri
 }
 
 export function withRemoteRemoved(text: string, name: string, file: string): string {
-  const tables = remoteTables(text, name);
+  const tables = remoteTables(text, name, file);
   let edited = text;
   // Last first, so that earlier offsets stay valid.
   for (const table of tables.reverse()) {
@@ -43,8 +56,15 @@ export function withRemoteRemoved(text: string, name: string, file: string): str
 }
 
 /** `[remotes.NAME]` and its sub-tables, or the `[[remotes]]` entry whose `name` is NAME. */
-function remoteTables(text: string, name: string): AST.TOMLTable[] {
-  return parseTOML(text).body[0].body.filter((table): table is AST.TOMLTable => {
+function remoteTables(text: string, name: string, file: string): AST.TOMLTable[] {
+  let document: AST.TOMLProgram;
+  try {
+    document = parseTOML(text);
+  } catch {
+    // toml-eslint-parser refuses what smol-toml accepts in a few places (a byte order mark).
+    throw cannotEdit(file, 'its TOML cannot be located exactly');
+  }
+  return document.body[0].body.filter((table): table is AST.TOMLTable => {
     if (table.type !== 'TOMLTable' || table.resolvedKey[0] !== 'remotes') return false;
     if (table.kind === 'standard') return table.resolvedKey[1] === name;
     return table.body.some(
@@ -72,22 +92,19 @@ function spanOf(text: string, table: AST.TOMLTable): [number, number] {
 
 /** The edited text, when parsing it gives the old document with only `remotes` changed as intended. */
 function checked(file: string, before: string, after: string, expectedRemotes: (remotes: unknown) => unknown): string {
-  const { remotes, ...rest } = parseToml(before);
+  const { remotes, ...rest } = parseToml(before, file);
   const expected: Record<string, unknown> = { ...rest };
   const changed = expectedRemotes(remotes);
   if (Array.isArray(changed) ? changed.length > 0 : Object.keys(changed as object).length > 0) expected.remotes = changed;
   let actual: unknown;
   try {
-    actual = parseToml(after);
+    actual = parse(after);
   } catch {
     actual = undefined;
   }
   // smol-toml's tables have no prototype: clone both sides into plain objects to compare them.
   if (!isDeepStrictEqual(structuredClone(withoutEmptyRemotes(actual)), structuredClone(expected))) {
-    throw new DbfastError('CONFIG_INVALID', 'cannot edit the remotes safely: they are not all written as [remotes.NAME] or [[remotes]] tables', {
-      file,
-      hint: `edit ${file} by hand; nothing was written`,
-    });
+    throw cannotEdit(file, 'they are not all written as [remotes.NAME] or [[remotes]] tables');
   }
   return after;
 }

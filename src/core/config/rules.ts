@@ -122,7 +122,7 @@ function includePatterns(settings: FileSettings, { file }: RuleContext): ConfigI
 /** A password written into a url works (it is never printed), but belongs in password_env. */
 function passwordsInUrls(settings: FileSettings, { file }: RuleContext): ConfigWarning[] {
   return urlsInFile(settings)
-    .filter(([, url]) => /^[a-z]+:\/\/[^/@?#]*:[^/@?#]*@|[?&]password=/i.test(url))
+    .filter(([, url]) => /^[a-z]+:\/\/[^/@?#]*:[^/@?#]*@|[?&](?:ssl)?password=/i.test(url))
     .map(([key]) => ({
       file,
       key,

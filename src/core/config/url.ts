@@ -10,7 +10,9 @@ export interface ConnectionUrl {
   user?: string;
   password?: string;
   database?: string;
-  /** Query parameters to keep in URLs dbfast prints (sslmode and friends): never host or password. */
+  /** The passphrase of the client key (libpq's sslpassword). */
+  sslPassword?: string;
+  /** Query parameters to keep in URLs dbfast prints (sslmode and friends): never host or a password. */
   params: URLSearchParams;
 }
 
@@ -32,11 +34,14 @@ export function parseConnectionUrl(text: string, origin: string): ConnectionUrl 
     // Not quoted: whatever was written there could be anything, a password pasted in the wrong place included.
     throw invalid('has an unknown sslmode', `sslmode is one of ${SSL_MODES.join(', ')}`);
   }
-  // libpq accepts ?host= and ?password=; they are used, and never copied into the URLs dbfast prints.
+  // libpq accepts ?host=, ?password= and ?sslpassword= (the client key's passphrase); they are used,
+  // and never copied into the URLs dbfast prints.
   const host = params.get('host') ?? undefined;
   const queryPassword = params.get('password') ?? undefined;
+  const sslPassword = params.get('sslpassword') ?? undefined;
   params.delete('host');
   params.delete('password');
+  params.delete('sslpassword');
   try {
     return {
       host: (host ?? (url.hostname ? decodeURIComponent(url.hostname) : undefined))?.replace(/^\[(.*)\]$/, '$1'),
@@ -44,6 +49,7 @@ export function parseConnectionUrl(text: string, origin: string): ConnectionUrl 
       user: url.username ? decodeURIComponent(url.username) : undefined,
       password: url.password ? decodeURIComponent(url.password) : queryPassword,
       database: url.pathname.length > 1 ? decodeURIComponent(url.pathname.slice(1)) : undefined,
+      ...(sslPassword === undefined ? {} : { sslPassword }),
       params,
     };
   } catch {

@@ -88,8 +88,8 @@ export function displayUrl(settings: DatabaseSettings, env: NodeJS.ProcessEnv): 
 }
 
 async function endpointFor(settings: DatabaseSettings, where: { configFile: string; projectDir: string }, env: NodeJS.ProcessEnv): Promise<Endpoint> {
-  const { location, urlPassword } = locationFor(settings, env);
-  const ssl = await tlsOptions(location.params, settings, where);
+  const { location, urlPassword, sslPassword } = locationFor(settings, env);
+  const ssl = await tlsOptions(location.params, settings, where, sslPassword);
   return {
     ...location,
     password: (await passwordFor(settings, where.configFile, env)) ?? urlPassword ?? env.PGPASSWORD,
@@ -103,7 +103,12 @@ async function endpointFor(settings: DatabaseSettings, where: { configFile: stri
  * TLS like require. require checks the certificate only when a CA file is given (as libpq does);
  * verify-ca checks it against the CA; verify-full also checks that it names the host.
  */
-async function tlsOptions(params: URLSearchParams, settings: DatabaseSettings, where: { configFile: string; projectDir: string }): Promise<ConnectionOptions | undefined> {
+async function tlsOptions(
+  params: URLSearchParams,
+  settings: DatabaseSettings,
+  where: { configFile: string; projectDir: string },
+  passphrase: string | undefined,
+): Promise<ConnectionOptions | undefined> {
   const mode = params.get('sslmode');
   if (mode === null || mode === 'disable') return undefined;
   const files: Partial<Record<(typeof SSL_FILES)[number], string>> = {};
@@ -122,6 +127,7 @@ async function tlsOptions(params: URLSearchParams, settings: DatabaseSettings, w
     ...(files.sslrootcert === undefined ? {} : { ca: files.sslrootcert }),
     ...(files.sslcert === undefined ? {} : { cert: files.sslcert }),
     ...(files.sslkey === undefined ? {} : { key: files.sslkey }),
+    ...(passphrase === undefined ? {} : { passphrase }),
     // verify-ca trusts any name on a certificate the CA signed.
     ...(verify && mode !== 'verify-full' ? { checkServerIdentity: () => undefined } : {}),
   };
@@ -137,7 +143,7 @@ function withSslSettings(params: URLSearchParams, settings: DatabaseSettings): U
   return merged;
 }
 
-function locationFor(settings: DatabaseSettings, env: NodeJS.ProcessEnv): { location: Location; urlPassword?: string } {
+function locationFor(settings: DatabaseSettings, env: NodeJS.ProcessEnv): { location: Location; urlPassword?: string; sslPassword?: string } {
   const fromUrl = settings.url ? parseConnectionUrl(settings.url, settings.origin === 'DBFAST_DATABASE_URL' ? settings.origin : `${settings.origin}.url`) : undefined;
   return {
     location: {
@@ -148,6 +154,7 @@ function locationFor(settings: DatabaseSettings, env: NodeJS.ProcessEnv): { loca
       params: withSslSettings(fromUrl?.params ?? new URLSearchParams(), settings),
     },
     ...(fromUrl?.password === undefined ? {} : { urlPassword: fromUrl.password }),
+    ...(fromUrl?.sslPassword === undefined ? {} : { sslPassword: fromUrl.sslPassword }),
   };
 }
 
