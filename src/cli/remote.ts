@@ -1,4 +1,5 @@
 import { DbfastError } from '../core/errors.js';
+import { plural } from '../core/plural.js';
 import { addRemote, describeRemotes, type RemoteSummary, removeRemote, testRemote } from '../core/remote.js';
 import type { GlobalOptions } from './globals.js';
 import { bold, dim, formatBytes, green, info, printData, printJson, red, warn, yellow } from './output.js';
@@ -40,7 +41,7 @@ export async function remoteTest(globals: GlobalOptions, name: string, options: 
     }
     if (result.databaseSizeBytes !== undefined) printData(`    ${'size'.padEnd(14)} ${formatBytes(result.databaseSizeBytes)}`);
     const failed = result.checks.filter((check) => !check.ok).length;
-    printData(result.ok ? green('ready for deploy and backup') : red(`not ready: ${failed === 1 ? '1 problem' : `${failed} problems`}`));
+    printData(result.ok ? green('ready for deploy and backup') : red(`not ready: ${plural(failed, 'problem')}`));
     return result.ok ? 0 : 1;
   });
 }

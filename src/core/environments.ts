@@ -70,7 +70,8 @@ export function resolveEnvironment(
   });
 }
 
-function requireEnvironment(config: DbfastConfig, name: string, detail?: string): string {
+/** `name`, when it is a configured environment; else a usage error listing the configured ones. */
+export function requireEnvironment(config: DbfastConfig, name: string, detail?: string): string {
   if (Object.hasOwn(config.environments, name)) return name;
   throw new DbfastError('USAGE', `unknown environment "${name}"`, {
     hint: availableHint(Object.keys(config.environments)),

@@ -7,11 +7,13 @@ import { readFile, realpath, stat } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import { type DbfastConfig, displayPath, parseConnectionUrl, type RemoteSettings } from './config/index.js';
+import { requireEnvironment } from './environments.js';
 import { DbfastError, isDbfastError } from './errors.js';
 import { writeFileAtomic } from './files.js';
 import { withClient } from './pg/client.js';
-import { configuredTarget, displayUrl } from './pg/target.js';
+import { CONNECT_TIMEOUT_MS, configuredTarget, displayUrl } from './pg/target.js';
 import { plural } from './plural.js';
+import { quoteIdentifier } from './sql/quote.js';
 import { closest } from './suggest.js';
 
 export interface RemoteSummary {
@@ -126,9 +128,8 @@ export async function testRemote(config: DbfastConfig, name: string, options: Te
   for (const tool of ['pg_dump', 'pg_restore'] as const) checks.push(await toolCheck(tool, toolMajor, config, env));
 
   if (!facts.superuser && !facts.createdb && !facts.owner) result.missingPrivileges.push('create databases (or own the database)');
-  if (Number(facts.unreadable) > 0) {
-    result.missingPrivileges.push(`SELECT on ${plural(Number(facts.unreadable), 'table')} (${facts.unreadableExamples}${Number(facts.unreadable) > 3 ? ', ...' : ''})`);
-  }
+  const unreadable = Number(facts.unreadable);
+  if (unreadable > 0) result.missingPrivileges.push(`SELECT on ${plural(unreadable, 'table')} (${facts.unreadableExamples}${unreadable > 3 ? ', ...' : ''})`);
   checks.push(
     result.missingPrivileges.length === 0
       ? { check: 'privileges', ok: true, message: privilegeSummary(facts) }
@@ -282,7 +283,7 @@ function unreachable(cause: { code?: string; message?: string } | undefined, whe
   }
   if (/timeout/i.test(cause?.message ?? '')) {
     return {
-      message: `no answer from ${where} within ${remote.connectTimeoutMs ?? 10_000} ms`,
+      message: `no answer from ${where} within ${remote.connectTimeoutMs ?? CONNECT_TIMEOUT_MS} ms`,
       hint: `is a firewall dropping the connection? a slow server needs a larger connect_timeout_ms in ${settings}`,
     };
   }
@@ -351,8 +352,9 @@ function grantHint(missing: string[], facts: RemoteFacts): string {
   return grants.join('; ');
 }
 
+/** A plain role name as it is, else quoted: the hint is for people to read and paste. */
 function quoteIdent(name: string): string {
-  return /^[a-z_][a-z0-9_]*$/.test(name) ? name : `"${name.replaceAll('"', '""')}"`;
+  return /^[a-z_][a-z0-9_]*$/.test(name) ? name : quoteIdentifier(name);
 }
 
 /** What `dbfast remote add` writes: the keys a new remote needs, and its safety settings where they differ from the defaults. */
@@ -379,12 +381,7 @@ export async function addRemote(config: DbfastConfig, remote: NewRemote, options
   if (!REMOTE_NAME.test(remote.name)) {
     throw new DbfastError('USAGE', `remote name "${remote.name}" may hold only letters, digits, _ and -`);
   }
-  if (!Object.hasOwn(config.environments, remote.environment)) {
-    const names = Object.keys(config.environments);
-    throw new DbfastError('USAGE', `unknown environment "${remote.environment}"`, {
-      hint: names.length === 0 ? 'no environments are configured: add an [environments.NAME] table to dbfast.toml first' : `available: ${names.join(', ')}`,
-    });
-  }
+  requireEnvironment(config, remote.environment);
   if (remote.passwordEnv !== undefined && !VARIABLE_NAME.test(remote.passwordEnv)) {
     throw new DbfastError('USAGE', '--password-env must be the name of an environment variable (letters, digits and _)');
   }

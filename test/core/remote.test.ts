@@ -142,25 +142,19 @@ describe('addRemote and removeRemote', () => {
 
   it('add then remove leaves dbfast.toml byte-identical, and the remote loads in between', async () => {
     const config = await configWith(TOML);
-    const { replaced, warnings } = await addRemote(config, {
-      name: 'staging',
+    // The settings add writes are the settings the loaded configuration reads back.
+    const settings = {
       url: 'postgresql://deploy@staging.example.com/app',
       environment: 'staging',
       passwordEnv: 'STAGING_PW',
       allowDestructive: true,
       backupBeforeDeploy: false,
       requireConfirmation: true,
-    });
+    };
+    const { replaced, warnings } = await addRemote(config, { name: 'staging', ...settings });
     expect([replaced, warnings]).toEqual([false, []]);
     const reloaded = await loadConfig({ cwd: root, env: {} });
-    expect(reloaded.remotes.staging).toMatchObject({
-      url: 'postgresql://deploy@staging.example.com/app',
-      environment: 'staging',
-      passwordEnv: 'STAGING_PW',
-      allowDestructive: true,
-      backupBeforeDeploy: false,
-      requireConfirmation: true,
-    });
+    expect(reloaded.remotes.staging).toMatchObject(settings);
     await removeRemote(reloaded, 'staging');
     expect(await toml()).toBe(TOML);
   });

@@ -31,7 +31,7 @@ export type RemoteEntries = Record<string, string | boolean | number | undefined
 export function withRemoteAdded(text: string, name: string, entries: RemoteEntries, file: string): string {
   const arrayForm = Array.isArray(parseToml(text, file).remotes);
   const eol = text.includes('\r\n') ? '\r\n' : '\n';
-  const keys = Object.entries(arrayForm ? { name, ...entries } : entries).filter(([, value]) => value !== undefined);
+  const keys = Object.entries(defined(arrayForm ? { name, ...entries } : entries));
   const lines = [arrayForm ? '[[remotes]]' : `[remotes.${name}]`, ...keys.map(([key, value]) => stringify({ [key]: value }).trim())];
   const block = lines.join(eol);
   // After the last non-blank character, so that whatever ends the file (a newline or none) still ends it.

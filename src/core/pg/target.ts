@@ -47,7 +47,8 @@ interface Endpoint extends Location {
 
 const SSL_FILES = ['sslrootcert', 'sslcert', 'sslkey'] as const;
 
-const CONNECT_TIMEOUT_MS = 10_000;
+/** How long one connection attempt may take unless connect_timeout_ms says otherwise. */
+export const CONNECT_TIMEOUT_MS = 10_000;
 
 /** The project's server: the configured one, or the embedded one (started first; `onWarning` hears that it moved to another port). */
 export async function resolveTarget(
@@ -117,8 +118,7 @@ async function tlsOptions(
     if (file === null) continue;
     const path = resolvePath(where.projectDir, file);
     files[key] = await readFile(path, 'utf8').catch((error) => {
-      const section = settings.origin === 'DBFAST_DATABASE_URL' || settings.origin === 'PGHOST' ? 'database' : settings.origin;
-      throw new DbfastError('CONFIG_INVALID', `${section}.${key} cannot be read: ${path}`, { file: where.configFile, cause: error });
+      throw new DbfastError('CONFIG_INVALID', `${sectionOf(settings)}.${key} cannot be read: ${path}`, { file: where.configFile, cause: error });
     });
   }
   const verify = mode === 'verify-ca' || mode === 'verify-full' || (mode === 'require' && files.sslrootcert !== undefined);
@@ -158,8 +158,13 @@ function locationFor(settings: DatabaseSettings, env: NodeJS.ProcessEnv): { loca
   };
 }
 
+/** The dbfast.toml table a setting is written in: a URL from the environment still takes these from [database]. */
+function sectionOf(settings: DatabaseSettings): string {
+  return settings.origin === 'DBFAST_DATABASE_URL' || settings.origin === 'PGHOST' ? 'database' : settings.origin;
+}
+
 async function passwordFor(settings: DatabaseSettings, configFile: string, env: NodeJS.ProcessEnv) {
-  const section = settings.origin === 'DBFAST_DATABASE_URL' || settings.origin === 'PGHOST' ? 'database' : settings.origin;
+  const section = sectionOf(settings);
   if (settings.passwordEnv) {
     const value = env[settings.passwordEnv];
     if (value === undefined) {
