@@ -1,6 +1,6 @@
 import { selectForCleanup } from '../core/clone.js';
 import { DbfastError } from '../core/errors.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../core/duration.js';
 import type { GlobalOptions } from './globals.js';
 import { formatBytes, info, printData, printJson } from './output.js';
 import { withProject } from './project.js';

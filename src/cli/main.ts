@@ -163,6 +163,73 @@ remote
   .addHelpText('after', '\nExit code 0 only when everything deploy and backup need is in place, 1 otherwise.')
   .action(action(async () => (await import('./remote.js')).remoteTest));
 
+const backup = program
+  .command('backup')
+  .description('backups with pg_dump: create, list, verify, restore, prune')
+  .addHelpText('after', `
+Backups are kept in [backups] directory (default .dbfast/backups/<remote>/), each an archive and its
+metadata (SHA-256, tables, row counts). Every archive is read back whole before it counts as a backup.`);
+
+function parseJobs(text: string): number {
+  const jobs = parseCount(text);
+  if (jobs < 1) throw new InvalidArgumentError('expected 1 or more');
+  return jobs;
+}
+
+backup
+  .command('create')
+  .description('back up a remote\'s database (or a database of the local server) and verify it')
+  .usage('--remote NAME | --database NAME [options]')
+  .option('--remote <name>', 'the remote to back up (its configured database unless --database)')
+  .option('--database <name>', 'the database: of the local server, or of the remote with --remote')
+  .option('--label <text>', 'a note kept with the backup')
+  .addOption(new Option('--format <format>', 'archive format (default: [backups] format, else custom)').choices(['custom', 'directory']))
+  .addOption(new Option('--jobs <n>', 'parallel pg_dump jobs (directory format)').argParser(parseJobs))
+  .option('--json', 'print the backup\'s metadata as JSON')
+  .addHelpText('after', '\nPrints the backup\'s id on stdout.')
+  .action(action(async () => (await import('./backup.js')).backupCreate));
+
+backup
+  .command('list')
+  .description('backups, newest first: size, age, reason and whether they were found sound')
+  .option('--remote <name>', 'only this remote\'s')
+  .option('--json', 'print JSON')
+  .action(action(async () => (await import('./backup.js')).backupList));
+
+backup
+  .command('verify')
+  .description('check a backup\'s SHA-256 and read the whole archive; --restore also restores it into a scratch database')
+  .argument('[id]', 'the backup (a unique prefix of its id is enough)')
+  .option('--all', 'every backup')
+  .option('--restore', 'restore into a scratch database of the local server, compare tables and rows, run [validation]')
+  .option('--json', 'print JSON')
+  .addHelpText('after', '\nExit code 1 when any backup is not sound.')
+  .action(action(async () => (await import('./backup.js')).backupVerify));
+
+backup
+  .command('restore')
+  .description('restore a backup, atomically: into a new database swapped in by rename (or in one transaction)')
+  .argument('<id>', 'the backup (a unique prefix of its id is enough)')
+  .option('--remote <name>', 'restore onto this remote (default: where the backup came from)')
+  .option('--to-database <name>', 'restore under this database name')
+  .option('--yes', 'replace an existing database without asking')
+  .addOption(new Option('--jobs <n>', 'parallel pg_restore jobs').argParser(parseJobs))
+  .option('--json', 'print the result as JSON')
+  .addHelpText('after', `
+A database that is replaced is backed up first and kept as <name>__dbfast_prev_<time> until pruned.
+On a terminal you are asked before a database is replaced; elsewhere --yes is required.`)
+  .action(action(async () => (await import('./backup.js')).backupRestore));
+
+backup
+  .command('prune')
+  .description('remove old backups: keeps the newest N and the young ones, and always a sound one per source')
+  .option('--remote <name>', 'only this remote\'s backups (and its __dbfast_prev databases)')
+  .addOption(new Option('--keep-last <n>', 'keep the newest N of each source (default: [backups] keep_last)').argParser(parseJobs))
+  .option('--older-than <age>', 'remove only backups older than this: 12h, 30d, 2w (default: [backups] max_age)')
+  .option('--dry-run', 'show what would be removed')
+  .option('--json', 'print JSON')
+  .action(action(async () => (await import('./backup.js')).backupPrune));
+
 program
   .command('validate-env')
   .description("check an environment's rules: unknown folders, empty selections, dev data in production")

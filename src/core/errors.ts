@@ -26,6 +26,8 @@ export type ErrorCode =
   | 'PORT_IN_USE'
   | 'TOOL_NOT_FOUND'
   | 'TOOL_FAILED'
+  | 'BACKUP_CORRUPT'
+  | 'RESTORE_FAILED'
   | 'STATE_DIR_UNUSABLE';
 
 export interface ErrorLocation {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { chmod, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 
 /** `to` relative to `from`, with POSIX separators on every platform, as dbfast shows and records paths. */
@@ -10,14 +10,17 @@ export function relativePosix(from: string, to: string): string {
 /**
  * Writes a temporary file beside `target` and renames it over: readers see the old or the new file,
  * never half. `mode` gives the new file those permissions (a file being replaced keeps its own).
+ * `durable` also survives a power cut: the content and then the rename are flushed to disk.
  */
-export async function writeFileAtomic(target: string, content: string, options: { mode?: number } = {}): Promise<void> {
+export async function writeFileAtomic(target: string, content: string, options: { mode?: number; durable?: boolean } = {}): Promise<void> {
   const temporary = join(dirname(target), `.${basename(target)}.${randomUUID()}.tmp`);
   try {
     await makeDirectory(dirname(target));
     await writeFile(temporary, content, { flag: 'wx' });
     if (options.mode !== undefined) await chmod(temporary, options.mode);
+    if (options.durable) await syncToDisk(temporary);
     await rename(temporary, target);
+    if (options.durable) await syncToDisk(dirname(target));
   } catch (error) {
     await rm(temporary, { force: true }).catch(() => {});
     throw error;
@@ -49,4 +52,17 @@ function isDirectory(path: string): Promise<boolean> {
     (stats) => stats.isDirectory(),
     () => false,
   );
+}
+
+/** fsync: a file's content, or a folder's entries (and, recursively, the files and folders in it). */
+export async function syncToDisk(path: string, options: { recursive?: boolean } = {}): Promise<void> {
+  if (options.recursive && (await isDirectory(path))) {
+    for (const entry of await readdir(path)) await syncToDisk(join(path, entry), options);
+  }
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }

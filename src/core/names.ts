@@ -61,3 +61,15 @@ export function validateDatabaseName(name: string, what = 'database name'): stri
   }
   return name;
 }
+
+/** `<base><suffix>` within PostgreSQL's 63 bytes: `base` is cut at a character boundary to make room. */
+export function nameWithSuffix(base: string, suffix: string): string {
+  let room = MAX_NAME_BYTES - Buffer.byteLength(suffix);
+  let cut = '';
+  for (const character of base) {
+    room -= Buffer.byteLength(character);
+    if (room < 0) break;
+    cut += character;
+  }
+  return `${cut}${suffix}`;
+}

@@ -4,7 +4,7 @@
  * only place looked in, so a mistyped folder is reported rather than silently bypassed; otherwise
  * the folders where packages install each major version side by side, then PATH.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -198,6 +198,11 @@ export interface ToolConnection {
   user: string;
   database?: string;
   password?: string;
+  /** libpq's sslmode and certificate files (absolute paths). */
+  ssl?: { mode: string; sslrootcert?: string; sslcert?: string; sslkey?: string };
+  connectTimeoutSeconds?: number;
+  /** The session's application_name, to find it in pg_stat_activity. */
+  applicationName?: string;
 }
 
 export interface RunToolOptions {
@@ -215,21 +220,39 @@ export interface RunToolOptions {
  * Runs a program with a scrubbed environment: PATH, LC_ALL=C (messages in English, for matching)
  * and the PG* variables of `connection` only, so a PGOPTIONS or PGDATABASE of the user's shell
  * cannot change what it does. It never waits for input: stdin is closed and clients never prompt.
- * A failure is a DbfastError with the program's error line.
+ * A failure is a DbfastError with the program's error line. With `onStdout` the output is streamed
+ * to it instead of returned.
  */
-export async function runTool(program: Program, args: string[], options: RunToolOptions = {}): Promise<{ stdout: string; stderr: string }> {
+export function runTool(
+  program: Program,
+  args: string[],
+  options: RunToolOptions & { onStdout?: (chunk: Buffer) => void; onStart?: (pid: number) => void } = {},
+): Promise<{ stdout: string; stderr: string }> {
   const command = [program.path, ...(CLIENTS.includes(program.name) ? ['--no-password'] : []), ...args];
   const [file = '', ...argv] = options.asUser ? ['runuser', '-u', options.asUser, '--', ...command] : command;
   const env = { ...toolEnv(options.env ?? process.env), ...connectionEnv(options.connection) };
-  const running = run(file, argv, { env, cwd: options.cwd, maxBuffer: 16 * 1024 * 1024 });
-  running.child.stdin?.end();
-  try {
-    return await running;
-  } catch (error) {
-    const { stderr, stdout } = error as { stderr?: string; stdout?: string };
-    const output = stderr?.trim() || stdout?.trim() || (error as Error).message;
-    throw new DbfastError(options.errorCode ?? 'TOOL_FAILED', `${program.name} failed: ${errorLine(output)}`, { cause: error });
-  }
+  const child = spawn(file, argv, { env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (child.pid !== undefined) options.onStart?.(child.pid);
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  let stderrBytes = 0;
+  child.stdout.on('data', (chunk: Buffer) => (options.onStdout ? options.onStdout(chunk) : stdout.push(chunk)));
+  child.stderr.on('data', (chunk: Buffer) => {
+    // The first 1 MB holds the error; a program printing more is not read into memory.
+    if (stderrBytes < 1 << 20) stderr.push(chunk);
+    stderrBytes += chunk.length;
+  });
+  return new Promise((resolve, reject) => {
+    child.on('error', (error) =>
+      reject(new DbfastError(options.errorCode ?? 'TOOL_FAILED', `${program.name} could not be started: ${error.message}`, { cause: error })),
+    );
+    child.on('close', (code, signal) => {
+      const out = { stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString() };
+      if (code === 0) return resolve(out);
+      const why = signal ? `was stopped by ${signal}` : `failed: ${errorLine(out.stderr.trim() || out.stdout.trim())}`;
+      reject(new DbfastError(options.errorCode ?? 'TOOL_FAILED', `${program.name} ${why}`));
+    });
+  });
 }
 
 /** The first line that reports an error (later ones are LINE/caret context, hints or counts), else the last. */
@@ -244,12 +267,18 @@ function toolEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 
 function connectionEnv(connection: ToolConnection | undefined): NodeJS.ProcessEnv {
   if (!connection) return {};
-  const { host, port, user, database, password } = connection;
+  const { host, port, user, database, password, ssl, connectTimeoutSeconds, applicationName } = connection;
   return {
     PGHOST: host,
     PGPORT: String(port),
     PGUSER: user,
     ...(database === undefined ? {} : { PGDATABASE: database }),
     ...(password === undefined ? {} : { PGPASSWORD: password }),
+    ...(ssl === undefined ? {} : { PGSSLMODE: ssl.mode }),
+    ...(ssl?.sslrootcert === undefined ? {} : { PGSSLROOTCERT: ssl.sslrootcert }),
+    ...(ssl?.sslcert === undefined ? {} : { PGSSLCERT: ssl.sslcert }),
+    ...(ssl?.sslkey === undefined ? {} : { PGSSLKEY: ssl.sslkey }),
+    ...(connectTimeoutSeconds === undefined ? {} : { PGCONNECT_TIMEOUT: String(connectTimeoutSeconds) }),
+    ...(applicationName === undefined ? {} : { PGAPPNAME: applicationName }),
   };
 }

@@ -180,7 +180,7 @@ test_queries = ["SELECT 1", { query = "SELECT * FROM users", min_expected_result
 [backups]
 retention_days = 7
 max_backups = 10
-format = "plain"
+format = "directory"
 `);
     expect(config.database).toEqual({
       origin: 'database',
@@ -233,9 +233,9 @@ format = "plain"
     });
     expect(config.backups).toEqual({
       directory: path.join(root, '.dbfast', 'backups'),
-      retentionDays: 7,
-      maxBackups: 10,
-      format: 'plain',
+      maxAgeMs: 7 * 86_400_000,
+      keepLast: 10,
+      format: 'directory',
     });
     expect(config.warnings).toEqual([]);
   });
@@ -324,7 +324,7 @@ describe('invalid files', () => {
     const error = await loadError('[database]\nport = "5432"\n[backups]\nformat = "zip"\n');
     expect(error).toMatchObject({ code: 'CONFIG_INVALID', file: 'dbfast.toml', message: '2 configuration problems' });
     expect(error.detail).toBe(
-      'database.port must be a port number (1-65535)\nbackups.format must be "custom", "plain" or "directory"',
+      'database.port must be a port number (1-65535)\nbackups.format must be "custom" or "directory" (pg_restore reads both)',
     );
   });
 
@@ -393,8 +393,15 @@ describe('invalid files', () => {
     expect(error).toMatchObject({ code: 'CONFIG_INVALID', file: 'dbfast.toml', message });
   });
 
+  it('reads keep_last and max_age, which win over the older max_backups and retention_days', async () => {
+    const backups = (await load('[backups]\nkeep_last = 3\nmax_age = "2w"\nmax_backups = 9\nretention_days = 1\n')).backups;
+    expect(backups).toMatchObject({ keepLast: 3, maxAgeMs: 14 * 86_400_000 });
+    const error = await loadError('[backups]\nmax_age = "30 days"\n');
+    expect(error.message).toBe('backups.max_age must be a duration: 30m, 12h, 7d, 2w');
+  });
+
   it('accepts every backup format, both clone strategies and a zero build timeout', async () => {
-    for (const format of ['custom', 'plain', 'directory']) {
+    for (const format of ['custom', 'directory']) {
       expect((await load(`[backups]\nformat = "${format}"\n`)).backups.format).toBe(format);
     }
     for (const strategy of ['file_copy', 'wal_log']) {

@@ -127,11 +127,12 @@ export const fileSchema = v.object({
   backups: v.optional(
     table({
       directory: text(),
-      retention_days: integerAtLeast(1),
+      keep_last: integerAtLeast(1),
+      max_age: v.optional(v.pipe(v.string(STRING), v.regex(/^\d+(\.\d+)?[smhdw]$/, 'must be a duration: 30m, 12h, 7d, 2w'))),
+      // The names of DBFast's configuration, kept working: keep_last and max_age in days.
       max_backups: integerAtLeast(1),
-      format: v.optional(
-        v.picklist(['custom', 'plain', 'directory'], 'must be "custom", "plain" or "directory"'),
-      ),
+      retention_days: integerAtLeast(1),
+      format: v.optional(v.picklist(['custom', 'directory'], 'must be "custom" or "directory" (pg_restore reads both)')),
     }),
   ),
 });

@@ -1,6 +1,7 @@
 /** From the checked file settings to what the rest of dbfast reads: defaults applied, paths resolved. */
 import os from 'node:os';
 import path from 'node:path';
+import { parseDuration } from '../duration.js';
 import { defaultTemplateName, isProductionName } from '../names.js';
 import type { ConnectionSection, FileSettings } from './schema.js';
 import type { DatabaseSettings, DbfastConfig } from './types.js';
@@ -61,7 +62,10 @@ export function buildSettings(
     backups: {
       directory:
         backups?.directory === undefined ? path.join(stateDir, 'backups') : resolve(backups.directory),
-      ...definedOnly({ retentionDays: backups?.retention_days, maxBackups: backups?.max_backups }),
+      ...definedOnly({
+        keepLast: backups?.keep_last ?? backups?.max_backups,
+        maxAgeMs: backups?.max_age === undefined ? (backups?.retention_days === undefined ? undefined : backups.retention_days * 86_400_000) : parseDuration(backups.max_age),
+      }),
       format: backups?.format ?? 'custom',
     },
   };

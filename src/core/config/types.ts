@@ -70,9 +70,11 @@ export interface ValidationSettings {
 
 export interface BackupSettings {
   directory: string;
-  retentionDays?: number;
-  maxBackups?: number;
-  format: 'custom' | 'plain' | 'directory';
+  /** `backup prune` keeps at least this many of each source's backups. */
+  keepLast?: number;
+  /** `backup prune` removes backups older than this (and beyond keepLast). */
+  maxAgeMs?: number;
+  format: 'custom' | 'directory';
 }
 
 /** A problem or warning about one key of the configuration. */

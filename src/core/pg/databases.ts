@@ -1,6 +1,6 @@
 /** Creating and dropping databases, as template and clone code both do. */
 import type pg from 'pg';
-import { quoteIdentifier as ident } from '../sql/quote.js';
+import { quoteIdentifier as ident, quoteLiteral } from '../sql/quote.js';
 
 export interface CreateDatabaseOptions {
   template: string;
@@ -44,4 +44,15 @@ export async function retryWhileBusy<T>(work: () => Promise<T>, attempts = 40): 
       await new Promise((resolve) => setTimeout(resolve, Math.min(10 * attempt, 250)));
     }
   }
+}
+
+/** An empty database (from template0) with this encoding and locale, owned by `owner` when given. */
+export async function createDatabaseLike(
+  client: pg.Client,
+  name: string,
+  like: { encoding: string; collate: string; ctype: string; owner?: string },
+): Promise<void> {
+  const owner = like.owner ? ` OWNER ${ident(like.owner)}` : '';
+  const settings = `ENCODING ${quoteLiteral(like.encoding)} LC_COLLATE ${quoteLiteral(like.collate)} LC_CTYPE ${quoteLiteral(like.ctype)}`;
+  await retryWhileBusy(() => client.query(`CREATE DATABASE ${ident(name)} TEMPLATE template0 ${settings}${owner}`));
 }

@@ -13,6 +13,7 @@ import type pg from 'pg';
 import pgPass from 'pgpass';
 import { CONFIG_FILE_NAME, type DatabaseSettings, type DbfastConfig, displayPath, parseConnectionUrl } from '../config/index.js';
 import { DbfastError } from '../errors.js';
+import type { ToolConnection } from '../tools.js';
 import type { EnsureServerOptions } from '../server.js';
 
 export interface ServerTarget {
@@ -26,6 +27,8 @@ export interface ServerTarget {
   clientConfig(database?: string): pg.ClientConfig;
   /** A connection URL for `database`, without the password. */
   url(database: string): string;
+  /** How pg_dump and pg_restore reach `database`: the same server, login and TLS settings, password resolved. */
+  toolConnection(database: string): Promise<ToolConnection>;
 }
 
 /** Where a server is, as far as the settings and the libpq variables say, without its password. */
@@ -43,6 +46,10 @@ interface Endpoint extends Location {
   connectTimeoutMs?: number;
   /** node-postgres' TLS options, from sslmode and the certificate files; absent without TLS. */
   ssl?: ConnectionOptions;
+  /** libpq's own TLS settings, certificate paths resolved, for PostgreSQL's programs. */
+  libpqSsl?: ToolConnection['ssl'];
+  /** The passphrase of an encrypted client key, which libpq takes only as a connection parameter. */
+  hasKeyPassphrase?: boolean;
 }
 
 const SSL_FILES = ['sslrootcert', 'sslcert', 'sslkey'] as const;
@@ -93,6 +100,7 @@ async function endpointFor(settings: DatabaseSettings, where: { configFile: stri
   const ssl = await tlsOptions(location.params, settings, where, sslPassword);
   return {
     ...location,
+    ...(location.params.has('sslmode') ? { libpqSsl: libpqSsl(location.params, where.projectDir), hasKeyPassphrase: sslPassword !== undefined } : {}),
     password: (await passwordFor(settings, where.configFile, env)) ?? urlPassword ?? env.PGPASSWORD,
     ...(settings.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: settings.connectTimeoutMs }),
     ...(ssl ? { ssl } : {}),
@@ -131,6 +139,15 @@ async function tlsOptions(
     // verify-ca trusts any name on a certificate the CA signed.
     ...(verify && mode !== 'verify-full' ? { checkServerIdentity: () => undefined } : {}),
   };
+}
+
+function libpqSsl(params: URLSearchParams, projectDir: string): ToolConnection['ssl'] {
+  const ssl: NonNullable<ToolConnection['ssl']> = { mode: params.get('sslmode') ?? 'disable' };
+  for (const key of SSL_FILES) {
+    const file = params.get(key);
+    if (file !== null) ssl[key] = resolvePath(projectDir, file);
+  }
+  return ssl;
 }
 
 /** The sslmode and certificate keys of dbfast.toml win over the URL's parameters, and show in the URLs dbfast prints. */
@@ -205,6 +222,23 @@ function targetFor(endpoint: Endpoint, origin: string): ServerTarget {
       ...(endpoint.ssl ? { ssl: endpoint.ssl } : {}),
     }),
     url: (database) => urlFor(endpoint, database),
+    toolConnection: async (database) => {
+      if (endpoint.hasKeyPassphrase) {
+        throw new DbfastError('CONFIG_INVALID', `${origin}: pg_dump and pg_restore cannot be given sslpassword without showing it to every user of this machine`, {
+          hint: 'use a client key without a passphrase, readable only by you',
+        });
+      }
+      const password = endpoint.password ?? (await passwordFromPgpass({ ...endpoint, database }));
+      return {
+        host: endpoint.host,
+        port: endpoint.port,
+        user: endpoint.user,
+        database,
+        ...(password === undefined ? {} : { password }),
+        ...(endpoint.libpqSsl ? { ssl: endpoint.libpqSsl } : {}),
+        connectTimeoutSeconds: Math.ceil((endpoint.connectTimeoutMs ?? CONNECT_TIMEOUT_MS) / 1000),
+      };
+    },
   };
 }
 

@@ -1,4 +1,4 @@
-import { DbfastError } from '../core/errors.js';
+import { DbfastError } from './errors.js';
 
 const UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 

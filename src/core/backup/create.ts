@@ -1,0 +1,190 @@
+/**
+ * Taking a backup: pg_dump into a hidden partial name, flushed to disk, read back whole (rows
+ * counted, SHA-256 taken), renamed into place, and only then given its metadata file. A pg_dump
+ * that fails or is killed leaves nothing behind that looks like a backup.
+ */
+import { rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type pg from 'pg';
+import type { DbfastConfig } from '../config/index.js';
+import { DbfastError, isDbfastError } from '../errors.js';
+import { makeDirectory, syncToDisk } from '../files.js';
+import { withClient } from '../pg/client.js';
+import { configuredTarget, resolveTarget, type ServerTarget } from '../pg/target.js';
+import { remoteNamed } from '../remote.js';
+import { findProgram, type Program, type ProgramName } from '../tools.js';
+import { checksum, dumpDatabase, readArchive } from './archive.js';
+import { type Backup, type BackupFormat, type BackupMetadata, type BackupReason, backupFolder, newBackupId, writeMetadata } from './store.js';
+
+/** A remote by name (its configured database, or another of its server's), or a database of the local server (embedded or [database]). */
+export type BackupSource = { remote: string; database?: string | undefined } | { database: string; remote?: undefined };
+
+/** Where a backup is taken from or restored to: the server, the database, and what the config says of it. */
+export interface DatabaseLocation {
+  target: ServerTarget;
+  database: string;
+  remote?: string;
+  environment?: string;
+}
+
+export interface CopyProgress {
+  table: string;
+  rows: number;
+  /** The planner's estimate of the table's rows, -1 when never analyzed. */
+  estimatedRows: number;
+  bytes: number;
+}
+
+export interface CreateBackupOptions {
+  reason?: BackupReason;
+  label?: string;
+  /** Default [backups] format. */
+  format?: BackupFormat;
+  /** Parallel pg_dump jobs (directory format). */
+  jobs?: number;
+  env?: NodeJS.ProcessEnv;
+  /** Called about four times a second with the tables pg_dump is copying. */
+  onProgress?: (tables: CopyProgress[]) => void;
+  /** pg_dump's process id, once it runs. */
+  onDumpStart?: (pid: number) => void;
+}
+
+export async function locateSource(config: DbfastConfig, source: BackupSource, env: NodeJS.ProcessEnv): Promise<DatabaseLocation> {
+  if (source.remote !== undefined) {
+    const remote = remoteNamed(config, source.remote);
+    const target = await configuredTarget(remote, config, env);
+    return {
+      target,
+      database: source.database ?? target.maintenanceDatabase,
+      remote: remote.name,
+      ...(remote.environment === undefined ? {} : { environment: remote.environment }),
+    };
+  }
+  return { target: await resolveTarget(config, env), database: source.database };
+}
+
+interface DatabaseFacts {
+  version: string;
+  versionNum: number;
+  encoding: string;
+  collate: string;
+  ctype: string;
+  owner: string;
+}
+
+const FACTS_SQL = `
+SELECT current_setting('server_version') AS version, current_setting('server_version_num')::int AS "versionNum",
+       pg_encoding_to_char(encoding) AS encoding, datcollate AS collate, datctype AS ctype, pg_get_userbyid(datdba) AS owner
+FROM pg_database WHERE datname = current_database()`;
+
+export async function databaseFacts(client: pg.Client): Promise<DatabaseFacts> {
+  return (await client.query<DatabaseFacts>(FACTS_SQL)).rows[0]!;
+}
+
+export async function createBackup(config: DbfastConfig, source: BackupSource, options: CreateBackupOptions = {}): Promise<Backup> {
+  const env = options.env ?? process.env;
+  const started = performance.now();
+  const location = await locateSource(config, source, env);
+  const facts = await withClient(location.target, databaseFacts, location.database);
+  const pgDump = await programFor('pg_dump', Math.floor(facts.versionNum / 10_000), config, env);
+  const pgRestore = await programFor('pg_restore', pgDump.major, config, env);
+  const format = options.format ?? config.backups.format;
+  const id = newBackupId();
+  const folder = backupFolder(config, location.remote);
+  const archive = `${id}${format === 'directory' ? '.dir' : '.dump'}`;
+  const partial = join(folder, `.${archive}.partial`);
+  await makeDirectory(folder);
+
+  let written: Omit<BackupMetadata, 'id' | 'database' | 'serverVersion' | 'pgDumpVersion' | 'format' | 'createdAt' | 'durationMs' | 'archive' | 'properties' | 'reason' | 'lastCheck'>;
+  try {
+    const connection = { ...(await location.target.toolConnection(location.database)), applicationName: `dbfast backup ${id}` };
+    const progress = options.onProgress && watchProgress(location, connection.applicationName, options.onProgress);
+    let compression: string;
+    try {
+      compression = await dumpDatabase(pgDump, connection, partial, { format, jobs: options.jobs, onStart: options.onDumpStart });
+    } finally {
+      await progress?.stop();
+    }
+    await syncToDisk(partial, { recursive: true });
+    const [sums, contents] = await Promise.all([checksum(partial, format), readArchive(pgRestore, partial)]);
+    await rename(partial, join(folder, archive));
+    await syncToDisk(folder);
+    written = { compression, ...sums, ...contents };
+  } catch (error) {
+    await rm(partial, { recursive: true, force: true });
+    throw error;
+  }
+  const now = new Date().toISOString();
+  const metadata: BackupMetadata = {
+    id,
+    ...(location.remote === undefined ? {} : { remote: location.remote }),
+    database: location.database,
+    ...(location.environment === undefined ? {} : { environment: location.environment }),
+    serverVersion: facts.version,
+    pgDumpVersion: pgDump.version,
+    format,
+    createdAt: now,
+    durationMs: Math.round(performance.now() - started),
+    archive,
+    properties: { encoding: facts.encoding, collate: facts.collate, ctype: facts.ctype, owner: facts.owner },
+    reason: options.reason ?? 'manual',
+    ...(options.label === undefined ? {} : { label: options.label }),
+    ...written,
+    lastCheck: { at: now, level: 'read', ok: true },
+  };
+  try {
+    await writeMetadata(folder, metadata);
+  } catch (error) {
+    await rm(join(folder, archive), { recursive: true, force: true });
+    throw error;
+  }
+  return { ...metadata, folder };
+}
+
+/**
+ * pg_dump or pg_restore of at least the server's major version: older ones refuse newer servers
+ * (and archives), so the message says which version to install.
+ */
+export async function programFor(name: ProgramName, minMajor: number, config: DbfastConfig, env: NodeJS.ProcessEnv): Promise<Program> {
+  const where = { env, ...(config.tools.pgBinDir ? { binDir: config.tools.pgBinDir } : {}) };
+  try {
+    return await findProgram(name, { ...where, minMajor });
+  } catch (error) {
+    if (!isDbfastError(error, 'TOOL_NOT_FOUND')) throw error;
+    const older = await findProgram(name, where).catch(() => undefined);
+    if (!older) throw error;
+    const what = name === 'pg_dump' ? `dump a PostgreSQL ${minMajor} server` : `read an archive of pg_dump ${minMajor}`;
+    throw new DbfastError('TOOL_NOT_FOUND', `${name} ${older.major} cannot ${what}`, {
+      hint: `install the PostgreSQL ${minMajor} client tools or set [tools] pg_bin_dir`,
+      cause: error,
+    });
+  }
+}
+
+const PROGRESS_SQL = `
+SELECT p.relid::regclass::text AS table, p.tuples_processed::float8 AS rows, coalesce(c.reltuples, -1)::float8 AS "estimatedRows",
+       p.bytes_processed::float8 AS bytes
+FROM pg_stat_progress_copy p JOIN pg_stat_activity a ON a.pid = p.pid LEFT JOIN pg_class c ON c.oid = p.relid
+WHERE a.application_name = $1 ORDER BY 1`;
+
+/** Polls pg_stat_progress_copy (PostgreSQL 14+) for pg_dump's sessions, found by their application_name. */
+function watchProgress(location: DatabaseLocation, applicationName: string, report: (tables: CopyProgress[]) => void): { stop(): Promise<void> } {
+  let stopped = false;
+  const polling = withClient(
+    location.target,
+    async (client) => {
+      if (Number((await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v) < 140_000) return;
+      while (!stopped) {
+        report((await client.query<CopyProgress>(PROGRESS_SQL, [applicationName])).rows);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    },
+    location.database,
+  ).catch(() => {}); // progress is a nicety: a failure to watch never fails the backup
+  return {
+    async stop() {
+      stopped = true;
+      await polling;
+    },
+  };
+}

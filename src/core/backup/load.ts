@@ -1,0 +1,56 @@
+/** Restoring an archive into a database of its own, created for it: what a trial restore and a swapping restore share. */
+import { randomBytes } from 'node:crypto';
+import type pg from 'pg';
+import { createDatabaseLike, dropDatabase } from '../pg/databases.js';
+import { nameWithSuffix } from '../names.js';
+import type { ServerTarget } from '../pg/target.js';
+import { type Program, runTool } from '../tools.js';
+import { archivePath, type Backup } from './store.js';
+
+export interface LoadOptions {
+  /** Objects owned by the restoring user (pg_restore --no-owner): for a user that cannot give them away. */
+  noOwner?: boolean;
+  /** No GRANTs (pg_restore --no-privileges): for a check that needs no roles of the source server. */
+  noPrivileges?: boolean;
+  /** Parallel pg_restore jobs. */
+  jobs?: number;
+  /** The new database's owner. */
+  owner?: string;
+  /** Where the new database's encoding and locale come from (default: the backup's). */
+  like?: { encoding: string; collate: string; ctype: string };
+}
+
+/** A name for a scratch database beside `base`, unique and within 63 bytes. */
+export function scratchName(base: string, purpose: 'restore' | 'verify'): string {
+  return nameWithSuffix(base, `__dbfast_${purpose}_${randomBytes(4).toString('hex')}`);
+}
+
+/**
+ * Creates `name` and restores the backup into it, stopping at the first error. On failure the
+ * database is dropped again: nothing half restored is left.
+ */
+export async function loadIntoNewDatabase(
+  admin: pg.Client,
+  target: ServerTarget,
+  name: string,
+  backup: Backup,
+  pgRestore: Program,
+  options: LoadOptions = {},
+): Promise<void> {
+  await createDatabaseLike(admin, name, { ...(options.like ?? backup.properties), ...(options.owner ? { owner: options.owner } : {}) });
+  try {
+    const connection = await target.toolConnection(name);
+    const args = [
+      `--dbname=${name}`,
+      '--exit-on-error',
+      ...(options.noOwner ? ['--no-owner'] : []),
+      ...(options.noPrivileges ? ['--no-privileges'] : []),
+      ...(options.jobs && options.jobs > 1 ? [`--jobs=${options.jobs}`] : []),
+      archivePath(backup),
+    ];
+    await runTool(pgRestore, args, { connection, errorCode: 'RESTORE_FAILED' });
+  } catch (error) {
+    await dropDatabase(admin, name).catch(() => {});
+    throw error;
+  }
+}

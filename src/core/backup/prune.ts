@@ -1,0 +1,187 @@
+/**
+ * Removing old backups by count and age, per source (a remote, or a local database). A backup is
+ * kept when any rule keeps it: among the newest `keepLast`, younger than `olderThanMs`, the newest
+ * sound one of its source when no other kept one is sound, or pinned (by a deployment).
+ */
+import { readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DbfastConfig } from '../config/index.js';
+import { DbfastError, isDbfastError } from '../errors.js';
+import { withClient } from '../pg/client.js';
+import { dropDatabase } from '../pg/databases.js';
+import { configuredTarget, resolveTarget } from '../pg/target.js';
+import { remoteNamed } from '../remote.js';
+import { type Backup, backupFolder, listBackups, removeBackup } from './store.js';
+
+export interface PruneRules {
+  keepLast?: number;
+  olderThanMs?: number;
+}
+
+export interface PruneOptions extends PruneRules {
+  /** Only this remote's backups, and its `__dbfast_prev` databases. */
+  remote?: string;
+  dryRun?: boolean;
+  /** Ids never removed: the backups the last deployments refer to. */
+  pinned?: ReadonlySet<string>;
+  env?: NodeJS.ProcessEnv;
+  now?: number;
+}
+
+export interface PruneResult {
+  removed: Backup[];
+  kept: Backup[];
+  /** Kept only because a protection applies, with why. */
+  protected: { id: string; why: string }[];
+  /** `__dbfast_prev` databases of a restore that were dropped, as `remote/database` or `database` (local server). */
+  droppedDatabases: string[];
+  /** Servers whose `__dbfast_prev` databases could not be looked at, and why. */
+  unreachable: { server: string; error: string }[];
+  /** Left-over partial archives of backups that never finished. */
+  removedLeftovers: string[];
+  freedBytes: number;
+  dryRun: boolean;
+}
+
+/** Which backups go, by the rules and protections: pure, for tests and --dry-run alike. */
+export function selectForPrune(
+  backups: Backup[],
+  rules: PruneRules,
+  options: { pinned?: ReadonlySet<string>; now?: number } = {},
+): Pick<PruneResult, 'removed' | 'kept' | 'protected'> {
+  const now = options.now ?? Date.now();
+  const result: Pick<PruneResult, 'removed' | 'kept' | 'protected'> = { removed: [], kept: [], protected: [] };
+  for (const group of groupBySource(backups)) {
+    const remove: Backup[] = [];
+    const keep: Backup[] = [];
+    group.forEach((backup, index) => {
+      const recent = rules.keepLast !== undefined && index < rules.keepLast;
+      const young = rules.olderThanMs !== undefined && now - Date.parse(backup.createdAt) < rules.olderThanMs;
+      (recent || young ? keep : remove).push(backup);
+    });
+    const pinned = remove.filter((backup) => options.pinned?.has(backup.id));
+    for (const backup of pinned) result.protected.push({ id: backup.id, why: 'a deployment refers to it' });
+    if (!keep.some(isSound)) {
+      const lastSound = remove.find(isSound);
+      if (lastSound && !pinned.includes(lastSound)) {
+        pinned.push(lastSound);
+        result.protected.push({ id: lastSound.id, why: `the only sound backup of ${sourceOf(lastSound)}` });
+      }
+    }
+    result.kept.push(...keep, ...pinned);
+    result.removed.push(...remove.filter((backup) => !pinned.includes(backup)));
+  }
+  return result;
+}
+
+export async function pruneBackups(config: DbfastConfig, options: PruneOptions = {}): Promise<PruneResult> {
+  const rules: PruneRules = {
+    ...(options.keepLast ?? config.backups.keepLast) !== undefined ? { keepLast: options.keepLast ?? config.backups.keepLast } : {},
+    ...(options.olderThanMs ?? config.backups.maxAgeMs) !== undefined ? { olderThanMs: options.olderThanMs ?? config.backups.maxAgeMs } : {},
+  };
+  if (rules.keepLast === undefined && rules.olderThanMs === undefined) {
+    throw new DbfastError('USAGE', 'nothing to prune by: give --keep-last or --older-than', {
+      hint: 'or set keep_last and max_age in [backups] of dbfast.toml',
+    });
+  }
+  if (options.remote !== undefined) remoteNamed(config, options.remote);
+  const dryRun = Boolean(options.dryRun);
+  const backups = await listBackups(config, options.remote === undefined ? {} : { remote: options.remote });
+  const selected = selectForPrune(backups, rules, options);
+  let freedBytes = 0;
+  for (const backup of selected.removed) {
+    freedBytes += backup.sizeBytes;
+    if (!dryRun) await removeBackup(backup);
+  }
+  const leftovers = await staleLeftovers(config, backups, options.remote, options.now ?? Date.now());
+  for (const leftover of leftovers) {
+    freedBytes += leftover.bytes;
+    if (!dryRun) await rm(leftover.path, { recursive: true, force: true });
+  }
+  const droppedDatabases: string[] = [];
+  const unreachable: PruneResult['unreachable'] = [];
+  const servers = options.remote === undefined ? [undefined, ...Object.keys(config.remotes)] : [options.remote];
+  for (const remote of servers) {
+    try {
+      const dropped = await prunePreviousDatabases(config, remote, rules, dryRun, options);
+      droppedDatabases.push(...dropped.map((name) => (remote === undefined ? name : `${remote}/${name}`)));
+    } catch (error) {
+      if (!isDbfastError(error) || options.remote !== undefined) throw error;
+      unreachable.push({ server: remote ?? 'the local server', error: error.message });
+    }
+  }
+  return { ...selected, droppedDatabases, unreachable, removedLeftovers: leftovers.map((leftover) => leftover.path), freedBytes, dryRun };
+}
+
+function groupBySource(backups: Backup[]): Backup[][] {
+  const groups = new Map<string, Backup[]>();
+  for (const backup of [...backups].sort((a, b) => b.createdAt.localeCompare(a.createdAt))) {
+    const key = sourceOf(backup);
+    groups.set(key, [...(groups.get(key) ?? []), backup]);
+  }
+  return [...groups.values()];
+}
+
+function sourceOf(backup: Backup): string {
+  return backup.remote === undefined ? `local database ${backup.database}` : `remote ${backup.remote}`;
+}
+
+function isSound(backup: Backup): boolean {
+  return backup.lastCheck.ok;
+}
+
+/** A backup that never finished leaves a `.partial` archive, or (killed between rename and metadata) an archive without metadata. */
+const LEFTOVER_AGE_MS = 3_600_000;
+
+async function staleLeftovers(config: DbfastConfig, backups: Backup[], remote: string | undefined, now: number) {
+  const folders = remote === undefined
+    ? (await readdir(config.backups.directory).catch(() => [] as string[])).map((name) => join(config.backups.directory, name))
+    : [backupFolder(config, remote)];
+  const archives = new Set(backups.map((backup) => join(backup.folder, backup.archive)));
+  const leftovers: { path: string; bytes: number }[] = [];
+  for (const folder of folders) {
+    for (const name of await readdir(folder).catch(() => [] as string[])) {
+      const path = join(folder, name);
+      const isArchive = /\.(dump|dir)(\.partial)?$/.test(name);
+      if (!isArchive || archives.has(path)) continue;
+      const stats = await stat(path).catch(() => null);
+      // An hour without a write: no running backup is still producing it.
+      if (stats && now - stats.mtimeMs > LEFTOVER_AGE_MS) leftovers.push({ path, bytes: await sizeOf(path) });
+    }
+  }
+  return leftovers;
+}
+
+async function sizeOf(path: string): Promise<number> {
+  const stats = await stat(path);
+  if (!stats.isDirectory()) return stats.size;
+  let total = 0;
+  for (const name of await readdir(path)) total += await sizeOf(join(path, name));
+  return total;
+}
+
+/** The `<db>__dbfast_prev_<time>` databases restores left on a remote (or the local server), by the same rules per database. */
+async function prunePreviousDatabases(config: DbfastConfig, remote: string | undefined, rules: PruneRules, dryRun: boolean, options: PruneOptions): Promise<string[]> {
+  const env = options.env ?? process.env;
+  const target = remote === undefined ? await resolveTarget(config, env) : await configuredTarget(remoteNamed(config, remote), config, env);
+  const now = options.now ?? Date.now();
+  return withClient(target, async (admin) => {
+    const { rows } = await admin.query<{ datname: string }>(
+      "SELECT datname FROM pg_database WHERE datname ~ '__dbfast_prev_[0-9]{14}$' ORDER BY datname DESC",
+    );
+    const seen = new Map<string, number>();
+    const dropped: string[] = [];
+    for (const { datname } of rows) {
+      const [base = '', stamp = ''] = datname.split(/__dbfast_prev_(?=\d{14}$)/);
+      const index = seen.get(base) ?? 0;
+      seen.set(base, index + 1);
+      const takenAt = Date.parse(`${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 8)}T${stamp.slice(8, 10)}:${stamp.slice(10, 12)}:${stamp.slice(12, 14)}Z`);
+      const recent = rules.keepLast !== undefined && index < rules.keepLast;
+      const young = rules.olderThanMs !== undefined && now - takenAt < rules.olderThanMs;
+      if (recent || young) continue;
+      if (!dryRun) await dropDatabase(admin, datname);
+      dropped.push(datname);
+    }
+    return dropped;
+  });
+}

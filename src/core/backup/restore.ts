@@ -1,0 +1,277 @@
+/**
+ * Restoring a backup, atomically. Where the user may create databases, the archive goes into a new
+ * database beside the target, is checked against the metadata, and is swapped in by two renames in
+ * one transaction; the replaced database stays as `<name>__dbfast_prev_<time>` (connections off)
+ * until pruned, so a restore can be undone. Where it may not (typical managed servers), pg_restore
+ * runs in a single transaction: all of it happens or none. A database with tables is backed up
+ * first either way.
+ */
+import type pg from 'pg';
+import type { DbfastConfig } from '../config/index.js';
+import { DbfastError, isDbfastError } from '../errors.js';
+import { nameWithSuffix, validateDatabaseName } from '../names.js';
+import { connect, withClient } from '../pg/client.js';
+import { dropDatabase, retryWhileBusy } from '../pg/databases.js';
+import type { ServerTarget } from '../pg/target.js';
+import { withTransaction } from '../pg/transaction.js';
+import { quoteIdentifier as ident } from '../sql/quote.js';
+import { runTool } from '../tools.js';
+import { contentProblems } from './content.js';
+import { createBackup, type DatabaseLocation, locateSource, programFor } from './create.js';
+import { loadIntoNewDatabase, scratchName } from './load.js';
+import { archivePath, type Backup } from './store.js';
+import { requireSound } from './verify.js';
+
+export interface RestoreOptions {
+  /** Restore onto this remote (default: where the backup came from). */
+  remote?: string;
+  /** Restore under this database name on that server (default: the remote's database, or the backup's). */
+  toDatabase?: string;
+  /** Replace an existing database without asking. */
+  yes?: boolean;
+  /** Asked before an existing database is replaced, when `yes` is not given; without it, `yes` is required. */
+  confirm?: (question: string) => Promise<boolean>;
+  /** Parallel pg_restore jobs (not in a single transaction). */
+  jobs?: number;
+  env?: NodeJS.ProcessEnv;
+  /** Hears each step: verifying, backing up, restoring, checking, swapping. */
+  onStep?: (step: string) => void;
+}
+
+export interface RestoreResult {
+  id: string;
+  remote?: string;
+  database: string;
+  /** `created`: the database did not exist; `swap`: replaced by rename; `single-transaction`: restored in place. */
+  method: 'created' | 'swap' | 'single-transaction';
+  /** The replaced database, kept until pruned (swap only). */
+  previous?: string;
+  /** The backup taken of the replaced database. */
+  preRestoreBackup?: string;
+  durationMs: number;
+}
+
+interface Destination {
+  superuser: boolean;
+  createdb: boolean;
+  exists: boolean;
+  owner: boolean;
+  ownerName: string | null;
+  encoding: string | null;
+  collate: string | null;
+  ctype: string | null;
+}
+
+const DESTINATION_SQL = `
+SELECT r.rolsuper AS superuser, r.rolcreatedb AS createdb, d.datname IS NOT NULL AS exists,
+       coalesce(pg_has_role(d.datdba, 'MEMBER'), false) AS owner, pg_get_userbyid(d.datdba) AS "ownerName",
+       pg_encoding_to_char(d.encoding) AS encoding, d.datcollate AS collate, d.datctype AS ctype
+FROM pg_roles r LEFT JOIN pg_database d ON d.datname = $1
+WHERE r.rolname = current_user`;
+
+const HAS_TABLES_SQL = `
+SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%') AS found`;
+
+export async function restoreBackup(config: DbfastConfig, backup: Backup, options: RestoreOptions = {}): Promise<RestoreResult> {
+  const env = options.env ?? process.env;
+  const started = performance.now();
+  const step = options.onStep ?? (() => {});
+  if (options.toDatabase !== undefined) validateDatabaseName(options.toDatabase);
+  const remote = options.remote ?? backup.remote;
+  const location = await locateSource(config, remote === undefined ? { database: options.toDatabase ?? backup.database } : { remote, database: options.toDatabase }, env);
+  const { target, database } = location;
+  const where = `${database}${location.remote === undefined ? ' on the local server' : ` on remote ${location.remote}`}`;
+
+  step(`verifying backup ${backup.id}`);
+  await requireSound(config, backup, env);
+  const pgRestore = await programFor('pg_restore', Number.parseInt(backup.pgDumpVersion, 10), config, env);
+
+  return withAdmin(target, database, async (admin) => {
+    const destination = (await admin.query<Destination>(DESTINATION_SQL, [database])).rows[0]!;
+    const method = chooseMethod(destination, database, where);
+    const result: RestoreResult = { id: backup.id, ...(location.remote ? { remote: location.remote } : {}), database, method, durationMs: 0 };
+    if (destination.exists) {
+      await confirmReplacing(options, `restore backup ${backup.id} (${backup.createdAt}) over database ${where}?`, where);
+      const hasTables = await withClient(target, async (client) => (await client.query<{ found: boolean }>(HAS_TABLES_SQL)).rows[0]!.found, database);
+      if (hasTables) {
+        step(`backing up ${where} first`);
+        const taken = await createBackup(config, location.remote === undefined ? { database } : { remote: location.remote, database }, { reason: 'pre-restore', env });
+        result.preRestoreBackup = taken.id;
+      }
+    }
+    step(`restoring into ${where}`);
+    if (method === 'single-transaction') {
+      await restoreInPlace(target, database, backup, pgRestore, destination);
+      const problems = await withClient(target, (client) => contentProblems(client, backup), database);
+      if (problems.length) {
+        throw new DbfastError('RESTORE_FAILED', `${where} was restored but differs from the backup: ${problems.join('; ')}`, {
+          hint: `objects the backup does not have were kept; the database as it was is in backup ${result.preRestoreBackup ?? '(none: it had no tables)'}`,
+        });
+      }
+    } else {
+      result.previous = await restoreBeside(admin, location, backup, pgRestore, destination, options.jobs, step);
+      if (result.previous === undefined) delete result.previous;
+    }
+    result.durationMs = Math.round(performance.now() - started);
+    return result;
+  });
+}
+
+/**
+ * A connection for CREATE, RENAME and DROP DATABASE: to the server's maintenance database, unless
+ * that is the database being replaced (a remote's configured database), then to postgres or template1.
+ */
+async function withAdmin<T>(target: ServerTarget, database: string, work: (admin: pg.Client) => Promise<T>): Promise<T> {
+  const candidates = [target.maintenanceDatabase, 'postgres', 'template1'].filter((name) => name !== database);
+  let admin: pg.Client | undefined;
+  for (const name of candidates) {
+    admin = await connect(target, name).catch((error) => {
+      if (name === candidates.at(-1) || !isDbfastError(error, 'DATABASE_NOT_FOUND')) throw error;
+      return undefined;
+    });
+    if (admin) break;
+  }
+  try {
+    return await work(admin!);
+  } finally {
+    await admin!.end().catch(() => {});
+  }
+}
+
+function chooseMethod(destination: Destination, database: string, where: string): RestoreResult['method'] {
+  const mayCreate = destination.superuser || destination.createdb;
+  if (!destination.exists) {
+    if (mayCreate) return 'created';
+    throw new DbfastError('RESTORE_FAILED', `database ${database} does not exist and this user may not create databases`, {
+      hint: 'create it first (owned by this user), or restore with a user that has CREATEDB',
+    });
+  }
+  // Renaming a database takes its owner with CREATEDB.
+  if (destination.superuser || (destination.createdb && destination.owner)) return 'swap';
+  if (destination.owner) return 'single-transaction';
+  throw new DbfastError('RESTORE_FAILED', `this user may not replace ${where}: it neither owns it nor is a superuser`, {
+    hint: `restore as the owner (${destination.ownerName}) or a superuser`,
+  });
+}
+
+async function confirmReplacing(options: RestoreOptions, question: string, where: string): Promise<void> {
+  if (options.yes) return;
+  if (!options.confirm) {
+    throw new DbfastError('USAGE', `restoring replaces database ${where}: pass --yes to confirm`, {
+      hint: 'run it on a terminal to be asked instead',
+    });
+  }
+  if (!(await options.confirm(question))) throw new DbfastError('USAGE', 'not confirmed: nothing was changed');
+}
+
+async function restoreInPlace(target: ServerTarget, database: string, backup: Backup, pgRestore: Awaited<ReturnType<typeof programFor>>, destination: Destination) {
+  const connection = await target.toolConnection(database);
+  const args = [
+    `--dbname=${database}`,
+    '--single-transaction',
+    '--clean',
+    '--if-exists',
+    '--exit-on-error',
+    ...(destination.superuser ? [] : ['--no-owner']),
+    archivePath(backup),
+  ];
+  await runTool(pgRestore, args, { connection, errorCode: 'RESTORE_FAILED' }).catch((error: DbfastError) => {
+    throw new DbfastError('RESTORE_FAILED', `${error.message}; the restore was rolled back, ${database} is as it was`, { cause: error });
+  });
+}
+
+/** Restores into a new database, checks it, and puts it in the target's place. Returns the kept previous database. */
+async function restoreBeside(
+  admin: pg.Client,
+  location: DatabaseLocation,
+  backup: Backup,
+  pgRestore: Awaited<ReturnType<typeof programFor>>,
+  destination: Destination,
+  jobs: number | undefined,
+  step: (message: string) => void,
+): Promise<string | undefined> {
+  const { target, database } = location;
+  const scratch = scratchName(database, 'restore');
+  const like = destination.exists
+    ? { encoding: destination.encoding!, collate: destination.collate!, ctype: destination.ctype! }
+    : backup.properties;
+  await loadIntoNewDatabase(admin, target, scratch, backup, pgRestore, {
+    ...(destination.exists && destination.ownerName ? { owner: destination.ownerName } : {}),
+    noOwner: !destination.superuser,
+    like,
+    ...(jobs ? { jobs } : {}),
+  });
+  try {
+    step('checking the restored database');
+    const problems = await withClient(target, (client) => contentProblems(client, backup), scratch);
+    if (problems.length) {
+      throw new DbfastError('RESTORE_FAILED', `the restored database differs from the backup: ${problems.join('; ')}`, {
+        hint: `nothing was changed: ${database} is as it was`,
+      });
+    }
+    if (!destination.exists) {
+      await admin.query(`ALTER DATABASE ${ident(scratch)} RENAME TO ${ident(database)}`);
+      return undefined;
+    }
+    await copyDatabaseSettings(admin, database, scratch);
+    step(`swapping it in for ${database}`);
+    return await swapIn(admin, database, scratch);
+  } catch (error) {
+    await dropDatabase(admin, scratch).catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * What belongs to the database rather than to its content, which pg_dump keeps only with
+ * --create: connection limit, per-database settings, GRANTs and comment.
+ */
+async function copyDatabaseSettings(admin: pg.Client, from: string, to: string): Promise<void> {
+  const { rows } = await admin.query<{ sql: string }>(
+    `
+    SELECT format('ALTER DATABASE %I CONNECTION LIMIT %s', $2::text, d.datconnlimit) AS sql FROM pg_database d WHERE d.datname = $1
+    UNION ALL
+    SELECT format('ALTER DATABASE %I SET %I TO %s', $2::text, split_part(setting, '=', 1),
+                  CASE WHEN split_part(setting, '=', 1) IN ('search_path', 'temp_tablespaces', 'local_preload_libraries', 'session_preload_libraries')
+                       THEN substr(setting, strpos(setting, '=') + 1) ELSE quote_literal(substr(setting, strpos(setting, '=') + 1)) END)
+      FROM pg_database d
+      JOIN pg_db_role_setting s ON s.setdatabase = d.oid AND s.setrole = 0, unnest(s.setconfig) setting WHERE d.datname = $1
+    UNION ALL
+    SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', $2::text) FROM pg_database d WHERE d.datname = $1 AND d.datacl IS NOT NULL
+    UNION ALL
+    SELECT format('GRANT %s ON DATABASE %I TO %s%s', a.privilege_type, $2::text,
+                  CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+                  CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+      FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = $1
+    UNION ALL
+    SELECT format('COMMENT ON DATABASE %I IS %L', $2::text, c.description) FROM pg_database d
+      JOIN pg_shdescription c ON c.objoid = d.oid AND c.classoid = 'pg_database'::regclass WHERE d.datname = $1`,
+    [from, to],
+  );
+  for (const { sql } of rows) await admin.query(sql);
+}
+
+/**
+ * Sessions on the target are ended and new ones refused, then both renames happen in one
+ * transaction: clients see the old database or the restored one. The old one keeps refusing
+ * connections, so nothing writes to it by mistake.
+ */
+async function swapIn(admin: pg.Client, database: string, restored: string): Promise<string> {
+  const stamp = new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14);
+  const previous = nameWithSuffix(database, `__dbfast_prev_${stamp}`);
+  await admin.query(`ALTER DATABASE ${ident(database)} WITH ALLOW_CONNECTIONS false`);
+  try {
+    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database]);
+    await retryWhileBusy(() =>
+      withTransaction(admin, async () => {
+        await admin.query(`ALTER DATABASE ${ident(database)} RENAME TO ${ident(previous)}`);
+        await admin.query(`ALTER DATABASE ${ident(restored)} RENAME TO ${ident(database)}`);
+      }),
+    );
+  } catch (error) {
+    await admin.query(`ALTER DATABASE ${ident(database)} WITH ALLOW_CONNECTIONS true`).catch(() => {});
+    throw error;
+  }
+  return previous;
+}

@@ -1,0 +1,98 @@
+/**
+ * Checking a backup: its bytes against the SHA-256 taken when it was written, the whole archive
+ * read back with its rows counted, and on request a trial restore into a scratch database of the
+ * local server (never the remote), compared with the metadata and checked by [validation].
+ */
+import type { DbfastConfig } from '../config/index.js';
+import { DbfastError, isDbfastError } from '../errors.js';
+import { withClient } from '../pg/client.js';
+import { dropDatabase } from '../pg/databases.js';
+import { resolveTarget } from '../pg/target.js';
+import { validateDatabase } from '../validate.js';
+import { checksum, readArchive } from './archive.js';
+import { contentProblems } from './content.js';
+import { programFor } from './create.js';
+import { loadIntoNewDatabase, scratchName } from './load.js';
+import { archivePath, type Backup, type BackupCheck, writeMetadata } from './store.js';
+
+export interface VerifyOptions {
+  /** Also restore it into a scratch database and compare. */
+  restore?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Checks a backup and records the result in its metadata. A problem is reported in the result, not thrown. */
+export async function verifyBackup(config: DbfastConfig, backup: Backup, options: VerifyOptions = {}): Promise<BackupCheck> {
+  const env = options.env ?? process.env;
+  const level = options.restore ? 'restore' : 'read';
+  let problem = await archiveProblem(config, backup, env);
+  if (!problem && options.restore) problem = await trialRestoreProblem(config, backup, env);
+  const check: BackupCheck = { at: new Date().toISOString(), level, ok: problem === undefined, ...(problem ? { problem } : {}) };
+  const restoreTestedAt = check.ok && level === 'restore' ? check.at : backup.restoreTestedAt;
+  await writeMetadata(backup.folder, { ...withoutFolder(backup), lastCheck: check, ...(restoreTestedAt ? { restoreTestedAt } : {}) });
+  return check;
+}
+
+/** Verifies the archive (checksum and a full read) and throws BACKUP_CORRUPT when it is not sound. */
+export async function requireSound(config: DbfastConfig, backup: Backup, env: NodeJS.ProcessEnv): Promise<void> {
+  const check = await verifyBackup(config, backup, { env });
+  if (!check.ok) {
+    throw new DbfastError('BACKUP_CORRUPT', `backup ${backup.id} is not sound: ${check.problem}`, {
+      hint: 'nothing was changed; restore another backup (dbfast backup list)',
+    });
+  }
+}
+
+function withoutFolder(backup: Backup) {
+  const { folder: _folder, ...metadata } = backup;
+  return metadata;
+}
+
+async function archiveProblem(config: DbfastConfig, backup: Backup, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const path = archivePath(backup);
+  const sums = await checksum(path, backup.format).catch((error: NodeJS.ErrnoException) => error);
+  if (sums instanceof Error) return sums.code === 'ENOENT' ? `the archive ${path} is missing` : `the archive cannot be read: ${sums.message}`;
+  if (sums.sizeBytes !== backup.sizeBytes) return `the archive is ${sums.sizeBytes} bytes where ${backup.sizeBytes} were written (truncated or changed)`;
+  if (sums.sha256 !== backup.sha256) return 'the archive does not match the SHA-256 taken when it was written (corrupted or changed)';
+  const pgRestore = await programFor('pg_restore', Number.parseInt(backup.pgDumpVersion, 10), config, env);
+  try {
+    const contents = await readArchive(pgRestore, path);
+    const differing = contents.rows.length !== backup.rows.length || contents.rows.some((entry, index) => entry.rows !== backup.rows[index]?.rows);
+    return differing ? 'the rows read from the archive differ from those counted when it was written' : undefined;
+  } catch (error) {
+    if (isDbfastError(error, 'BACKUP_CORRUPT')) return error.message;
+    throw error;
+  }
+}
+
+async function trialRestoreProblem(config: DbfastConfig, backup: Backup, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const target = await resolveTarget(config, env);
+  const pgRestore = await programFor('pg_restore', Number.parseInt(backup.pgDumpVersion, 10), config, env);
+  const scratch = scratchName(backup.database, 'verify');
+  return withClient(target, async (admin) => {
+    try {
+      // Roles of the source server need not exist here: ownership and GRANTs are not what is checked.
+      await loadIntoNewDatabase(admin, target, scratch, backup, pgRestore, { noOwner: true, noPrivileges: true, like: { encoding: backup.properties.encoding, collate: 'C', ctype: 'C' } });
+    } catch (error) {
+      if (isDbfastError(error, 'RESTORE_FAILED')) return `the trial restore failed: ${error.message}`;
+      throw error;
+    }
+    try {
+      const problems = await withClient(
+        target,
+        async (client) => {
+          const found = await contentProblems(client, backup);
+          await validateDatabase(client, config.validation).catch((error) => {
+            if (!isDbfastError(error, 'VALIDATION_FAILED')) throw error;
+            found.push(error.message.replace(/^template validation failed/, '[validation] failed'));
+          });
+          return found;
+        },
+        scratch,
+      );
+      return problems.length ? `the trial restore differs from the backup: ${problems.join('; ')}` : undefined;
+    } finally {
+      await dropDatabase(admin, scratch);
+    }
+  });
+}
