@@ -11,7 +11,7 @@ import type { DbfastConfig } from '../config/index.js';
 import { DbfastError, isDbfastError } from '../errors.js';
 import { nameWithSuffix, validateDatabaseName } from '../names.js';
 import { connect, withClient } from '../pg/client.js';
-import { dropDatabase, retryWhileBusy } from '../pg/databases.js';
+import { databaseExists, dropDatabase, retryWhileBusy } from '../pg/databases.js';
 import type { ServerTarget } from '../pg/target.js';
 import { withTransaction } from '../pg/transaction.js';
 import { quoteIdentifier as ident } from '../sql/quote.js';
@@ -258,8 +258,12 @@ async function copyDatabaseSettings(admin: pg.Client, from: string, to: string):
  * connections, so nothing writes to it by mistake.
  */
 async function swapIn(admin: pg.Client, database: string, restored: string): Promise<string> {
-  const stamp = new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14);
-  const previous = nameWithSuffix(database, `__dbfast_prev_${stamp}`);
+  // Dated to the second; a second restore within the same second takes the next free one.
+  let previous: string;
+  for (let at = Date.now(); ; at += 1000) {
+    previous = nameWithSuffix(database, `__dbfast_prev_${new Date(at).toISOString().replace(/[-:T]/g, '').slice(0, 14)}`);
+    if (!(await databaseExists(admin, previous))) break;
+  }
   await admin.query(`ALTER DATABASE ${ident(database)} WITH ALLOW_CONNECTIONS false`);
   try {
     await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database]);
