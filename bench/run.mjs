@@ -11,6 +11,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { ensureServer, stopServer } from '../dist/core/server.js';
+import { benchBackup } from './backup.mjs';
 import { benchClone } from './clone.mjs';
 import { benchEnvironments } from './environments.mjs';
 import { benchExecute } from './execute.mjs';
@@ -23,6 +24,7 @@ const BENCHMARKS = [
   { name: 'environments', title: 'Environment file selection (absolute goals)', run: () => benchEnvironments() },
   { name: 'memory', title: 'Peak memory loading large files: dbfast vs psql -f', run: ({ server }) => benchMemory(server) },
   { name: 'clone', title: 'Templates and clones: dbfast vs createdb -T, CREATE DATABASE, psql -f', run: ({ server }) => benchClone(server) },
+  { name: 'backup', title: 'Backups: dbfast backup create/restore vs pg_dump -Fc, createdb + pg_restore', run: ({ server }) => benchBackup(server) },
 ];
 
 const args = process.argv.slice(2);

@@ -270,7 +270,12 @@ describe.skipIf(!hasPgTools)('backups with pg_dump and pg_restore', () => {
     const name = await smallDatabase('confirm');
     const backup = await createBackup(config, { database: name });
     const asked: string[] = [];
-    const refused = await failure(restoreBackup(config, backup, { confirm: async (question) => (asked.push(question), false) }));
+    const refused = await failure(restoreBackup(config, backup, {
+      confirm: async (question) => {
+        asked.push(question);
+        return false;
+      },
+    }));
     expect(refused).toMatchObject({ code: 'USAGE', message: 'not confirmed: nothing was changed' });
     expect(asked).toEqual([`restore backup ${backup.id} (${backup.createdAt}) over database ${name} on the local server?`]);
     const unasked = await failure(restoreBackup(config, backup));
