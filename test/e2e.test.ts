@@ -1,6 +1,6 @@
 /**
  * The whole workflow, as a user runs it on a fresh machine: the real binary, its own embedded
- * server, nothing configured but the SQL files. Grows with each capability (remotes now, deploy next).
+ * server, nothing configured but the SQL files. Grows with each capability (remotes and backups now, deploy next).
  */
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -84,6 +84,28 @@ describe('end to end', () => {
       const checked = await runCli(['remote', 'test', 'staging', '--json'], { cwd: root, env: remoteEnv });
       expect(checked.code, checked.stdout).toBe(0);
       expect(JSON.parse(checked.stdout)).toMatchObject({ name: 'staging', ok: true });
+
+      // The clone backed up, restored onto the remote as a new database, changed there, and put back from a backup of it.
+      const local = await runCli(['backup', 'create', '--database', left[0].name, '--label', 'e2e'], { cwd: root, env: remoteEnv });
+      expect(local.code, local.stderr).toBe(0);
+      const restored = await runCli(['backup', 'restore', local.stdout.trim(), '--remote', 'staging', '--to-database', 'notes', '--json'], { cwd: root, env: remoteEnv });
+      expect(restored.code, restored.stderr).toBe(0);
+      expect(JSON.parse(restored.stdout)).toMatchObject({ remote: 'staging', database: 'notes', method: 'created' });
+      const remoteNotes = `postgresql://postgres:e2e-remote-pass@127.0.0.1:${remote.port}/notes`;
+      const notes = 'SELECT id, body FROM notes ORDER BY id';
+      const kept = new URL(fourth.url);
+      kept.pathname = `/${left[0].name}`;
+      const expected = await queryUrl(kept.href, notes);
+      expect(await queryUrl(remoteNotes, notes)).toEqual(expected);
+      const onRemote = await runCli(['backup', 'create', '--remote', 'staging', '--database', 'notes'], { cwd: root, env: remoteEnv });
+      expect(onRemote.code, onRemote.stderr).toBe(0);
+      await queryUrl(remoteNotes, 'DELETE FROM notes');
+      const back = await runCli(['backup', 'restore', onRemote.stdout.trim(), '--yes'], { cwd: root, env: remoteEnv });
+      expect(back.code, back.stderr).toBe(0);
+      expect(await queryUrl(remoteNotes, notes)).toEqual(expected);
+      const listed = JSON.parse((await runCli(['backup', 'list', '--json'], { cwd: root, env: remoteEnv })).stdout);
+      expect(listed.map((backup: { reason: string }) => backup.reason)).toEqual(['pre-restore', 'manual', 'manual']);
+
       expect((await runCli(['remote', 'remove', 'staging'], { cwd: root, env: remoteEnv })).code).toBe(0);
       expect(await readFile(join(root, 'dbfast.toml'), 'utf8')).toBe(before);
     } finally {

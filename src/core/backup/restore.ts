@@ -79,7 +79,9 @@ export async function restoreBackup(config: DbfastConfig, backup: Backup, option
   const step = options.onStep ?? (() => {});
   if (options.toDatabase !== undefined) validateDatabaseName(options.toDatabase);
   const remote = options.remote ?? backup.remote;
-  const location = await locateSource(config, remote === undefined ? { database: options.toDatabase ?? backup.database } : { remote, database: options.toDatabase }, env);
+  // Back where it came from by default; onto another remote, into that remote's configured database.
+  const named = options.toDatabase ?? (remote === backup.remote ? backup.database : undefined);
+  const location = await locateSource(config, remote === undefined ? { database: named ?? backup.database } : { remote, database: named }, env);
   const { target, database } = location;
   const where = `${database}${location.remote === undefined ? ' on the local server' : ` on remote ${location.remote}`}`;
 
