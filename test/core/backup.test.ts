@@ -465,6 +465,18 @@ describe.skipIf(!hasPgTools)('backups with pg_dump and pg_restore', () => {
     });
   });
 
+  it('reports pg_dump\'s progress per table from pg_stat_progress_copy: rows done of the estimate, bytes', async () => {
+    const name = dbName('progress');
+    await sql('postgres', `CREATE DATABASE ${name}`);
+    await sql(name, 'CREATE TABLE big AS SELECT g AS id FROM generate_series(1, 2000000) g; ANALYZE big');
+    const reports: { table: string; rows: number; estimatedRows: number; bytes: number }[] = [];
+    const backup = await createBackup(config, { database: name }, { onProgress: (tables) => reports.push(...tables) });
+    expect(backup.rows).toEqual([{ schema: 'public', table: 'big', rows: 2_000_000 }]);
+    expect(reports.length).toBeGreaterThan(0);
+    expect(reports.every((report) => report.table === 'big' && report.estimatedRows === 2_000_000)).toBe(true);
+    expect(reports.some((report) => report.rows > 0 && report.rows <= 2_000_000 && report.bytes > 0)).toBe(true);
+  });
+
   it('says which pg_dump is needed for a newer server', async () => {
     const error = await failure(programFor('pg_dump', 17, config, { PATH: process.env.PATH }));
     expect(error).toMatchObject({
