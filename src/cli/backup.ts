@@ -111,10 +111,12 @@ export async function backupRestore(
   });
 }
 
-async function ask(question: string): Promise<boolean> {
+/** y/N, or with `typed` the exact text to type back (the database of a remote that requires confirmation). */
+async function ask(question: string, typed?: string): Promise<boolean> {
   const { createInterface } = await import('node:readline/promises');
   const prompt = createInterface({ input: process.stdin, output: process.stderr });
   try {
+    if (typed !== undefined) return (await prompt.question(`${question} type ${bold(typed)} to confirm: `)).trim() === typed;
     return /^y(es)?$/i.test((await prompt.question(`${question} [y/N] `)).trim());
   } finally {
     prompt.close();

@@ -449,6 +449,22 @@ describe.skipIf(!hasPgTools)('backups with pg_dump and pg_restore', () => {
       expect(await digests(name)).toEqual(before);
     });
 
+    it('a remote that requires confirmation asks for its database\'s name typed back', async () => {
+      const strict = await projectConfig(`[remotes.managed]\nurl = "${managed.remotes.managed!.url}"\nrequire_confirmation = true\n`);
+      const backup = await createBackup(strict, { remote: 'managed' });
+      const asked: [string, string | undefined][] = [];
+      const refused = await failure(
+        restoreBackup(strict, backup, {
+          confirm: async (question, typed) => {
+            asked.push([question, typed]);
+            return false;
+          },
+        }),
+      );
+      expect(refused.message).toBe('not confirmed: nothing was changed');
+      expect(asked).toEqual([[`restore backup ${backup.id} (${backup.createdAt}) over database ${name} on remote managed?`, name]]);
+    });
+
     it('an archive that fails half-way is rolled back: the database is exactly as it was', async () => {
       const role = `bk_gone2_${run}`;
       await sql('postgres', `CREATE ROLE ${role}`);
@@ -500,6 +516,10 @@ describe.skipIf(!hasPgTools)('backups with pg_dump and pg_restore', () => {
     await writeFile(fresh, 'being written');
     const hourAndMore = new Date(Date.now() - 2 * 3_600_000);
     await utimes(stale, hourAndMore, hourAndMore);
+    // Another project's kept database on the same server is not this prune's to drop.
+    const foreign = dbName('foreign');
+    await sql('postgres', `CREATE DATABASE ${foreign}__dbfast_prev_20200101000000`);
+    await sql('postgres', `CREATE DATABASE ${foreign}__dbfast_prev_20200102000000`);
     const all = await listBackups(pruned, { local: true });
     expect(all).toHaveLength(4); // two taken, two pre-restore
 
@@ -517,6 +537,7 @@ describe.skipIf(!hasPgTools)('backups with pg_dump and pg_restore', () => {
     expect(await stat(fresh).then(() => true)).toBe(true);
     await expect(stat(stale)).rejects.toThrow();
     expect(await databasesLike(`${name}__dbfast_prev_%`)).toHaveLength(1);
+    expect(await databasesLike(`${foreign}__dbfast_prev_%`)).toHaveLength(2);
     expect(second.id).not.toBe(first.id);
   });
 });

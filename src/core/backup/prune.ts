@@ -103,7 +103,10 @@ export async function pruneBackups(config: DbfastConfig, options: PruneOptions =
   const servers = options.remote === undefined ? [undefined, ...Object.keys(config.remotes)] : [options.remote];
   for (const remote of servers) {
     try {
-      const dropped = await prunePreviousDatabases(config, remote, rules, dryRun, options);
+      // Only databases this project backed up: a shared server holds other projects' too.
+      const ours = new Set((await listBackups(config, remote === undefined ? { local: true } : { remote })).map((backup) => backup.database));
+      if (ours.size === 0) continue;
+      const dropped = await prunePreviousDatabases(config, remote, ours, rules, dryRun, options);
       droppedDatabases.push(...dropped.map((name) => (remote === undefined ? name : `${remote}/${name}`)));
     } catch (error) {
       if (!isDbfastError(error) || options.remote !== undefined) throw error;
@@ -160,8 +163,15 @@ async function sizeOf(path: string): Promise<number> {
   return total;
 }
 
-/** The `<db>__dbfast_prev_<time>` databases restores left on a remote (or the local server), by the same rules per database. */
-async function prunePreviousDatabases(config: DbfastConfig, remote: string | undefined, rules: PruneRules, dryRun: boolean, options: PruneOptions): Promise<string[]> {
+/** The `<db>__dbfast_prev_<time>` databases restores left on a remote (or the local server) for the databases in `ours`, by the same rules per database. */
+async function prunePreviousDatabases(
+  config: DbfastConfig,
+  remote: string | undefined,
+  ours: ReadonlySet<string>,
+  rules: PruneRules,
+  dryRun: boolean,
+  options: PruneOptions,
+): Promise<string[]> {
   const env = options.env ?? process.env;
   const target = remote === undefined ? await resolveTarget(config, env) : await configuredTarget(remoteNamed(config, remote), config, env);
   const now = options.now ?? Date.now();
@@ -173,6 +183,7 @@ async function prunePreviousDatabases(config: DbfastConfig, remote: string | und
     const dropped: string[] = [];
     for (const { datname } of rows) {
       const [base = '', stamp = ''] = datname.split(/__dbfast_prev_(?=\d{14}$)/);
+      if (!ours.has(base)) continue;
       const index = seen.get(base) ?? 0;
       seen.set(base, index + 1);
       const takenAt = Date.parse(`${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 8)}T${stamp.slice(8, 10)}:${stamp.slice(10, 12)}:${stamp.slice(12, 14)}Z`);

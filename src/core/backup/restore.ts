@@ -14,6 +14,7 @@ import { connect, withClient } from '../pg/client.js';
 import { databaseExists, dropDatabase, retryWhileBusy } from '../pg/databases.js';
 import type { ServerTarget } from '../pg/target.js';
 import { withTransaction } from '../pg/transaction.js';
+import { remoteNamed } from '../remote.js';
 import { quoteIdentifier as ident } from '../sql/quote.js';
 import { runTool } from '../tools.js';
 import { contentProblems } from './content.js';
@@ -29,8 +30,11 @@ export interface RestoreOptions {
   toDatabase?: string;
   /** Replace an existing database without asking. */
   yes?: boolean;
-  /** Asked before an existing database is replaced, when `yes` is not given; without it, `yes` is required. */
-  confirm?: (question: string) => Promise<boolean>;
+  /**
+   * Asked before an existing database is replaced, when `yes` is not given; without it, `yes` is
+   * required. With `typed`, the answer must be that text (a remote with require_confirmation).
+   */
+  confirm?: (question: string, typed?: string) => Promise<boolean>;
   /** Parallel pg_restore jobs (not in a single transaction). */
   jobs?: number;
   env?: NodeJS.ProcessEnv;
@@ -94,7 +98,8 @@ export async function restoreBackup(config: DbfastConfig, backup: Backup, option
     const method = chooseMethod(destination, database, where);
     const result: RestoreResult = { id: backup.id, ...(location.remote ? { remote: location.remote } : {}), database, method, durationMs: 0 };
     if (destination.exists) {
-      await confirmReplacing(options, `restore backup ${backup.id} (${backup.createdAt}) over database ${where}?`, where);
+      const typed = location.remote !== undefined && remoteNamed(config, location.remote).requireConfirmation ? database : undefined;
+      await confirmReplacing(options, `restore backup ${backup.id} (${backup.createdAt}) over database ${where}?`, where, typed);
       const hasTables = await withClient(target, async (client) => (await client.query<{ found: boolean }>(HAS_TABLES_SQL)).rows[0]!.found, database);
       if (hasTables) {
         step(`backing up ${where} first`);
@@ -157,14 +162,14 @@ function chooseMethod(destination: Destination, database: string, where: string)
   });
 }
 
-async function confirmReplacing(options: RestoreOptions, question: string, where: string): Promise<void> {
+async function confirmReplacing(options: RestoreOptions, question: string, where: string, typed: string | undefined): Promise<void> {
   if (options.yes) return;
   if (!options.confirm) {
     throw new DbfastError('USAGE', `restoring replaces database ${where}: pass --yes to confirm`, {
       hint: 'run it on a terminal to be asked instead',
     });
   }
-  if (!(await options.confirm(question))) throw new DbfastError('USAGE', 'not confirmed: nothing was changed');
+  if (!(await options.confirm(question, typed))) throw new DbfastError('USAGE', 'not confirmed: nothing was changed');
 }
 
 async function restoreInPlace(target: ServerTarget, database: string, backup: Backup, pgRestore: Awaited<ReturnType<typeof programFor>>, destination: Destination) {
