@@ -231,6 +231,14 @@ backup
   .action(action(async () => (await import('./backup.js')).backupPrune));
 
 program
+  .command('diff')
+  .description("compare a remote's schema with its environment's template: tables, columns, constraints, indexes, views, functions, ...")
+  .argument('<remote>', 'the remote, as named in dbfast.toml')
+  .option('--json', 'print JSON')
+  .addHelpText('after', "\nThe environment is the remote's unless -e names another; its template is rebuilt first when its files changed.\nExit code 0 when they match, 1 when they differ.")
+  .action(action(async () => (await import('./diff.js')).diff));
+
+program
   .command('validate-env')
   .description("check an environment's rules: unknown folders, empty selections, dev data in production")
   .argument('[name]', 'the environment (or --env)')
