@@ -4,7 +4,7 @@ import { parseDuration } from '../core/duration.js';
 import { DbfastError } from '../core/errors.js';
 import { plural } from '../core/plural.js';
 import type { GlobalOptions } from './globals.js';
-import { bold, dim, formatBytes, green, info, printData, printJson, red, warn } from './output.js';
+import { bold, dim, formatBytes, green, info, printData, printJson, red, warn, yellow } from './output.js';
 import { withProject } from './project.js';
 
 export async function backupCreate(
@@ -13,9 +13,6 @@ export async function backupCreate(
 ): Promise<void> {
   if (options.remote === undefined && options.database === undefined) {
     throw new DbfastError('USAGE', 'dbfast backup create needs --remote NAME or --database NAME', { hint: 'dbfast remote list shows the remotes' });
-  }
-  if (options.jobs !== undefined && options.jobs > 1 && options.format !== 'directory') {
-    throw new DbfastError('USAGE', '--jobs needs --format directory: pg_dump writes a custom archive with one job');
   }
   const { createBackup } = await import('../core/backup/create.js');
   await withProject(globals, async (project) => {
@@ -59,7 +56,9 @@ export async function backupList(globals: GlobalOptions, options: { remote?: str
     if (options.json) return printJson(backups);
     if (backups.length === 0) return info(`no backups in ${project.config.backups.directory}`);
     for (const backup of backups) {
-      const state = backup.lastCheck.ok ? green(backup.restoreTestedAt ? 'sound, restore-tested' : 'sound') : red(`NOT SOUND: ${backup.lastCheck.problem}`);
+      const { lastCheck, trialRestore } = backup;
+      const trial = trialRestore ? (trialRestore.ok ? ', restore-tested' : yellow(`, trial restore failed: ${trialRestore.problem}`)) : '';
+      const state = lastCheck.ok ? `${green('sound')}${trial}` : red(`NOT SOUND: ${lastCheck.problem}`);
       const label = backup.label ? ` ${dim(backup.label)}` : '';
       printData(`${bold(backup.id)}\t${describeSource(backup)}\t${age(backup.createdAt)}\t${formatBytes(backup.sizeBytes)}\t${backup.reason}\t${state}${label}`);
     }

@@ -25,8 +25,9 @@ export interface SchemaDifference {
 }
 
 const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'dbfast') AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'`;
+/** Neither an extension's member nor owned by another object (a range type's constructor functions). */
 const NOT_EXTENSION_MEMBER = (catalog: string, oid: string) =>
-  `NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '${catalog}'::regclass AND e.objid = ${oid} AND e.deptype = 'e')`;
+  `NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '${catalog}'::regclass AND e.objid = ${oid} AND e.deptype IN ('e', 'i'))`;
 
 /** One query per kind, each returning (key, description). */
 const QUERIES: string[] = [

@@ -59,7 +59,12 @@ export async function syncToDisk(path: string, options: { recursive?: boolean } 
   if (options.recursive && (await isDirectory(path))) {
     for (const entry of await readdir(path)) await syncToDisk(join(path, entry), options);
   }
-  const handle = await open(path, 'r');
+  // Windows cannot open a folder, nor fsync a file opened read-only: there a folder's entries are not flushed.
+  const handle = await open(path, (await isDirectory(path)) ? 'r' : 'r+').catch((error: NodeJS.ErrnoException) => {
+    if (process.platform === 'win32' && ['EPERM', 'EISDIR', 'EACCES'].includes(error.code ?? '')) return null;
+    throw error;
+  });
+  if (!handle) return;
   try {
     await handle.sync();
   } finally {

@@ -24,7 +24,7 @@ interface BackupJson {
   counts: { tables: number; views: number; materializedViews: number; sequences: number; routines: number };
   rows: { schema: string; table: string; rows: number }[];
   lastCheck: { ok: boolean; level: string; problem?: string };
-  restoreTestedAt?: string;
+  trialRestore?: { ok: boolean; level: string; problem?: string };
 }
 
 describe.skipIf(!hasPgTools).concurrent('dbfast backup', () => {
@@ -245,7 +245,7 @@ ${extraToml}`;
 
       const jobs = await p.run(['create', '--remote', 'staging', '--jobs', '2']);
       expectCleanError(jobs, 2);
-      expect(jobs.errLines.find((line) => line.startsWith('error: '))).toBe('error: --jobs needs --format directory: pg_dump writes a custom archive with one job');
+      expect(jobs.errLines.find((line) => line.startsWith('error: '))).toBe('error: --jobs needs the directory format: pg_dump writes a custom archive with one job');
 
       const noPassword = await p.run(['create', '--remote', 'staging'], { STAGING_PW: undefined });
       expectCleanError(noPassword, 2);
@@ -364,7 +364,7 @@ ${extraToml}`;
       expect(result.stderr).toContain(`verifying ${first} (staging/${p.db}) with a trial restore`);
       const list = await p.run(['list']);
       expect(list.stdout.split('\n').filter(Boolean).map((line) => line.split('\t')[5])).toEqual(['sound, restore-tested', 'sound, restore-tested']);
-      expect((await p.list()).every((backup) => backup.lastCheck.level === 'restore' && backup.restoreTestedAt !== undefined)).toBe(true);
+      expect((await p.list()).every((backup) => backup.lastCheck.ok && backup.trialRestore?.level === 'restore' && backup.trialRestore.ok)).toBe(true);
       // The scratch databases are gone, and the remote was never touched.
       expect(await query('postgres', `SELECT datname FROM pg_database WHERE datname LIKE '${p.db}%'`)).toEqual(scratchBefore);
       expect(await remoteDatabases(p.db)).toEqual([p.db]);
@@ -380,7 +380,8 @@ ${extraToml}`;
       const result = await p.run(['verify', id, '--restore']);
       expect(result.code).toBe(1);
       expect(result.stdout).toBe(`✗ ${id}: the trial restore differs from the backup: 0 views where the backup has 1\n`);
-      expect((await p.run(['list'])).stdout).not.toContain('restore-tested');
+      // The archive itself is intact: the backup stays sound, its trial restore is reported as failed.
+      expect((await p.run(['list'])).stdout).toContain(`sound, trial restore failed: the trial restore differs from the backup: 0 views where the backup has 1`);
     });
   });
 
@@ -505,7 +506,7 @@ ${extraToml}`;
       const pruned = JSON.parse(result.stdout) as { removed: string[]; kept: string[]; protected: { id: string; why: string }[] };
       expect(pruned.removed).toEqual([]);
       expect(pruned.kept.sort()).toEqual([sound, damaged].sort());
-      expect(pruned.protected).toEqual([{ id: sound, why: 'the only sound backup of remote staging' }]);
+      expect(pruned.protected).toEqual([{ id: sound, why: `the only sound backup of staging/${p.db}` }]);
     });
 
     it('with no rule given and none configured exits 2', async () => {

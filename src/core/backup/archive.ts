@@ -55,6 +55,8 @@ export interface ArchiveContents {
  */
 export async function readArchive(pgRestore: Program, path: string): Promise<ArchiveContents> {
   const corrupt = (error: unknown): never => {
+    // Only pg_restore's own failure to read says something of the archive; not starting, or being stopped, does not.
+    if (!(error instanceof DbfastError && error.message.startsWith(`${pgRestore.name} failed:`))) throw error;
     throw new DbfastError('BACKUP_CORRUPT', `${path} cannot be read whole: ${(error as Error).message}`, {
       hint: 'the archive is truncated or corrupted: do not restore it; take a new backup',
       cause: error,
@@ -103,14 +105,19 @@ export function summarizeToc(listing: string): Omit<ArchiveContents, 'rows'> {
 const NEWLINE = 0x0a;
 const COPY_PREFIX = 'COPY ';
 const COPY_SUFFIX = ' FROM stdin;';
+const DATA_COMMENT = '-- Data for Name: ';
+const DATA_TYPE = '; Type: TABLE DATA;';
 
 /**
- * Counts the rows of each `COPY schema.table (...) FROM stdin;` block in pg_restore's SQL output.
- * pg_dump writes COPY text format, where a row is exactly one line and `\.` ends the data.
+ * Counts the rows of each `COPY schema.table (...) FROM stdin;` block in pg_restore's SQL output,
+ * after its `-- Data for Name: ...; Type: TABLE DATA; ...` comment. pg_dump writes COPY text
+ * format, where a row is exactly one line and `\.` ends the data.
  */
 export class CopyRowCounter {
   private readonly counts: TableRows[] = [];
   private current: TableRows | null = null;
+  /** pg_restore announced a table's data: the next COPY line is it (a COPY line inside a function body is not). */
+  private announced = false;
   private pending: Buffer = Buffer.alloc(0);
 
   push(chunk: Buffer): void {
@@ -134,9 +141,16 @@ export class CopyRowCounter {
       else this.current.rows++;
       return;
     }
-    if (buffer[start] !== 0x43 /* C */) return;
+    const first = buffer[start];
+    if (first === 0x2d /* - */) {
+      const text = buffer.toString('utf8', start, end);
+      if (text.startsWith(DATA_COMMENT) && text.includes(DATA_TYPE)) this.announced = true;
+      return;
+    }
+    if (first !== 0x43 /* C */ || !this.announced) return;
     const text = buffer.toString('utf8', start, end);
     if (!text.startsWith(COPY_PREFIX) || !text.endsWith(COPY_SUFFIX)) return;
+    this.announced = false;
     const name = parseQualifiedName(text, COPY_PREFIX.length);
     if (!name) return;
     this.current = { ...name, rows: 0 };

@@ -3,7 +3,7 @@
  * counted, SHA-256 taken), renamed into place, and only then given its metadata file. A pg_dump
  * that fails or is killed leaves nothing behind that looks like a backup.
  */
-import { rename, rm } from 'node:fs/promises';
+import { chmod, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type pg from 'pg';
 import type { DbfastConfig } from '../config/index.js';
@@ -14,6 +14,7 @@ import { configuredTarget, resolveTarget, type ServerTarget } from '../pg/target
 import { remoteNamed } from '../remote.js';
 import { findProgram, type Program, type ProgramName } from '../tools.js';
 import { checksum, dumpDatabase, readArchive } from './archive.js';
+import type { DatabaseLocale } from '../pg/databases.js';
 import { type Backup, type BackupFormat, type BackupMetadata, type BackupReason, backupFolder, newBackupId, writeMetadata } from './store.js';
 
 /** A remote by name (its configured database, or another of its server's), or a database of the local server (embedded or [database]). */
@@ -63,19 +64,20 @@ export async function locateSource(config: DbfastConfig, source: BackupSource, e
   return { target: await resolveTarget(config, env), database: source.database };
 }
 
-interface DatabaseFacts {
+interface DatabaseFacts extends DatabaseLocale {
   version: string;
   versionNum: number;
-  encoding: string;
-  collate: string;
-  ctype: string;
   owner: string;
 }
 
+/** Read through to_jsonb: the ICU columns exist from PostgreSQL 15 (renamed in 17). */
+export const LOCALE_COLUMNS = `pg_encoding_to_char(d.encoding) AS encoding, d.datcollate AS collate, d.datctype AS ctype,
+       to_jsonb(d)->>'datlocprovider' AS "localeProvider", coalesce(to_jsonb(d)->>'daticulocale', to_jsonb(d)->>'datlocale') AS "icuLocale"`;
+
 const FACTS_SQL = `
 SELECT current_setting('server_version') AS version, current_setting('server_version_num')::int AS "versionNum",
-       pg_encoding_to_char(encoding) AS encoding, datcollate AS collate, datctype AS ctype, pg_get_userbyid(datdba) AS owner
-FROM pg_database WHERE datname = current_database()`;
+       ${LOCALE_COLUMNS}, pg_get_userbyid(d.datdba) AS owner
+FROM pg_database d WHERE d.datname = current_database()`;
 
 export async function databaseFacts(client: pg.Client): Promise<DatabaseFacts> {
   return (await client.query<DatabaseFacts>(FACTS_SQL)).rows[0]!;
@@ -84,11 +86,17 @@ export async function databaseFacts(client: pg.Client): Promise<DatabaseFacts> {
 export async function createBackup(config: DbfastConfig, source: BackupSource, options: CreateBackupOptions = {}): Promise<Backup> {
   const env = options.env ?? process.env;
   const started = performance.now();
+  const startedAt = new Date().toISOString();
+  const format = options.format ?? config.backups.format;
+  if (options.jobs !== undefined && options.jobs > 1 && format !== 'directory') {
+    throw new DbfastError('USAGE', '--jobs needs the directory format: pg_dump writes a custom archive with one job', {
+      hint: 'add --format directory, or set [backups] format = "directory"',
+    });
+  }
   const location = await locateSource(config, source, env);
   const facts = await withClient(location.target, databaseFacts, location.database);
   const pgDump = await programFor('pg_dump', Math.floor(facts.versionNum / 10_000), config, env);
   const pgRestore = await programFor('pg_restore', pgDump.major, config, env);
-  const format = options.format ?? config.backups.format;
   const id = newBackupId();
   const folder = backupFolder(config, location.remote);
   const archive = `${id}${format === 'directory' ? '.dir' : '.dump'}`;
@@ -105,6 +113,8 @@ export async function createBackup(config: DbfastConfig, source: BackupSource, o
     } finally {
       await progress?.stop();
     }
+    // A dump holds all the data: readable by its owner only, whatever the umask.
+    await restrictToOwner(partial);
     await syncToDisk(partial, { recursive: true });
     const [sums, contents] = await Promise.all([checksum(partial, format), readArchive(pgRestore, partial)]);
     await rename(partial, join(folder, archive));
@@ -114,7 +124,6 @@ export async function createBackup(config: DbfastConfig, source: BackupSource, o
     await rm(partial, { recursive: true, force: true });
     throw error;
   }
-  const now = new Date().toISOString();
   const metadata: BackupMetadata = {
     id,
     ...(location.remote === undefined ? {} : { remote: location.remote }),
@@ -123,14 +132,21 @@ export async function createBackup(config: DbfastConfig, source: BackupSource, o
     serverVersion: facts.version,
     pgDumpVersion: pgDump.version,
     format,
-    createdAt: now,
+    // When pg_dump's snapshot was taken, near enough: the content is as of then.
+    createdAt: startedAt,
     durationMs: Math.round(performance.now() - started),
     archive,
-    properties: { encoding: facts.encoding, collate: facts.collate, ctype: facts.ctype, owner: facts.owner },
+    properties: {
+      encoding: facts.encoding,
+      collate: facts.collate,
+      ctype: facts.ctype,
+      ...(facts.localeProvider === 'i' && facts.icuLocale ? { localeProvider: 'i', icuLocale: facts.icuLocale } : {}),
+      owner: facts.owner,
+    },
     reason: options.reason ?? 'manual',
     ...(options.label === undefined ? {} : { label: options.label }),
     ...written,
-    lastCheck: { at: now, level: 'read', ok: true },
+    lastCheck: { at: new Date().toISOString(), level: 'read', ok: true },
   };
   try {
     await writeMetadata(folder, metadata);
@@ -139,6 +155,15 @@ export async function createBackup(config: DbfastConfig, source: BackupSource, o
     throw error;
   }
   return { ...metadata, folder };
+}
+
+async function restrictToOwner(path: string): Promise<void> {
+  if ((await stat(path)).isDirectory()) {
+    await chmod(path, 0o700);
+    for (const name of await readdir(path)) await chmod(join(path, name), 0o600);
+  } else {
+    await chmod(path, 0o600);
+  }
 }
 
 /**

@@ -20,6 +20,11 @@ export interface LoadOptions {
   like?: { encoding: string; collate: string; ctype: string };
 }
 
+/** pg_restore's --dbname as a connection string: a database name holding `=` would otherwise be read as one. */
+export function dbnameArgument(database: string): string {
+  return `--dbname=dbname='${database.replace(/[\\']/g, (character) => `\\${character}`)}'`;
+}
+
 /** A name for a scratch database beside `base`, unique and within 63 bytes. */
 export function scratchName(base: string, purpose: 'restore' | 'verify'): string {
   return nameWithSuffix(base, `__dbfast_${purpose}_${randomBytes(4).toString('hex')}`);
@@ -41,7 +46,7 @@ export async function loadIntoNewDatabase(
   try {
     const connection = await target.toolConnection(name);
     const args = [
-      `--dbname=${name}`,
+      dbnameArgument(name),
       '--exit-on-error',
       ...(options.noOwner ? ['--no-owner'] : []),
       ...(options.noPrivileges ? ['--no-privileges'] : []),

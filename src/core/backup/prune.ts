@@ -1,7 +1,8 @@
 /**
- * Removing old backups by count and age, per source (a remote, or a local database). A backup is
- * kept when any rule keeps it: among the newest `keepLast`, younger than `olderThanMs`, the newest
- * sound one of its source when no other kept one is sound, or pinned (by a deployment).
+ * Removing old backups by count and age, per database (of a remote, or of the local server). A
+ * backup is kept when any rule keeps it: among the newest `keepLast`, younger than `olderThanMs`,
+ * the newest sound one of its database when no other kept one is sound (the newest at all when
+ * none is sound), or pinned (by a deployment).
  */
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import { DbfastError, isDbfastError } from '../errors.js';
 import { withClient } from '../pg/client.js';
 import { dropDatabase } from '../pg/databases.js';
 import { configuredTarget, resolveTarget } from '../pg/target.js';
+import { nameWithSuffix } from '../names.js';
 import { remoteNamed } from '../remote.js';
 import { type Backup, backupFolder, listBackups, removeBackup } from './store.js';
 
@@ -51,7 +53,7 @@ export function selectForPrune(
 ): Pick<PruneResult, 'removed' | 'kept' | 'protected'> {
   const now = options.now ?? Date.now();
   const result: Pick<PruneResult, 'removed' | 'kept' | 'protected'> = { removed: [], kept: [], protected: [] };
-  for (const group of groupBySource(backups)) {
+  for (const group of groupByDatabase(backups)) {
     const remove: Backup[] = [];
     const keep: Backup[] = [];
     group.forEach((backup, index) => {
@@ -67,6 +69,11 @@ export function selectForPrune(
         pinned.push(lastSound);
         result.protected.push({ id: lastSound.id, why: `the only sound backup of ${sourceOf(lastSound)}` });
       }
+    }
+    const newest = group[0];
+    if (keep.length === 0 && pinned.length === 0 && newest) {
+      pinned.push(newest);
+      result.protected.push({ id: newest.id, why: `the newest backup of ${sourceOf(newest)}, none of which is sound` });
     }
     result.kept.push(...keep, ...pinned);
     result.removed.push(...remove.filter((backup) => !pinned.includes(backup)));
@@ -116,7 +123,7 @@ export async function pruneBackups(config: DbfastConfig, options: PruneOptions =
   return { ...selected, droppedDatabases, unreachable, removedLeftovers: leftovers.map((leftover) => leftover.path), freedBytes, dryRun };
 }
 
-function groupBySource(backups: Backup[]): Backup[][] {
+function groupByDatabase(backups: Backup[]): Backup[][] {
   const groups = new Map<string, Backup[]>();
   for (const backup of [...backups].sort((a, b) => b.createdAt.localeCompare(a.createdAt))) {
     const key = sourceOf(backup);
@@ -126,7 +133,7 @@ function groupBySource(backups: Backup[]): Backup[][] {
 }
 
 function sourceOf(backup: Backup): string {
-  return backup.remote === undefined ? `local database ${backup.database}` : `remote ${backup.remote}`;
+  return backup.remote === undefined ? `local database ${backup.database}` : `${backup.remote}/${backup.database}`;
 }
 
 function isSound(backup: Backup): boolean {
@@ -143,24 +150,30 @@ async function staleLeftovers(config: DbfastConfig, backups: Backup[], remote: s
   const archives = new Set(backups.map((backup) => join(backup.folder, backup.archive)));
   const leftovers: { path: string; bytes: number }[] = [];
   for (const folder of folders) {
-    for (const name of await readdir(folder).catch(() => [] as string[])) {
+    const names = await readdir(folder).catch(() => [] as string[]);
+    for (const name of names) {
       const path = join(folder, name);
-      const isArchive = /\.(dump|dir)(\.partial)?$/.test(name);
-      if (!isArchive || archives.has(path)) continue;
-      const stats = await stat(path).catch(() => null);
-      // An hour without a write: no running backup is still producing it.
-      if (stats && now - stats.mtimeMs > LEFTOVER_AGE_MS) leftovers.push({ path, bytes: await sizeOf(path) });
+      const match = /^\.?(.+?)\.(dump|dir)(\.partial)?$/.exec(name);
+      // An archive whose metadata exists but cannot be read (edited, or a newer dbfast's) is not a leftover.
+      if (!match || archives.has(path) || (!match[3] && names.includes(`${match[1]}.json`))) continue;
+      const written = await lastWritten(path).catch(() => null);
+      // An hour without a write anywhere in it: no running backup is still producing it.
+      if (written && now - written.mtimeMs > LEFTOVER_AGE_MS) leftovers.push({ path, bytes: written.bytes });
     }
   }
   return leftovers;
 }
 
-async function sizeOf(path: string): Promise<number> {
+/** The newest modification time in a file or folder (a directory archive's files are written inside it), and its size. */
+async function lastWritten(path: string): Promise<{ mtimeMs: number; bytes: number }> {
   const stats = await stat(path);
-  if (!stats.isDirectory()) return stats.size;
-  let total = 0;
-  for (const name of await readdir(path)) total += await sizeOf(join(path, name));
-  return total;
+  if (!stats.isDirectory()) return { mtimeMs: stats.mtimeMs, bytes: stats.size };
+  let found = { mtimeMs: stats.mtimeMs, bytes: 0 };
+  for (const name of await readdir(path)) {
+    const inner = await lastWritten(join(path, name));
+    found = { mtimeMs: Math.max(found.mtimeMs, inner.mtimeMs), bytes: found.bytes + inner.bytes };
+  }
+  return found;
 }
 
 /** The `<db>__dbfast_prev_<time>` databases restores left on a remote (or the local server) for the databases in `ours`, by the same rules per database. */
@@ -182,8 +195,10 @@ async function prunePreviousDatabases(
     const seen = new Map<string, number>();
     const dropped: string[] = [];
     for (const { datname } of rows) {
-      const [base = '', stamp = ''] = datname.split(/__dbfast_prev_(?=\d{14}$)/);
-      if (!ours.has(base)) continue;
+      const stamp = datname.slice(-14);
+      // The database it replaced, whose name may have been cut to make room for the suffix.
+      const base = [...ours].find((name) => nameWithSuffix(name, `__dbfast_prev_${stamp}`) === datname);
+      if (base === undefined) continue;
       const index = seen.get(base) ?? 0;
       seen.set(base, index + 1);
       const takenAt = Date.parse(`${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 8)}T${stamp.slice(8, 10)}:${stamp.slice(10, 12)}:${stamp.slice(12, 14)}Z`);

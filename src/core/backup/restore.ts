@@ -11,15 +11,16 @@ import type { DbfastConfig } from '../config/index.js';
 import { DbfastError, isDbfastError } from '../errors.js';
 import { nameWithSuffix, validateDatabaseName } from '../names.js';
 import { connect, withClient } from '../pg/client.js';
-import { databaseExists, dropDatabase, retryWhileBusy } from '../pg/databases.js';
+import { type DatabaseLocale, databaseExists, dropDatabase, retryWhileBusy } from '../pg/databases.js';
 import type { ServerTarget } from '../pg/target.js';
+import { isMetadataComment, METADATA_SETTING } from '../pg/metadata.js';
 import { withTransaction } from '../pg/transaction.js';
 import { remoteNamed } from '../remote.js';
 import { quoteIdentifier as ident } from '../sql/quote.js';
 import { runTool } from '../tools.js';
 import { contentProblems } from './content.js';
-import { createBackup, type DatabaseLocation, locateSource, programFor } from './create.js';
-import { loadIntoNewDatabase, scratchName } from './load.js';
+import { createBackup, type DatabaseLocation, LOCALE_COLUMNS, locateSource, programFor } from './create.js';
+import { dbnameArgument, loadIntoNewDatabase, scratchName } from './load.js';
 import { archivePath, type Backup } from './store.js';
 import { requireSound } from './verify.js';
 
@@ -55,21 +56,17 @@ export interface RestoreResult {
   durationMs: number;
 }
 
-interface Destination {
+interface Destination extends DatabaseLocale {
   superuser: boolean;
   createdb: boolean;
   exists: boolean;
   owner: boolean;
   ownerName: string | null;
-  encoding: string | null;
-  collate: string | null;
-  ctype: string | null;
 }
 
 const DESTINATION_SQL = `
 SELECT r.rolsuper AS superuser, r.rolcreatedb AS createdb, d.datname IS NOT NULL AS exists,
-       coalesce(pg_has_role(d.datdba, 'MEMBER'), false) AS owner, pg_get_userbyid(d.datdba) AS "ownerName",
-       pg_encoding_to_char(d.encoding) AS encoding, d.datcollate AS collate, d.datctype AS ctype
+       coalesce(pg_has_role(d.datdba, 'MEMBER'), false) AS owner, pg_get_userbyid(d.datdba) AS "ownerName", ${LOCALE_COLUMNS}
 FROM pg_roles r LEFT JOIN pg_database d ON d.datname = $1
 WHERE r.rolname = current_user`;
 
@@ -97,6 +94,7 @@ export async function restoreBackup(config: DbfastConfig, backup: Backup, option
     const destination = (await admin.query<Destination>(DESTINATION_SQL, [database])).rows[0]!;
     const method = chooseMethod(destination, database, where);
     const result: RestoreResult = { id: backup.id, ...(location.remote ? { remote: location.remote } : {}), database, method, durationMs: 0 };
+    if (method === 'single-transaction') await refuseTablesNotInBackup(target, database, backup, where);
     if (destination.exists) {
       const typed = location.remote !== undefined && remoteNamed(config, location.remote).requireConfirmation ? database : undefined;
       await confirmReplacing(options, `restore backup ${backup.id} (${backup.createdAt}) over database ${where}?`, where, typed);
@@ -110,10 +108,11 @@ export async function restoreBackup(config: DbfastConfig, backup: Backup, option
     step(`restoring into ${where}`);
     if (method === 'single-transaction') {
       await restoreInPlace(target, database, backup, pgRestore, destination);
-      const problems = await withClient(target, (client) => contentProblems(client, backup), database);
+      // Objects the backup does not have may remain beside it (a view, a function): only its tables' rows are checked.
+      const problems = await withClient(target, (client) => contentProblems(client, backup, { rowsOnly: true }), database);
       if (problems.length) {
         throw new DbfastError('RESTORE_FAILED', `${where} was restored but differs from the backup: ${problems.join('; ')}`, {
-          hint: `objects the backup does not have were kept; the database as it was is in backup ${result.preRestoreBackup ?? '(none: it had no tables)'}`,
+          hint: `the database as it was is in backup ${result.preRestoreBackup ?? '(none: it had no tables)'}`,
         });
       }
     } else {
@@ -172,14 +171,35 @@ async function confirmReplacing(options: RestoreOptions, question: string, where
   if (!(await options.confirm(question, typed))) throw new DbfastError('USAGE', 'not confirmed: nothing was changed');
 }
 
+/**
+ * In one transaction pg_restore --clean drops and recreates only what the archive has: a table
+ * added since would stay, and block dropping its schema. Such a restore is refused up front.
+ */
+async function refuseTablesNotInBackup(target: ServerTarget, database: string, backup: Backup, where: string): Promise<void> {
+  const { rows } = await withClient(
+    target,
+    (client) =>
+      client.query<{ schema: string; table: string }>(
+        `SELECT n.nspname AS schema, c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2`,
+      ),
+    database,
+  );
+  const inBackup = new Set(backup.rows.map((entry) => `${entry.schema}.${entry.table}`));
+  const extra = rows.map((row) => `${row.schema}.${row.table}`).filter((name) => !inBackup.has(name));
+  if (extra.length === 0) return;
+  throw new DbfastError('RESTORE_FAILED', `${where} has tables the backup does not have (${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ', ...' : ''}): restored in place, they would stay`, {
+    hint: 'nothing was changed; drop them first, or restore as a user that may create databases (the whole database is then replaced)',
+  });
+}
+
 async function restoreInPlace(target: ServerTarget, database: string, backup: Backup, pgRestore: Awaited<ReturnType<typeof programFor>>, destination: Destination) {
   const connection = await target.toolConnection(database);
   const args = [
-    `--dbname=${database}`,
+    dbnameArgument(database),
     '--single-transaction',
     '--clean',
     '--if-exists',
-    '--exit-on-error',
     ...(destination.superuser ? [] : ['--no-owner']),
     archivePath(backup),
   ];
@@ -200,9 +220,8 @@ async function restoreBeside(
 ): Promise<string | undefined> {
   const { target, database } = location;
   const scratch = scratchName(database, 'restore');
-  const like = destination.exists
-    ? { encoding: destination.encoding!, collate: destination.collate!, ctype: destination.ctype! }
-    : backup.properties;
+  const { encoding, collate, ctype, localeProvider, icuLocale } = destination;
+  const like = destination.exists ? { encoding, collate, ctype, ...(localeProvider ? { localeProvider } : {}), ...(icuLocale ? { icuLocale } : {}) } : backup.properties;
   await loadIntoNewDatabase(admin, target, scratch, backup, pgRestore, {
     ...(destination.exists && destination.ownerName ? { owner: destination.ownerName } : {}),
     noOwner: !destination.superuser,
@@ -232,28 +251,37 @@ async function restoreBeside(
 
 /**
  * What belongs to the database rather than to its content, which pg_dump keeps only with
- * --create: connection limit, per-database settings, GRANTs and comment.
+ * --create: connection limit, per-database and per-role settings, GRANTs (given by the owner) and
+ * comment. dbfast's own metadata stays with the database it describes.
  */
 async function copyDatabaseSettings(admin: pg.Client, from: string, to: string): Promise<void> {
   const { rows } = await admin.query<{ sql: string }>(
     `
-    SELECT format('ALTER DATABASE %I CONNECTION LIMIT %s', $2::text, d.datconnlimit) AS sql FROM pg_database d WHERE d.datname = $1
-    UNION ALL
-    SELECT format('ALTER DATABASE %I SET %I TO %s', $2::text, split_part(setting, '=', 1),
-                  CASE WHEN split_part(setting, '=', 1) IN ('search_path', 'temp_tablespaces', 'local_preload_libraries', 'session_preload_libraries')
-                       THEN substr(setting, strpos(setting, '=') + 1) ELSE quote_literal(substr(setting, strpos(setting, '=') + 1)) END)
-      FROM pg_database d
-      JOIN pg_db_role_setting s ON s.setdatabase = d.oid AND s.setrole = 0, unnest(s.setconfig) setting WHERE d.datname = $1
-    UNION ALL
-    SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', $2::text) FROM pg_database d WHERE d.datname = $1 AND d.datacl IS NOT NULL
-    UNION ALL
-    SELECT format('GRANT %s ON DATABASE %I TO %s%s', a.privilege_type, $2::text,
-                  CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
-                  CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
+    SELECT sql FROM (
+      SELECT 1 AS step, format('ALTER DATABASE %I CONNECTION LIMIT %s', $2::text, d.datconnlimit) AS sql FROM pg_database d WHERE d.datname = $1
+      UNION ALL
+      SELECT 2, CASE WHEN setrole = 0 THEN format('ALTER DATABASE %I SET %I TO %s', $2::text, name, value)
+                     ELSE format('ALTER ROLE %I IN DATABASE %I SET %I TO %s', pg_get_userbyid(setrole), $2::text, name, value) END
+      FROM (
+        SELECT s.setrole, split_part(c, '=', 1) AS name,
+               -- List settings are stored quoted already (search_path=app, "$user"); "" is the empty list.
+               CASE WHEN split_part(c, '=', 1) NOT IN ('search_path', 'temp_tablespaces', 'local_preload_libraries', 'session_preload_libraries')
+                    THEN quote_literal(substr(c, strpos(c, '=') + 1))
+                    WHEN substr(c, strpos(c, '=') + 1) = '""' THEN ''''''
+                    ELSE substr(c, strpos(c, '=') + 1) END AS value
+        FROM pg_database d JOIN pg_db_role_setting s ON s.setdatabase = d.oid, unnest(s.setconfig) c WHERE d.datname = $1
+      ) settings WHERE name <> '${METADATA_SETTING}'
+      UNION ALL
+      SELECT 3, format('REVOKE ALL ON DATABASE %I FROM PUBLIC', $2::text) FROM pg_database d WHERE d.datname = $1 AND d.datacl IS NOT NULL
+      UNION ALL
+      SELECT 4, format('GRANT %s ON DATABASE %I TO %s%s', a.privilege_type, $2::text,
+                       CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END,
+                       CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END)
       FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = $1
-    UNION ALL
-    SELECT format('COMMENT ON DATABASE %I IS %L', $2::text, c.description) FROM pg_database d
-      JOIN pg_shdescription c ON c.objoid = d.oid AND c.classoid = 'pg_database'::regclass WHERE d.datname = $1`,
+      UNION ALL
+      SELECT 5, format('COMMENT ON DATABASE %I IS %L', $2::text, c.description) FROM pg_database d
+      JOIN pg_shdescription c ON c.objoid = d.oid AND c.classoid = 'pg_database'::regclass WHERE d.datname = $1
+    ) statements ORDER BY step`,
     [from, to],
   );
   for (const { sql } of rows) await admin.query(sql);
@@ -273,16 +301,42 @@ async function swapIn(admin: pg.Client, database: string, restored: string): Pro
   }
   await admin.query(`ALTER DATABASE ${ident(database)} WITH ALLOW_CONNECTIONS false`);
   try {
-    await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database]);
-    await retryWhileBusy(() =>
-      withTransaction(admin, async () => {
+    // A session that connected just before connections were refused is ended on the next attempt.
+    await retryWhileBusy(async () => {
+      await endSessions(admin, database);
+      await withTransaction(admin, async () => {
         await admin.query(`ALTER DATABASE ${ident(database)} RENAME TO ${ident(previous)}`);
         await admin.query(`ALTER DATABASE ${ident(restored)} RENAME TO ${ident(database)}`);
-      }),
-    );
+      });
+    }, 5);
   } catch (error) {
-    await admin.query(`ALTER DATABASE ${ident(database)} WITH ALLOW_CONNECTIONS true`).catch(() => {});
+    const reopen = `ALTER DATABASE ${ident(database)} WITH ALLOW_CONNECTIONS true`;
+    await admin.query(reopen).catch(() => {
+      throw new DbfastError('RESTORE_FAILED', `the swap failed (${(error as Error).message}) and ${database} still refuses connections`, {
+        hint: `as its owner: ${reopen}`,
+        cause: error,
+      });
+    });
     throw error;
   }
+  // The kept database is no clone: dbfast's metadata (a clone's) stays with the restored one only.
+  await admin.query(`ALTER DATABASE ${ident(previous)} RESET "${METADATA_SETTING}"`).catch(() => {});
+  const comment = (await admin.query<{ c: string | null }>("SELECT shobj_description(oid, 'pg_database') AS c FROM pg_database WHERE datname = $1", [previous])).rows[0]?.c ?? null;
+  if (isMetadataComment(comment)) await admin.query(`COMMENT ON DATABASE ${ident(previous)} IS NULL`).catch(() => {});
   return previous;
+}
+
+/** Ends the client sessions on `database`; one that this user may not end (a superuser's) is named, not ignored. */
+async function endSessions(admin: pg.Client, database: string): Promise<void> {
+  const { rows } = await admin.query<{ pid: number; user: string }>(
+    "SELECT pid, usename AS user FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+    [database],
+  );
+  for (const { pid, user } of rows) {
+    await admin.query('SELECT pg_terminate_backend($1)', [pid]).catch((error: Error) => {
+      throw new DbfastError('RESTORE_FAILED', `a session of ${user} on ${database} cannot be ended by this user: ${error.message}`, {
+        hint: 'end it (or wait for it to end), or restore as a superuser; nothing was changed',
+      });
+    });
+  }
 }

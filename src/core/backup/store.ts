@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { DbfastConfig } from '../config/index.js';
 import { DbfastError } from '../errors.js';
 import { writeFileAtomic } from '../files.js';
+import type { DatabaseLocale } from '../pg/databases.js';
 
 export type BackupReason = 'manual' | 'pre-deploy' | 'pre-restore';
 export type BackupFormat = 'custom' | 'directory';
@@ -29,7 +30,7 @@ export interface TableRows {
   rows: number;
 }
 
-/** The last check of a backup: `read` re-reads the whole archive, `restore` also restores it into a scratch database. */
+/** A check of a backup: `read` re-reads the whole archive (and its checksum), `restore` restores it into a scratch database. */
 export interface BackupCheck {
   at: string;
   level: 'read' | 'restore';
@@ -59,12 +60,16 @@ export interface BackupMetadata {
   counts: ObjectCounts;
   rows: TableRows[];
   /** What the database was created with, for restoring it under a new name. */
-  properties: { encoding: string; collate: string; ctype: string; owner: string };
+  properties: DatabaseLocale & { owner: string };
   reason: BackupReason;
   label?: string;
+  /** The last check of the archive itself (checksum and full read): what makes it sound or not. */
   lastCheck: BackupCheck;
-  /** When a trial restore last found it complete. */
-  restoreTestedAt?: string;
+  /**
+   * The last trial restore. Its failure is reported but does not make the backup unsound: the local
+   * server may lack what the remote has (an extension, a newer version).
+   */
+  trialRestore?: BackupCheck;
 }
 
 /** A backup as listed: its metadata and where its files are. */
@@ -128,7 +133,7 @@ export async function findBackup(config: DbfastConfig, id: string): Promise<Back
 }
 
 export async function writeMetadata(folder: string, metadata: BackupMetadata): Promise<void> {
-  await writeFileAtomic(join(folder, `${metadata.id}.json`), `${JSON.stringify(metadata, null, 2)}\n`, { durable: true });
+  await writeFileAtomic(join(folder, `${metadata.id}.json`), `${JSON.stringify(metadata, null, 2)}\n`, { durable: true, mode: 0o600 });
 }
 
 /** Removes the metadata first: a backup half removed no longer exists. */

@@ -21,16 +21,23 @@ export interface VerifyOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Checks a backup and records the result in its metadata. A problem is reported in the result, not thrown. */
+/**
+ * Checks a backup and records the result in its metadata: the archive's check as `lastCheck`, a
+ * trial restore as `trialRestore`. Returns the archive's check when it failed, else the trial
+ * restore's (when asked for). A problem is reported in the result, not thrown.
+ */
 export async function verifyBackup(config: DbfastConfig, backup: Backup, options: VerifyOptions = {}): Promise<BackupCheck> {
   const env = options.env ?? process.env;
-  const level = options.restore ? 'restore' : 'read';
-  let problem = await archiveProblem(config, backup, env);
-  if (!problem && options.restore) problem = await trialRestoreProblem(config, backup, env);
-  const check: BackupCheck = { at: new Date().toISOString(), level, ok: problem === undefined, ...(problem ? { problem } : {}) };
-  const restoreTestedAt = check.ok && level === 'restore' ? check.at : backup.restoreTestedAt;
-  await writeMetadata(backup.folder, { ...withoutFolder(backup), lastCheck: check, ...(restoreTestedAt ? { restoreTestedAt } : {}) });
-  return check;
+  const problem = await archiveProblem(config, backup, env);
+  const lastCheck = checkResult('read', problem);
+  let trialRestore = backup.trialRestore;
+  if (lastCheck.ok && options.restore) trialRestore = checkResult('restore', await trialRestoreProblem(config, backup, env));
+  await writeMetadata(backup.folder, { ...withoutFolder(backup), lastCheck, ...(trialRestore ? { trialRestore } : {}) });
+  return lastCheck.ok && options.restore && trialRestore ? trialRestore : lastCheck;
+}
+
+function checkResult(level: BackupCheck['level'], problem: string | undefined): BackupCheck {
+  return { at: new Date().toISOString(), level, ok: problem === undefined, ...(problem ? { problem } : {}) };
 }
 
 /** Verifies the archive (checksum and a full read) and throws BACKUP_CORRUPT when it is not sound. */

@@ -46,13 +46,19 @@ export async function retryWhileBusy<T>(work: () => Promise<T>, attempts = 40): 
   }
 }
 
+/** A database's encoding and locale; `localeProvider` `i` (ICU, PostgreSQL 15+) with its `icuLocale`. */
+export interface DatabaseLocale {
+  encoding: string;
+  collate: string;
+  ctype: string;
+  localeProvider?: string;
+  icuLocale?: string;
+}
+
 /** An empty database (from template0) with this encoding and locale, owned by `owner` when given. */
-export async function createDatabaseLike(
-  client: pg.Client,
-  name: string,
-  like: { encoding: string; collate: string; ctype: string; owner?: string },
-): Promise<void> {
+export async function createDatabaseLike(client: pg.Client, name: string, like: DatabaseLocale & { owner?: string }): Promise<void> {
   const owner = like.owner ? ` OWNER ${ident(like.owner)}` : '';
-  const settings = `ENCODING ${quoteLiteral(like.encoding)} LC_COLLATE ${quoteLiteral(like.collate)} LC_CTYPE ${quoteLiteral(like.ctype)}`;
+  const icu = like.localeProvider === 'i' && like.icuLocale ? ` LOCALE_PROVIDER icu ICU_LOCALE ${quoteLiteral(like.icuLocale)}` : '';
+  const settings = `ENCODING ${quoteLiteral(like.encoding)} LC_COLLATE ${quoteLiteral(like.collate)} LC_CTYPE ${quoteLiteral(like.ctype)}${icu}`;
   await retryWhileBusy(() => client.query(`CREATE DATABASE ${ident(name)} TEMPLATE template0 ${settings}${owner}`));
 }
