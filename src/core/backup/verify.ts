@@ -28,7 +28,7 @@ export interface VerifyOptions {
  */
 export async function verifyBackup(config: DbfastConfig, backup: Backup, options: VerifyOptions = {}): Promise<BackupCheck> {
   const env = options.env ?? process.env;
-  const problem = await archiveProblem(config, backup, env);
+  const problem = await archiveProblem(config, backup, env, { readWhole: true });
   const lastCheck = checkResult('read', problem);
   let trialRestore = backup.trialRestore;
   if (lastCheck.ok && options.restore) trialRestore = checkResult('restore', await trialRestoreProblem(config, backup, env));
@@ -40,9 +40,14 @@ function checkResult(level: BackupCheck['level'], problem: string | undefined): 
   return { at: new Date().toISOString(), level, ok: problem === undefined, ...(problem ? { problem } : {}) };
 }
 
-/** Verifies the archive (checksum and a full read) and throws BACKUP_CORRUPT when it is not sound. */
+/**
+ * Throws BACKUP_CORRUPT unless the archive is sound. One already read whole is checked by its
+ * SHA-256 alone: the same bytes read the same way again. Any other is read whole.
+ */
 export async function requireSound(config: DbfastConfig, backup: Backup, env: NodeJS.ProcessEnv): Promise<void> {
-  const check = await verifyBackup(config, backup, { env });
+  const problem = backup.lastCheck.ok ? await archiveProblem(config, backup, env, { readWhole: false }) : undefined;
+  const check = problem ? checkResult('read', problem) : await verifyBackup(config, backup, { env });
+  if (problem) await writeMetadata(backup.folder, { ...withoutFolder(backup), lastCheck: check });
   if (!check.ok) {
     throw new DbfastError('BACKUP_CORRUPT', `backup ${backup.id} is not sound: ${check.problem}`, {
       hint: 'nothing was changed; restore another backup (dbfast backup list)',
@@ -55,12 +60,22 @@ function withoutFolder(backup: Backup) {
   return metadata;
 }
 
-async function archiveProblem(config: DbfastConfig, backup: Backup, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+/** What is wrong with the archive: its SHA-256 and size, and with `readWhole` a full read (both at once). */
+async function archiveProblem(config: DbfastConfig, backup: Backup, env: NodeJS.ProcessEnv, options: { readWhole: boolean }): Promise<string | undefined> {
   const path = archivePath(backup);
+  const reading = options.readWhole ? readProblem(config, backup, path, env) : Promise.resolve(undefined);
+  // Settled before the checksum's verdict returns, so no pg_restore outlives this call.
+  reading.catch(() => {});
   const sums = await checksum(path, backup.format).catch((error: NodeJS.ErrnoException) => error);
+  const read = await reading.catch((error: unknown) => error);
   if (sums instanceof Error) return sums.code === 'ENOENT' ? `the archive ${path} is missing` : `the archive cannot be read: ${sums.message}`;
   if (sums.sizeBytes !== backup.sizeBytes) return `the archive is ${sums.sizeBytes} bytes where ${backup.sizeBytes} were written (truncated or changed)`;
   if (sums.sha256 !== backup.sha256) return 'the archive does not match the SHA-256 taken when it was written (corrupted or changed)';
+  if (read instanceof Error) throw read;
+  return read as string | undefined;
+}
+
+async function readProblem(config: DbfastConfig, backup: Backup, path: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
   const pgRestore = await programFor('pg_restore', Number.parseInt(backup.pgDumpVersion, 10), config, env);
   try {
     const contents = await readArchive(pgRestore, path);
