@@ -5,8 +5,8 @@
  *   the COPY rows counted, in parallel with a SHA-256 of the bytes), so it is above 1.0 by design;
  * - library `restoreBackup()` into a new database (the `created` path) vs `createdb` + `pg_restore -d`, and
  *   over an existing database (the `swap` path: a pre-restore backup of the replaced database, restore beside
- *   it, check, two renames). Both first verify the archive (SHA-256 and a full read) and count every table's
- *   rows in the restored database;
+ *   it, check, two renames). Both first check the archive's SHA-256 (it was read whole when created) and
+ *   count every table's rows in the restored database;
  * - directory format with `jobs: 2` vs `jobs: 1` on the large database (ratio jobs 2 / jobs 1).
  * Which tool goes first alternates; medians; a CHECKPOINT before every timed step. The pieces of a create
  * (pg_dump, fsync, checksum, read-back) are timed on their own and printed, to show where the time goes.

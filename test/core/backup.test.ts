@@ -275,6 +275,9 @@ describe.skipIf(!hasPgTools)('backups with pg_dump and pg_restore', () => {
     const copy = dbName('pagila_copy');
     const result = await restoreBackup(config, pagilaBackup, { toDatabase: copy });
     expect(result).toMatchObject({ database: copy, method: 'created' });
+    // An archive once read whole is checked by its SHA-256 alone: no new full read is recorded.
+    const [after] = (await listBackups(config)).filter((item) => item.id === pagilaBackup.id);
+    expect(after!.lastCheck).toEqual(pagilaBackup.lastCheck);
     expect(result.preRestoreBackup).toBeUndefined();
     const [restored] = await sql(copy, 'SELECT (SELECT count(*)::int FROM actor) AS actors, (SELECT sum(amount)::text FROM payment) AS total');
     expect(restored).toEqual({ actors: 200, total: '67416.51' });

@@ -45,9 +45,15 @@ function checkResult(level: BackupCheck['level'], problem: string | undefined): 
  * SHA-256 alone: the same bytes read the same way again. Any other is read whole.
  */
 export async function requireSound(config: DbfastConfig, backup: Backup, env: NodeJS.ProcessEnv): Promise<void> {
-  const problem = backup.lastCheck.ok ? await archiveProblem(config, backup, env, { readWhole: false }) : undefined;
-  const check = problem ? checkResult('read', problem) : await verifyBackup(config, backup, { env });
-  if (problem) await writeMetadata(backup.folder, { ...withoutFolder(backup), lastCheck: check });
+  let check: BackupCheck;
+  if (backup.lastCheck.ok) {
+    const problem = await archiveProblem(config, backup, env, { readWhole: false });
+    if (problem === undefined) return;
+    check = checkResult('read', problem);
+    await writeMetadata(backup.folder, { ...withoutFolder(backup), lastCheck: check });
+  } else {
+    check = await verifyBackup(config, backup, { env });
+  }
   if (!check.ok) {
     throw new DbfastError('BACKUP_CORRUPT', `backup ${backup.id} is not sound: ${check.problem}`, {
       hint: 'nothing was changed; restore another backup (dbfast backup list)',
@@ -103,7 +109,7 @@ async function trialRestoreProblem(config: DbfastConfig, backup: Backup, env: No
       const problems = await withClient(
         target,
         async (client) => {
-          const found = await contentProblems(client, backup);
+          const found = await contentProblems(client, backup, { objects: true, rows: true });
           await validateDatabase(client, config.validation).catch((error) => {
             if (!isDbfastError(error, 'VALIDATION_FAILED')) throw error;
             found.push(error.message.replace(/^template validation failed/, '[validation] failed'));
