@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CopyRowCounter, parseQualifiedName, readArchive, summarizeToc } from '../../src/core/backup/archive.js';
 import { createBackup, programFor } from '../../src/core/backup/create.js';
 import { pruneBackups, selectForPrune } from '../../src/core/backup/prune.js';
+import { withScratchName } from '../../src/core/backup/load.js';
 import { restoreBackup } from '../../src/core/backup/restore.js';
 import { type Backup, archivePath, listBackups } from '../../src/core/backup/store.js';
 import { verifyBackup } from '../../src/core/backup/verify.js';
@@ -543,6 +544,23 @@ describe.skipIf(!hasPgTools)('backups with pg_dump and pg_restore', () => {
     });
   });
 
+  it('a scratch database in use by a restore is never taken for an abandoned one', async () => {
+    const admin = new pg.Client(testClientConfig('postgres'));
+    await admin.connect();
+    const base = dbName('inuse');
+    try {
+      const kept = await withScratchName(admin, base, 'restore', async (scratch) => {
+        await admin.query(`CREATE DATABASE ${scratch}`);
+        const pruned = await pruneBackups(config, { keepLast: 100 });
+        expect(pruned.droppedDatabases).not.toContain(scratch);
+        return scratch;
+      });
+      expect(await databasesLike(kept)).toEqual([kept]);
+    } finally {
+      await admin.end();
+    }
+  });
+
   it('prune removes old backups, stale leftovers and kept databases by the rules, and keeps what it must', async () => {
     const pruned = await projectConfig('[backups]\nkeep_last = 1\n');
     const name = await smallDatabase('prune');
@@ -557,6 +575,14 @@ describe.skipIf(!hasPgTools)('backups with pg_dump and pg_restore', () => {
     await writeFile(fresh, 'being written');
     const hourAndMore = new Date(Date.now() - 2 * 3_600_000);
     await utimes(stale, hourAndMore, hourAndMore);
+    // A restore's scratch database whose process died is dropped; one whose restore still runs (its lock held) is not.
+    const abandoned = `${name}__dbfast_restore_0badc0de`;
+    const running = `${name}__dbfast_verify_0000beef`;
+    await sql('postgres', `CREATE DATABASE ${abandoned}`);
+    await sql('postgres', `CREATE DATABASE ${running}`);
+    const restoring = new pg.Client(testClientConfig('postgres'));
+    await restoring.connect();
+    await restoring.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [`dbfast:scratch:${running}`]);
     // Another project's kept database on the same server is not this prune's to drop.
     const foreign = dbName('foreign');
     await sql('postgres', `CREATE DATABASE ${foreign}__dbfast_prev_20200101000000`);
@@ -567,7 +593,7 @@ describe.skipIf(!hasPgTools)('backups with pg_dump and pg_restore', () => {
     const dry = await pruneBackups(pruned, { dryRun: true });
     expect(dry.removed).toHaveLength(3);
     expect(dry.removedLeftovers).toEqual([stale]);
-    expect(dry.droppedDatabases).toHaveLength(1);
+    expect(dry.droppedDatabases).toEqual([expect.stringMatching(new RegExp(`^${name}__dbfast_prev_`)), abandoned]);
     expect(await listBackups(pruned, { local: true })).toHaveLength(4);
     expect(await databasesLike(`${name}__dbfast_prev_%`)).toHaveLength(2);
 
@@ -579,6 +605,9 @@ describe.skipIf(!hasPgTools)('backups with pg_dump and pg_restore', () => {
     await expect(stat(stale)).rejects.toThrow();
     expect(await databasesLike(`${name}__dbfast_prev_%`)).toHaveLength(1);
     expect(await databasesLike(`${foreign}__dbfast_prev_%`)).toHaveLength(2);
+    expect(await databasesLike(`${name}__dbfast\\_restore%`)).toEqual([]);
+    expect(await databasesLike(`${name}__dbfast\\_verify%`)).toEqual([running]);
+    await restoring.end();
     expect(second.id).not.toBe(first.id);
   });
 });

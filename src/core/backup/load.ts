@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { createDatabaseLike, dropDatabase } from '../pg/databases.js';
 import { nameWithSuffix } from '../names.js';
+import { lockKeys, withAdvisoryLock } from '../pg/locks.js';
 import type { ServerTarget } from '../pg/target.js';
 import { type Program, runTool } from '../tools.js';
 import { archivePath, type Backup } from './store.js';
@@ -25,9 +26,16 @@ export function dbnameArgument(database: string): string {
   return `--dbname=dbname='${database.replace(/[\\']/g, (character) => `\\${character}`)}'`;
 }
 
-/** A name for a scratch database beside `base`, unique and within 63 bytes. */
-export function scratchName(base: string, purpose: 'restore' | 'verify'): string {
-  return nameWithSuffix(base, `__dbfast_${purpose}_${randomBytes(4).toString('hex')}`);
+/** Scratch databases, as named by `withScratchName`: `<base>__dbfast_restore_<8 hex>` or `__dbfast_verify_`. */
+export const SCRATCH_PATTERN = '__dbfast_(restore|verify)_[0-9a-f]{8}$';
+
+/**
+ * Runs `work` with a new scratch database name beside `base` (unique, within 63 bytes), holding its
+ * advisory lock on `admin` throughout: `backup prune` drops only scratch databases whose lock is free.
+ */
+export function withScratchName<T>(admin: pg.Client, base: string, purpose: 'restore' | 'verify', work: (name: string) => Promise<T>): Promise<T> {
+  const name = nameWithSuffix(base, `__dbfast_${purpose}_${randomBytes(4).toString('hex')}`);
+  return withAdvisoryLock(admin, lockKeys.scratch(name), () => work(name));
 }
 
 /**

@@ -9,10 +9,13 @@ import { join } from 'node:path';
 import type { DbfastConfig } from '../config/index.js';
 import { DbfastError, isDbfastError } from '../errors.js';
 import { withClient } from '../pg/client.js';
+import type pg from 'pg';
 import { dropDatabase } from '../pg/databases.js';
+import { lockKeys, tryAdvisoryLock } from '../pg/locks.js';
 import { configuredTarget, resolveTarget } from '../pg/target.js';
 import { nameWithSuffix } from '../names.js';
 import { remoteNamed } from '../remote.js';
+import { SCRATCH_PATTERN } from './load.js';
 import { type Backup, backupFolder, listBackups, removeBackup } from './store.js';
 
 export interface PruneRules {
@@ -35,7 +38,10 @@ export interface PruneResult {
   kept: Backup[];
   /** Kept only because a protection applies, with why. */
   protected: { id: string; why: string }[];
-  /** `__dbfast_prev` databases of a restore that were dropped, as `remote/database` or `database` (local server). */
+  /**
+   * `__dbfast_prev` databases of a restore that were dropped, and scratch databases a dead restore
+   * left, as `remote/database` or `database` (local server).
+   */
   droppedDatabases: string[];
   /** Servers whose `__dbfast_prev` databases could not be looked at, and why. */
   unreachable: { server: string; error: string }[];
@@ -112,7 +118,8 @@ export async function pruneBackups(config: DbfastConfig, options: PruneOptions =
     try {
       // Only databases this project backed up: a shared server holds other projects' too.
       const ours = new Set((await listBackups(config, remote === undefined ? { local: true } : { remote })).map((backup) => backup.database));
-      if (ours.size === 0) continue;
+      // A remote this project never backed up has nothing of its restores (the local server has its trial restores).
+      if (ours.size === 0 && remote !== undefined) continue;
       const dropped = await prunePreviousDatabases(config, remote, ours, rules, dryRun, options);
       droppedDatabases.push(...dropped.map((name) => (remote === undefined ? name : `${remote}/${name}`)));
     } catch (error) {
@@ -208,6 +215,19 @@ async function prunePreviousDatabases(
       if (!dryRun) await dropDatabase(admin, datname);
       dropped.push(datname);
     }
-    return dropped;
+    return [...dropped, ...(await dropAbandonedScratch(admin, dryRun))];
   });
+}
+
+/** Scratch databases of restores and trial restores whose process died: nobody holds their lock. */
+async function dropAbandonedScratch(admin: pg.Client, dryRun: boolean): Promise<string[]> {
+  const { rows } = await admin.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname ~ $1 ORDER BY 1', [SCRATCH_PATTERN]);
+  const dropped: string[] = [];
+  for (const { datname } of rows) {
+    const abandoned = await tryAdvisoryLock(admin, lockKeys.scratch(datname), async () => {
+      if (!dryRun) await dropDatabase(admin, datname);
+    });
+    if (abandoned.locked) dropped.push(datname);
+  }
+  return dropped;
 }

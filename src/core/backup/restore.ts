@@ -20,7 +20,7 @@ import { quoteIdentifier as ident } from '../sql/quote.js';
 import { runTool } from '../tools.js';
 import { contentProblems } from './content.js';
 import { createBackup, type DatabaseLocation, LOCALE_COLUMNS, locateSource, programFor } from './create.js';
-import { dbnameArgument, loadIntoNewDatabase, scratchName } from './load.js';
+import { dbnameArgument, loadIntoNewDatabase, withScratchName } from './load.js';
 import { archivePath, type Backup } from './store.js';
 import { requireSound } from './verify.js';
 
@@ -218,8 +218,20 @@ async function restoreBeside(
   jobs: number | undefined,
   step: (message: string) => void,
 ): Promise<string | undefined> {
-  const { target, database } = location;
-  const scratch = scratchName(database, 'restore');
+  const { database } = location;
+  return withScratchName(admin, database, 'restore', (scratch) => restoreInto(admin, location, scratch, backup, pgRestore, destination, jobs, step));
+}
+
+async function restoreInto(
+  admin: pg.Client,
+  { target, database }: DatabaseLocation,
+  scratch: string,
+  backup: Backup,
+  pgRestore: Awaited<ReturnType<typeof programFor>>,
+  destination: Destination,
+  jobs: number | undefined,
+  step: (message: string) => void,
+): Promise<string | undefined> {
   const { encoding, collate, ctype, localeProvider, icuLocale } = destination;
   const like = destination.exists ? { encoding, collate, ctype, ...(localeProvider ? { localeProvider } : {}), ...(icuLocale ? { icuLocale } : {}) } : backup.properties;
   await loadIntoNewDatabase(admin, target, scratch, backup, pgRestore, {

@@ -12,7 +12,7 @@ import { validateDatabase } from '../validate.js';
 import { checksum, readArchive } from './archive.js';
 import { contentProblems } from './content.js';
 import { programFor } from './create.js';
-import { loadIntoNewDatabase, scratchName } from './load.js';
+import { loadIntoNewDatabase, withScratchName } from './load.js';
 import { archivePath, type Backup, type BackupCheck, writeMetadata } from './store.js';
 
 export interface VerifyOptions {
@@ -96,8 +96,7 @@ async function readProblem(config: DbfastConfig, backup: Backup, path: string, e
 async function trialRestoreProblem(config: DbfastConfig, backup: Backup, env: NodeJS.ProcessEnv): Promise<string | undefined> {
   const target = await resolveTarget(config, env);
   const pgRestore = await programFor('pg_restore', Number.parseInt(backup.pgDumpVersion, 10), config, env);
-  const scratch = scratchName(backup.database, 'verify');
-  return withClient(target, async (admin) => {
+  return withClient(target, (admin) => withScratchName(admin, backup.database, 'verify', async (scratch) => {
     try {
       // Roles of the source server need not exist here: ownership and GRANTs are not what is checked.
       await loadIntoNewDatabase(admin, target, scratch, backup, pgRestore, { noOwner: true, noPrivileges: true, like: { encoding: backup.properties.encoding, collate: 'C', ctype: 'C' } });
@@ -122,5 +121,5 @@ async function trialRestoreProblem(config: DbfastConfig, backup: Backup, env: No
     } finally {
       await dropDatabase(admin, scratch);
     }
-  });
+  }));
 }
