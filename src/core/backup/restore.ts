@@ -21,7 +21,7 @@ import { runTool } from '../tools.js';
 import { contentProblems } from './content.js';
 import { createBackup, type DatabaseLocation, LOCALE_COLUMNS, locateSource, programFor } from './create.js';
 import { dbnameArgument, loadIntoNewDatabase, withScratchName } from './load.js';
-import { archivePath, type Backup } from './store.js';
+import { archivePath, type Backup, type BackupReason } from './store.js';
 import { requireSound } from './verify.js';
 
 export interface RestoreOptions {
@@ -83,43 +83,96 @@ export async function restoreBackup(config: DbfastConfig, backup: Backup, option
   // Back where it came from by default; onto another remote, into that remote's configured database.
   const named = options.toDatabase ?? (remote === backup.remote ? backup.database : undefined);
   const location = await locateSource(config, remote === undefined ? { database: named ?? backup.database } : { remote, database: named }, env);
-  const { target, database } = location;
-  const where = `${database}${location.remote === undefined ? ' on the local server' : ` on remote ${location.remote}`}`;
-
   step(`verifying backup ${backup.id}`);
   await requireSound(config, backup, env);
-  const pgRestore = await programFor('pg_restore', Number.parseInt(backup.pgDumpVersion, 10), config, env);
+  const typed = location.remote !== undefined && remoteNamed(config, location.remote).requireConfirmation ? location.database : undefined;
+  const replaced = await replaceDatabase(config, backup, location, {
+    ...options,
+    env,
+    question: `restore backup ${backup.id} (${backup.createdAt}) over database ${describeLocation(location)}?`,
+    ...(typed === undefined ? {} : { typed }),
+    backupReason: 'pre-restore',
+  });
+  const { backupId, ...rest } = replaced;
+  return { id: backup.id, ...rest, ...(backupId ? { preRestoreBackup: backupId } : {}), durationMs: Math.round(performance.now() - started) };
+}
+
+export interface ReplaceOptions extends Pick<RestoreOptions, 'yes' | 'confirm' | 'jobs' | 'onStep'> {
+  env: NodeJS.ProcessEnv;
+  /** Asked before an existing database is replaced; with `typed`, that text must be typed back. */
+  question: string;
+  typed?: string;
+  /** The reason of the backup taken of a replaced database that has tables; null: none is taken. */
+  backupReason: BackupReason | null;
+  /** Sees the target before anything is asked or changed, and may refuse by throwing. */
+  vet?: (target: { exists: boolean; hasTables: boolean; where: string }) => void;
+  /**
+   * Checks the new content on a connection to it, and may refuse it by throwing: before the swap
+   * (nothing changed yet), or after an in-place restore (the backup taken first is the way back).
+   */
+  check?: (client: pg.Client) => Promise<void>;
+}
+
+export interface Replaced {
+  remote?: string;
+  database: string;
+  method: RestoreResult['method'];
+  previous?: string;
+  /** The backup taken of the replaced database. */
+  backupId?: string;
+}
+
+export function describeLocation(location: DatabaseLocation): string {
+  return `${location.database}${location.remote === undefined ? ' on the local server' : ` on remote ${location.remote}`}`;
+}
+
+/**
+ * Puts an archive's content in the place of `location`'s database, atomically: beside it and
+ * swapped in, or (without the privilege to create databases) in one transaction; a database with
+ * tables is backed up first (`backupReason`).
+ */
+export async function replaceDatabase(config: DbfastConfig, archive: Backup, location: DatabaseLocation, options: ReplaceOptions): Promise<Replaced> {
+  const { target, database } = location;
+  const step = options.onStep ?? (() => {});
+  const where = describeLocation(location);
+  const pgRestore = await programFor('pg_restore', Number.parseInt(archive.pgDumpVersion, 10), config, options.env);
 
   return withAdmin(target, database, async (admin) => {
     const destination = (await admin.query<Destination>(DESTINATION_SQL, [database])).rows[0]!;
+    const hasTables = destination.exists && (await withClient(target, async (client) => (await client.query<{ found: boolean }>(HAS_TABLES_SQL)).rows[0]!.found, database));
+    options.vet?.({ exists: destination.exists, hasTables, where });
     const method = chooseMethod(destination, database, where);
-    const result: RestoreResult = { id: backup.id, ...(location.remote ? { remote: location.remote } : {}), database, method, durationMs: 0 };
-    if (method === 'single-transaction') await refuseTablesNotInBackup(target, database, backup, where);
+    const result: Replaced = { ...(location.remote ? { remote: location.remote } : {}), database, method };
+    if (method === 'single-transaction') await refuseTablesNotInBackup(target, database, archive, where);
     if (destination.exists) {
-      const typed = location.remote !== undefined && remoteNamed(config, location.remote).requireConfirmation ? database : undefined;
-      await confirmReplacing(options, `restore backup ${backup.id} (${backup.createdAt}) over database ${where}?`, where, typed);
-      const hasTables = await withClient(target, async (client) => (await client.query<{ found: boolean }>(HAS_TABLES_SQL)).rows[0]!.found, database);
-      if (hasTables) {
+      await confirmReplacing(options, options.question, where, options.typed);
+      if (hasTables && options.backupReason) {
         step(`backing up ${where} first`);
-        const taken = await createBackup(config, location.remote === undefined ? { database } : { remote: location.remote, database }, { reason: 'pre-restore', env });
-        result.preRestoreBackup = taken.id;
+        const source = location.remote === undefined ? { database } : { remote: location.remote, database };
+        result.backupId = (await createBackup(config, source, { reason: options.backupReason, env: options.env })).id;
       }
     }
     step(`restoring into ${where}`);
     if (method === 'single-transaction') {
-      await restoreInPlace(target, database, backup, pgRestore, destination);
+      await restoreInPlace(target, database, archive, pgRestore, destination);
       // Objects the backup does not have may remain beside it (a view, a function): only its tables' rows are checked.
-      const problems = await withClient(target, (client) => contentProblems(client, backup, { objects: false, rows: true }), database);
-      if (problems.length) {
-        throw new DbfastError('RESTORE_FAILED', `${where} was restored but differs from the backup: ${problems.join('; ')}`, {
-          hint: `the database as it was is in backup ${result.preRestoreBackup ?? '(none: it had no tables)'}`,
-        });
-      }
+      await withClient(
+        target,
+        async (client) => {
+          const problems = await contentProblems(client, archive, { objects: false, rows: true });
+          if (problems.length) {
+            throw new DbfastError('RESTORE_FAILED', `${where} was restored but differs from the backup: ${problems.join('; ')}`, {
+              hint: `the database as it was is in backup ${result.backupId ?? '(none: it had no tables)'}`,
+            });
+          }
+          await options.check?.(client);
+        },
+        database,
+      );
     } else {
-      result.previous = await restoreBeside(admin, location, backup, pgRestore, destination, options.jobs, step);
-      if (result.previous === undefined) delete result.previous;
+      const previous = await restoreBeside(admin, location, archive, pgRestore, destination, { ...options, step });
+      if (previous !== undefined) result.previous = previous;
     }
-    result.durationMs = Math.round(performance.now() - started);
     return result;
   });
 }
@@ -215,11 +268,9 @@ async function restoreBeside(
   backup: Backup,
   pgRestore: Awaited<ReturnType<typeof programFor>>,
   destination: Destination,
-  jobs: number | undefined,
-  step: (message: string) => void,
+  options: Pick<ReplaceOptions, 'jobs' | 'check'> & { step: (message: string) => void },
 ): Promise<string | undefined> {
-  const { database } = location;
-  return withScratchName(admin, database, 'restore', (scratch) => restoreInto(admin, location, scratch, backup, pgRestore, destination, jobs, step));
+  return withScratchName(admin, location.database, 'restore', (scratch) => restoreInto(admin, location, scratch, backup, pgRestore, destination, options));
 }
 
 async function restoreInto(
@@ -229,8 +280,7 @@ async function restoreInto(
   backup: Backup,
   pgRestore: Awaited<ReturnType<typeof programFor>>,
   destination: Destination,
-  jobs: number | undefined,
-  step: (message: string) => void,
+  { jobs, check, step }: Pick<ReplaceOptions, 'jobs' | 'check'> & { step: (message: string) => void },
 ): Promise<string | undefined> {
   const { encoding, collate, ctype, localeProvider, icuLocale } = destination;
   const like = destination.exists ? { encoding, collate, ctype, ...(localeProvider ? { localeProvider } : {}), ...(icuLocale ? { icuLocale } : {}) } : backup.properties;
@@ -244,12 +294,19 @@ async function restoreInto(
     step('checking the restored database');
     // pg_restore stopped at no error, from an archive read whole: its rows are the archive's. What
     // could still differ is what was made of them (objects dropped by an event trigger, say).
-    const problems = await withClient(target, (client) => contentProblems(client, backup, { objects: true, rows: false }), scratch);
-    if (problems.length) {
-      throw new DbfastError('RESTORE_FAILED', `the restored database differs from the backup: ${problems.join('; ')}`, {
-        hint: `nothing was changed: ${database} is as it was`,
-      });
-    }
+    await withClient(
+      target,
+      async (client) => {
+        const problems = await contentProblems(client, backup, { objects: true, rows: false });
+        if (problems.length) {
+          throw new DbfastError('RESTORE_FAILED', `the restored database differs from the backup: ${problems.join('; ')}`, {
+            hint: `nothing was changed: ${database} is as it was`,
+          });
+        }
+        await check?.(client);
+      },
+      scratch,
+    );
     if (!destination.exists) {
       await admin.query(`ALTER DATABASE ${ident(scratch)} RENAME TO ${ident(database)}`);
       return undefined;
