@@ -231,6 +231,25 @@ backup
   .action(action(async () => (await import('./backup.js')).backupPrune));
 
 program
+  .command('deploy')
+  .description("put an environment's database onto a remote: its template dumped, restored beside the remote's database, checked, swapped in")
+  .argument('<remote>', 'the remote, as named in dbfast.toml')
+  .option('--yes', 'confirm without asking (a remote with require_confirmation; --skip-backup)')
+  .option('--skip-backup', 'no backup of the replaced database, on a remote with backup_before_deploy (needs --yes)')
+  .option('--dry-run', 'print the plan and change nothing')
+  .option('--force-env', "deploy an environment (-e) other than the remote's")
+  .option('--allow-drift', "go on when the deployed schema differs from the template's")
+  .option('--json', 'print the plan or the result as JSON')
+  .addHelpText(
+    'after',
+    `
+The environment is the remote's (-e must match it, unless --force-env); production-like environments must pass
+validate-env --strict. A remote whose database has tables is replaced only with allow_destructive = true; it is
+backed up first (backup_before_deploy) and kept as <name>__dbfast_prev_<time>. Prints the deploy's id on stdout.`,
+  )
+  .action(action(async () => (await import('./deploy.js')).deployCommand));
+
+program
   .command('diff')
   .description("compare a remote's schema with its environment's template: tables, columns, constraints, indexes, views, functions, ...")
   .argument('<remote>', 'the remote, as named in dbfast.toml')

@@ -28,6 +28,9 @@ export type ErrorCode =
   | 'TOOL_FAILED'
   | 'BACKUP_CORRUPT'
   | 'RESTORE_FAILED'
+  | 'NOT_CONFIRMED'
+  | 'DESTRUCTIVE_REFUSED'
+  | 'DRIFT'
   | 'STATE_DIR_UNUSABLE';
 
 export interface ErrorLocation {

@@ -386,7 +386,7 @@ ${extraToml}`;
   });
 
   describe('restore', () => {
-    it('over an existing database: without --yes exits 2 and changes nothing; with --yes backs it up, swaps, keeps the old one', async () => {
+    it('over an existing database: without --yes exits 1 and changes nothing; with --yes backs it up, swaps, keeps the old one', async () => {
       const p = await project();
       const id = await p.create();
       // Change the data after the backup.
@@ -394,7 +394,7 @@ ${extraToml}`;
       const databasesBefore = await remoteDatabases(p.db);
 
       const refused = await p.run(['restore', id]);
-      expectCleanError(refused, 2);
+      expectCleanError(refused, 1);
       expect(refused.errLines.slice(-2)).toEqual([
         `error: restoring replaces database ${p.db} on remote staging: pass --yes to confirm`,
         '  hint: run it on a terminal to be asked instead',

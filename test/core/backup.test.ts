@@ -301,7 +301,7 @@ describe.skipIf(!hasPgTools)('backups with pg_dump and pg_restore', () => {
         return false;
       },
     }));
-    expect(refused).toMatchObject({ code: 'USAGE', message: 'not confirmed: nothing was changed' });
+    expect(refused).toMatchObject({ code: 'NOT_CONFIRMED', message: 'not confirmed: nothing was changed' });
     expect(asked).toEqual([`restore backup ${backup.id} (${backup.createdAt}) over database ${name} on the local server?`]);
     const unasked = await failure(restoreBackup(config, backup));
     expect(unasked.message).toBe(`restoring replaces database ${name} on the local server: pass --yes to confirm`);

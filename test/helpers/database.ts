@@ -9,7 +9,12 @@ export function testClientConfig(database = 'postgres', port = inject('serverPor
 
 export async function query<T extends pg.QueryResultRow = pg.QueryResultRow>(database: string, sql: string, port?: number) {
   const client = new pg.Client(testClientConfig(database, port));
-  await client.connect();
+  // A refused login must not leave its socket open: the server would keep that backend in
+  // authentication (up to authentication_timeout), and DROP DATABASE waits for every backend.
+  await client.connect().catch(async (error) => {
+    await client.end().catch(() => {});
+    throw error;
+  });
   try {
     return (await client.query<T>(sql)).rows;
   } finally {

@@ -110,7 +110,7 @@ export interface ReplaceOptions extends Pick<RestoreOptions, 'yes' | 'confirm' |
    * Checks the new content on a connection to it, and may refuse it by throwing: before the swap
    * (nothing changed yet), or after an in-place restore (the backup taken first is the way back).
    */
-  check?: (client: pg.Client) => Promise<void>;
+  check?: (client: pg.Client, taken: { backupId?: string }) => Promise<void>;
 }
 
 export interface Replaced {
@@ -120,6 +120,16 @@ export interface Replaced {
   previous?: string;
   /** The backup taken of the replaced database. */
   backupId?: string;
+}
+
+/** Whether the database exists and holds tables, asked without changing anything. */
+export async function inspectTarget(location: DatabaseLocation): Promise<{ exists: boolean; hasTables: boolean }> {
+  const { target, database } = location;
+  return withAdmin(target, database, async (admin) => {
+    const exists = await databaseExists(admin, database);
+    const hasTables = exists && (await withClient(target, async (client) => (await client.query<{ found: boolean }>(HAS_TABLES_SQL)).rows[0]!.found, database));
+    return { exists, hasTables };
+  });
 }
 
 export function describeLocation(location: DatabaseLocation): string {
@@ -165,12 +175,13 @@ export async function replaceDatabase(config: DbfastConfig, archive: Backup, loc
               hint: `the database as it was is in backup ${result.backupId ?? '(none: it had no tables)'}`,
             });
           }
-          await options.check?.(client);
+          await options.check?.(client, result);
         },
         database,
       );
     } else {
-      const previous = await restoreBeside(admin, location, archive, pgRestore, destination, { ...options, step });
+      const check = options.check && ((client: pg.Client) => options.check!(client, result));
+      const previous = await restoreBeside(admin, location, archive, pgRestore, destination, { ...(options.jobs ? { jobs: options.jobs } : {}), ...(check ? { check } : {}), step });
       if (previous !== undefined) result.previous = previous;
     }
     return result;
@@ -217,11 +228,11 @@ function chooseMethod(destination: Destination, database: string, where: string)
 async function confirmReplacing(options: RestoreOptions, question: string, where: string, typed: string | undefined): Promise<void> {
   if (options.yes) return;
   if (!options.confirm) {
-    throw new DbfastError('USAGE', `restoring replaces database ${where}: pass --yes to confirm`, {
+    throw new DbfastError('NOT_CONFIRMED', `restoring replaces database ${where}: pass --yes to confirm`, {
       hint: 'run it on a terminal to be asked instead',
     });
   }
-  if (!(await options.confirm(question, typed))) throw new DbfastError('USAGE', 'not confirmed: nothing was changed');
+  if (!(await options.confirm(question, typed))) throw new DbfastError('NOT_CONFIRMED', 'not confirmed: nothing was changed');
 }
 
 /**
@@ -268,7 +279,7 @@ async function restoreBeside(
   backup: Backup,
   pgRestore: Awaited<ReturnType<typeof programFor>>,
   destination: Destination,
-  options: Pick<ReplaceOptions, 'jobs' | 'check'> & { step: (message: string) => void },
+  options: Pick<ReplaceOptions, 'jobs'> & { check?: (client: pg.Client) => Promise<void>; step: (message: string) => void },
 ): Promise<string | undefined> {
   return withScratchName(admin, location.database, 'restore', (scratch) => restoreInto(admin, location, scratch, backup, pgRestore, destination, options));
 }
@@ -280,7 +291,7 @@ async function restoreInto(
   backup: Backup,
   pgRestore: Awaited<ReturnType<typeof programFor>>,
   destination: Destination,
-  { jobs, check, step }: Pick<ReplaceOptions, 'jobs' | 'check'> & { step: (message: string) => void },
+  { jobs, check, step }: Pick<ReplaceOptions, 'jobs'> & { check?: (client: pg.Client) => Promise<void>; step: (message: string) => void },
 ): Promise<string | undefined> {
   const { encoding, collate, ctype, localeProvider, icuLocale } = destination;
   const like = destination.exists ? { encoding, collate, ctype, ...(localeProvider ? { localeProvider } : {}), ...(icuLocale ? { icuLocale } : {}) } : backup.properties;

@@ -1,0 +1,56 @@
+import type { DeployPlan, DeployResult } from '../core/deploy.js';
+import type { GlobalOptions } from './globals.js';
+import { bold, dim, green, info, printData, printJson, red, warn, yellow } from './output.js';
+import { withProject } from './project.js';
+
+export async function deployCommand(
+  globals: GlobalOptions,
+  remote: string,
+  options: { yes?: boolean; skipBackup?: boolean; dryRun?: boolean; forceEnv?: boolean; allowDrift?: boolean; json?: boolean },
+): Promise<number> {
+  const { deploy } = await import('../core/deploy.js');
+  return withProject(globals, async (project) => {
+    const outcome = await deploy(project.config, remote, {
+      ...(globals.env === undefined ? {} : { environment: globals.env }),
+      yes: Boolean(options.yes),
+      skipBackup: Boolean(options.skipBackup),
+      dryRun: Boolean(options.dryRun),
+      forceEnv: Boolean(options.forceEnv),
+      allowDrift: Boolean(options.allowDrift),
+      ...(process.stdin.isTTY && process.stderr.isTTY ? { confirm: typeBack } : {}),
+      onStep: (step) => info(dim(`${step}...`)),
+      onWarning: (message) => warn(message),
+    });
+    if (options.json) printJson(outcome);
+    else if (!('id' in outcome)) printPlan(outcome);
+    if (!('id' in outcome)) return outcome.refused ? 1 : 0;
+    if (options.json) return 0;
+    const result: DeployResult = outcome;
+    info(`${green('deployed')} environment ${result.environment} to ${result.remote}/${result.database} (${result.method}) in ${(result.durationMs / 1000).toFixed(2)}s`);
+    if (result.backupId) info(`  the database as it was: backup ${result.backupId}`);
+    if (result.previous) info(`  the replaced database is kept as ${result.previous}, connections off`);
+    printData(result.id);
+    return 0;
+  });
+}
+
+function printPlan(plan: DeployPlan): void {
+  printData(`${bold('deploy')} environment ${plan.environment} (template ${plan.template}) to ${plan.remote} ${plan.url}`);
+  printData(`  mode          ${plan.mode}: ${plan.files.length} files, the whole database`);
+  printData(`  replaces data ${plan.destructive ? yellow('yes') : 'no (empty or new database)'}`);
+  printData(`  backup first  ${plan.backup ? 'yes' : 'no'}`);
+  printData(`  confirmation  ${plan.confirmation ? 'the remote\'s name typed back (or --yes)' : 'none'}`);
+  for (const file of plan.files) printData(dim(`    ${file}`));
+  if (plan.refused) printData(red(`  refused: ${plan.refused}`));
+}
+
+/** Shows the question and needs the remote's name typed back. */
+async function typeBack(question: string, typed: string): Promise<boolean> {
+  const { createInterface } = await import('node:readline/promises');
+  const prompt = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return (await prompt.question(`${question}\ntype ${bold(typed)} to deploy: `)).trim() === typed;
+  } finally {
+    prompt.close();
+  }
+}

@@ -1,0 +1,205 @@
+import { randomBytes } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listBackups } from '../../src/core/backup/store.js';
+import { type DbfastConfig, loadConfig } from '../../src/core/config/index.js';
+import { type DeployResult, deploy, deploymentHistory } from '../../src/core/deploy.js';
+import { DbfastError } from '../../src/core/errors.js';
+import { dropTemplateAndClones, runCli, STACK_FRAME, testServerUrl, uniqueName } from '../helpers/cli.js';
+import { hasPgTools } from '../helpers/pg-tools.js';
+import { tempRepo } from '../helpers/repo.js';
+import { type ScramServer, startScramServer } from '../helpers/scram-server.js';
+
+const PASSWORD = 'deploy-secret-5e1';
+const run = randomBytes(3).toString('hex');
+let remote: ScramServer;
+let root: string;
+let template: string;
+let config: DbfastConfig;
+const env = { REMOTE_PW: PASSWORD };
+
+async function remoteQuery(database: string, sql: string) {
+  const client = new pg.Client({ host: '127.0.0.1', port: remote.port, user: 'postgres', password: PASSWORD, database });
+  await client.connect();
+  try {
+    return (await client.query(sql)).rows;
+  } finally {
+    await client.end();
+  }
+}
+
+async function remoteDatabases(): Promise<string[]> {
+  return (await remoteQuery('postgres', `SELECT datname FROM pg_database WHERE datname LIKE 'app\\_%' ORDER BY 1`)).map((row) => row.datname);
+}
+
+async function failure(promise: Promise<unknown>): Promise<DbfastError> {
+  const error = await promise.then(
+    () => {
+      throw new Error('expected a failure');
+    },
+    (caught: unknown) => caught,
+  );
+  expect(error).toBeInstanceOf(DbfastError);
+  return error as DbfastError;
+}
+
+const remoteUrl = (database: string) => `postgresql://postgres@127.0.0.1:${remote.port}/${database}`;
+
+beforeAll(async () => {
+  remote = await startScramServer(PASSWORD);
+  template = uniqueName('deploy');
+  root = await tempRepo({
+    'dbfast.toml': `[database]
+url = "${testServerUrl()}"
+template_name = "${template}"
+
+[environments.local]
+[environments.production]
+include_directories = ["0_schema"]
+[environments.staging]
+
+[remotes.prod]
+url = "${remoteUrl(`app_prod_${run}`)}"
+password_env = "REMOTE_PW"
+environment = "production"
+
+[remotes.staging]
+url = "${remoteUrl(`app_staging_${run}`)}"
+password_env = "REMOTE_PW"
+environment = "staging"
+allow_destructive = true
+`,
+    'db/0_schema/01_items.sql': 'CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL);\nCREATE INDEX items_name ON items (name);\n',
+    'db/1_seed/01_items.sql': "INSERT INTO items VALUES (1, 'one');\n",
+  });
+  config = await loadConfig({ cwd: root, env });
+}, 60_000);
+
+afterAll(async () => {
+  await remote?.stop();
+  if (template) await dropTemplateAndClones(template);
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+describe.skipIf(!hasPgTools)('deploy, replace mode', () => {
+  it('--dry-run plans and changes nothing', async () => {
+    const plan = await deploy(config, 'prod', { env, dryRun: true });
+    expect(plan).toMatchObject({
+      remote: 'prod',
+      url: remoteUrl(`app_prod_${run}`),
+      database: `app_prod_${run}`,
+      environment: 'production',
+      mode: 'replace',
+      files: ['db/0_schema/01_items.sql'],
+      destructive: false,
+      backup: false,
+      confirmation: true,
+    });
+    expect('id' in plan).toBe(false);
+    expect(await remoteDatabases()).toEqual([]);
+  });
+
+  it('production asks for the remote\'s name typed back, and receives no seed data', async () => {
+    const unasked = await failure(deploy(config, 'prod', { env }));
+    expect(unasked).toMatchObject({ code: 'NOT_CONFIRMED', message: 'remote prod requires confirmation: pass --yes to deploy' });
+    const refused = await failure(deploy(config, 'prod', { env, confirm: async () => false }));
+    expect(refused.message).toBe('not confirmed: nothing was changed');
+    expect(await remoteDatabases()).toEqual([]);
+
+    const asked: string[] = [];
+    const result = (await deploy(config, 'prod', {
+      env,
+      confirm: async (question, typed) => {
+        asked.push(`${question} | ${typed}`);
+        return true;
+      },
+    })) as DeployResult;
+    expect(asked).toEqual([`deploy environment production to remote prod (${remoteUrl(`app_prod_${run}`)}); mode replace, nothing to replace, no backup | prod`]);
+    expect(result).toMatchObject({ method: 'created', environment: 'production' });
+    // The schema arrived; production's files exclude the seed folder, so no row did.
+    expect(await remoteQuery(`app_prod_${run}`, 'SELECT count(*)::int AS n FROM items')).toEqual([{ n: 0 }]);
+    expect(await remoteQuery(`app_prod_${run}`, 'SELECT id, environment, mode, outcome FROM dbfast.deployments')).toEqual([
+      { id: result.id, environment: 'production', mode: 'replace', outcome: 'succeeded' },
+    ]);
+    expect(await remoteQuery(`app_prod_${run}`, 'SELECT path, deployment_id FROM dbfast.applied_files')).toEqual([{ path: '0_schema/01_items.sql', deployment_id: result.id }]);
+    expect((await deploymentHistory(config, 'prod')).map((entry) => entry.id)).toEqual([result.id]);
+  });
+
+  it('refuses to replace a database with tables where allow_destructive is false, changing nothing', async () => {
+    const error = await failure(deploy(config, 'prod', { env, yes: true }));
+    expect(error).toMatchObject({
+      code: 'DESTRUCTIVE_REFUSED',
+      message: `deploying replaces app_prod_${run} on remote prod, whose tables and data would be lost: allow_destructive is false for remote prod`,
+    });
+    expect(await remoteDatabases()).toEqual([`app_prod_${run}`]);
+    expect(await remoteQuery(`app_prod_${run}`, 'SELECT count(*)::int AS n FROM dbfast.deployments')).toEqual([{ n: 1 }]);
+  });
+
+  it('refuses another environment than the remote\'s unless forced', async () => {
+    const error = await failure(deploy(config, 'staging', { env, environment: 'production', dryRun: true }));
+    expect(error).toMatchObject({ code: 'USAGE', message: 'remote staging receives environment staging, not production' });
+    const warnings: string[] = [];
+    const plan = await deploy(config, 'staging', { env, environment: 'production', forceEnv: true, dryRun: true, onWarning: (message) => warnings.push(message) });
+    expect(plan.environment).toBe('production');
+    expect(warnings).toEqual(['deploying environment production to remote staging, which receives staging (--force-env)']);
+  });
+
+  it('replaces a database with data: backed up first, checked, swapped in, the old one kept, the history carried over', async () => {
+    const first = (await deploy(config, 'staging', { env })) as DeployResult;
+    expect(first.method).toBe('created');
+    expect(await remoteQuery(`app_staging_${run}`, 'SELECT id, name FROM items ORDER BY id')).toEqual([{ id: 1, name: 'one' }]);
+    await remoteQuery(`app_staging_${run}`, "INSERT INTO items VALUES (99, 'written on the remote')");
+    await writeFile(join(root, 'db/1_seed/01_items.sql'), "INSERT INTO items VALUES (1, 'one'), (2, 'two');\n");
+
+    const second = (await deploy(config, 'staging', { env })) as DeployResult;
+    expect(second).toMatchObject({ method: 'swap', destructive: true, backup: true, previous: expect.stringMatching(new RegExp(`^app_staging_${run}__dbfast_prev_`)) });
+    expect(await remoteQuery(`app_staging_${run}`, 'SELECT id, name FROM items ORDER BY id')).toEqual([
+      { id: 1, name: 'one' },
+      { id: 2, name: 'two' },
+    ]);
+    // What was replaced is in the pre-deploy backup and in the kept database.
+    const backups = await listBackups(config, { remote: 'staging' });
+    expect(backups).toEqual([expect.objectContaining({ id: second.backupId, reason: 'pre-deploy', database: `app_staging_${run}` })]);
+    expect(backups[0]!.rows.find((entry) => entry.table === 'items')?.rows).toBe(2);
+    expect(await remoteQuery(`app_staging_${run}`, 'SELECT id, backup_id FROM dbfast.deployments ORDER BY started_at')).toEqual([
+      { id: first.id, backup_id: null },
+      { id: second.id, backup_id: second.backupId },
+    ]);
+  });
+
+  it('a deployed database that fails [validation] is never swapped in', async () => {
+    const before = await remoteQuery(`app_staging_${run}`, 'SELECT id, name FROM items ORDER BY id');
+    const databases = await remoteDatabases();
+    // Passes on the template's build database, fails on the remote's scratch database.
+    const strict: DbfastConfig = {
+      ...config,
+      validation: { ...config.validation, testQueries: [{ query: "SELECT 1 WHERE current_database() NOT LIKE '%dbfast\\_restore%'", minExpectedResults: 1 }] },
+    };
+    const started = Date.now();
+    const error = await failure(deploy(strict, 'staging', { env, onStep: (step) => console.log(Date.now() - started, step) }));
+    expect(error.code).toBe('VALIDATION_FAILED');
+    expect(error.message).toMatch(/^the deployed database fails \[validation\]: test query returned 0 rows/);
+    expect(await remoteQuery(`app_staging_${run}`, 'SELECT id, name FROM items ORDER BY id')).toEqual(before);
+    expect(await remoteDatabases()).toEqual(databases);
+  });
+
+  it('the CLI never prints the password, and exits 1 on a refusal without a stack trace', async () => {
+    const cliEnv = { REMOTE_PW: PASSWORD };
+    // A dry run shows the plan, and what would refuse it (exit 1).
+    const plan = await runCli(['deploy', 'prod', '--dry-run', '--json'], { cwd: root, env: cliEnv });
+    expect(plan.code, plan.stderr).toBe(1);
+    expect(JSON.parse(plan.stdout)).toMatchObject({ remote: 'prod', destructive: true, refused: expect.stringMatching(/allow_destructive is false/) });
+    const refused = await runCli(['deploy', 'prod', '--yes'], { cwd: root, env: cliEnv });
+    expect(refused.code).toBe(1);
+    expect(refused.errLines.at(-2)).toBe(`error: deploying replaces app_prod_${run} on remote prod, whose tables and data would be lost: allow_destructive is false for remote prod`);
+    const deployed = await runCli(['deploy', 'staging'], { cwd: root, env: cliEnv });
+    expect(deployed.code, deployed.stderr).toBe(0);
+    expect(deployed.stdout).toMatch(/^\d{8}-\d{6}-[0-9a-f]{4}\n$/);
+    for (const output of [plan, refused, deployed]) {
+      expect(output.stdout + output.stderr).not.toContain(PASSWORD);
+      expect(output.stderr).not.toMatch(STACK_FRAME);
+    }
+  });
+});
