@@ -1,6 +1,6 @@
 /**
  * The whole workflow, as a user runs it on a fresh machine: the real binary, its own embedded
- * server, nothing configured but the SQL files. Grows with each capability (remotes and backups now, deploy next).
+ * server, nothing configured but the SQL files. Grows with each capability (remotes, backups and deploy's replace mode now).
  */
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -105,6 +105,18 @@ describe('end to end', () => {
       expect(await queryUrl(remoteNotes, notes)).toEqual(expected);
       const listed = JSON.parse((await runCli(['backup', 'list', '--json'], { cwd: root, env: remoteEnv })).stdout);
       expect(listed.map((backup: { reason: string }) => backup.reason)).toEqual(['pre-restore', 'manual', 'manual']);
+
+      // Deployed: production (the schema, no seed data) onto a second database of the remote, with no drift after.
+      const liveUrl = `postgresql://postgres@127.0.0.1:${remote.port}/live`;
+      const addLive = await runCli(['remote', 'add', '--name', 'live', '--url', liveUrl, '--env', 'production', '--password-env', 'STAGING_PW', '--allow-destructive'], { cwd: root, env: remoteEnv });
+      expect(addLive.code, addLive.stderr).toBe(0);
+      const deployed = await runCli(['deploy', 'live', '--yes', '--json'], { cwd: root, env: remoteEnv });
+      expect(deployed.code, deployed.stderr).toBe(0);
+      expect(JSON.parse(deployed.stdout)).toMatchObject({ remote: 'live', environment: 'production', method: 'created' });
+      const remoteLive = `postgresql://postgres:e2e-remote-pass@127.0.0.1:${remote.port}/live`;
+      expect(await queryUrl(remoteLive, 'SELECT count(*)::int AS n FROM notes')).toEqual([{ n: 0 }]);
+      expect((await runCli(['diff', 'live'], { cwd: root, env: remoteEnv })).code).toBe(0);
+      expect((await runCli(['remote', 'remove', 'live'], { cwd: root, env: remoteEnv })).code).toBe(0);
 
       expect((await runCli(['remote', 'remove', 'staging'], { cwd: root, env: remoteEnv })).code).toBe(0);
       expect(await readFile(join(root, 'dbfast.toml'), 'utf8')).toBe(before);
