@@ -12,8 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { dumpDatabase, readArchive } from './backup/archive.js';
+import { withScratchName } from './backup/load.js';
 import { databaseFacts, locateSource, programFor } from './backup/create.js';
-import { describeLocation, inspectTarget, type Replaced, replaceDatabase } from './backup/restore.js';
+import { describeLocation, inspectTarget, type Replaced, replaceDatabase, withAdmin } from './backup/restore.js';
 import type { Backup } from './backup/store.js';
 import type { DbfastConfig } from './config/index.js';
 import { compareSchemas, describeSchema, type SchemaDescription, type SchemaDifference } from './drift.js';
@@ -22,6 +23,7 @@ import { DbfastError, isDbfastError } from './errors.js';
 import { writeFileAtomic } from './files.js';
 import { withClient } from './pg/client.js';
 import { createDatabase, dropDatabase } from './pg/databases.js';
+import { lockKeys, tryAdvisoryLock } from './pg/locks.js';
 import { displayUrl, type ServerTarget } from './pg/target.js';
 import { plural } from './plural.js';
 import { Project } from './project.js';
@@ -92,6 +94,9 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
   step(`building the template of environment ${environment} if its files changed`);
   const { template } = await project.build();
   const state = await project.scan();
+  if (state.fingerprint !== template.fingerprint) {
+    throw new DbfastError('USAGE', `the files of environment ${environment} changed while its template was built`, { hint: 'deploy again' });
+  }
   const location = await locateSource(config, { remote: remote.name }, env);
   const target = await inspectTarget(location);
   const backup = target.hasTables && remote.backupBeforeDeploy && !options.skipBackup;
@@ -103,7 +108,7 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
     template: template.name,
     fingerprint: template.fingerprint,
     mode: 'replace',
-    files: state.files.map((file) => file.relativePath),
+    files: state.selected.map((file) => file.relativePath),
     destructive: target.hasTables,
     backup,
     confirmation: remote.requireConfirmation,
@@ -118,22 +123,40 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
   const work = await mkdtemp(join(tmpdir(), 'dbfast-deploy-'));
   try {
     step(`dumping template ${template.name}`);
+    // One deploy to a remote at a time: a second one is refused, never interleaved.
     const { archive, schema } = await dumpTemplate(config, await project.server(), template.name, work, env);
     // The remote's earlier deploys move into the new database with it.
     const earlier = target.exists ? await remoteHistory(location.target, location.database) : '[]';
     const startedAt = new Date().toISOString();
     step(`deploying to ${describeLocation(location)}`);
-    const replaced = await replaceDatabase(config, archive, location, {
+    const replacing = () => replaceDatabase(config, archive, location, {
       env,
       yes: true,
       question: '',
-      backupReason: backup ? 'pre-deploy' : null,
+      backupReason: remote.backupBeforeDeploy && !options.skipBackup ? 'pre-deploy' : null,
+      noOwner: true,
+      serverLocale: true,
       onStep: step,
+      // What the remote holds now decides, not what the plan saw a moment ago.
+      vet: ({ hasTables, method }) => {
+        const refusal = refusalOf({ ...plan, destructive: hasTables }, remote, options);
+        if (refusal) throw refusal;
+        if (method === 'single-transaction' && hasTables && (!remote.backupBeforeDeploy || options.skipBackup)) {
+          throw new DbfastError('DESTRUCTIVE_REFUSED', `${describeLocation(location)} would be replaced in place (this user may not create databases) with no backup to go back to`, {
+            hint: `drop --skip-backup, or set backup_before_deploy = true in [remotes.${remote.name}]`,
+          });
+        }
+      },
       check: async (client, taken) => {
         await checkDeployed(client, schema, config, Boolean(options.allowDrift), options.onWarning);
         await recordDeployment(client, { id, environment, fingerprint: template.fingerprint, startedAt, files: state.selected, earlier, backupId: taken.backupId ?? null });
       },
     });
+    const locked = await withAdmin(location.target, location.database, (admin) => tryAdvisoryLock(admin, lockKeys.deploy(remote.name), replacing));
+    if (!locked.locked) {
+      throw new DbfastError('USAGE', `another deploy to remote ${remote.name} is running`, { hint: 'wait for it to finish, then deploy again' });
+    }
+    const replaced = locked.result;
     const result: DeployResult = {
       ...plan,
       id,
@@ -142,7 +165,7 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
       ...(replaced.backupId ? { backupId: replaced.backupId } : {}),
       durationMs: Math.round(performance.now() - started),
     };
-    await recordLocally(config, result);
+    await recordLocally(config, result).catch((error: Error) => options.onWarning?.(`the deploy succeeded, but its local record could not be written: ${error.message}`));
     return result;
   } finally {
     await rm(work, { recursive: true, force: true });
@@ -215,14 +238,13 @@ async function confirmDeploy(plan: DeployPlan, options: DeployOptions): Promise<
  * so a clone of it is dumped and described, then dropped.
  */
 async function dumpTemplate(config: DbfastConfig, local: ServerTarget, template: string, work: string, env: NodeJS.ProcessEnv): Promise<{ archive: Backup; schema: SchemaDescription }> {
-  const clone = `${template}__d${randomBytes(4).toString('hex')}`;
-  return withClient(local, async (admin) => {
+  return withClient(local, (admin) => withScratchName(admin, template, 'describe', async (clone) => {
     await createDatabase(admin, clone, { template });
     try {
       const [facts, schema] = await withClient(local, async (client) => [await databaseFacts(client), await describeSchema(client)] as const, clone);
       const pgDump = await programFor('pg_dump', Math.floor(facts.versionNum / 10_000), config, env);
       const path = join(work, 'template.dump');
-      const compression = await dumpDatabase(pgDump, await local.toolConnection(clone), path, { format: 'custom' });
+      const compression = await dumpDatabase(pgDump, await local.toolConnection(clone), path, { format: 'custom', portable: true });
       const contents = await readArchive(await programFor('pg_restore', pgDump.major, config, env), path);
       const now = new Date().toISOString();
       const archive: Backup = {
@@ -247,7 +269,7 @@ async function dumpTemplate(config: DbfastConfig, local: ServerTarget, template:
     } finally {
       await dropDatabase(admin, clone);
     }
-  });
+  }));
 }
 
 /** [validation], then the deployed schema against the template's: any difference refuses the deploy unless allowed. */
@@ -261,7 +283,7 @@ async function checkDeployed(
   await validateDatabase(client, config.validation).catch((error) => {
     if (!isDbfastError(error, 'VALIDATION_FAILED')) throw error;
     throw new DbfastError('VALIDATION_FAILED', error.message.replace(/^template validation failed/, 'the deployed database fails [validation]'), {
-      hint: 'the deploy was stopped before its database replaced the remote\'s (or, restored in place, a backup was taken first)',
+      hint: 'the deploy was stopped before its database replaced the remote\'s',
     });
   });
   const differences = compareSchemas(expected, await describeSchema(client));
@@ -299,7 +321,8 @@ async function recordDeployment(
   await client.query(
     `INSERT INTO dbfast.applied_files (path, sha256, size, applied_at, success, deployment_id)
      SELECT path, sha256, size, now(), true, $4 FROM unnest($1::text[], $2::text[], $3::bigint[]) AS f(path, sha256, size)
-     ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, applied_at = excluded.applied_at, deployment_id = excluded.deployment_id`,
+     ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, applied_at = excluded.applied_at,
+       execution_ms = NULL, success = true, deployment_id = excluded.deployment_id`,
     [deployment.files.map((file) => file.relativePath), deployment.files.map((file) => file.hash), deployment.files.map((file) => file.size), deployment.id],
   );
 }

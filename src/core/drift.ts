@@ -4,12 +4,13 @@
  * description, so column order after ALTER TABLE ADD, OIDs, ownership and GRANTs never count;
  * extension members and dbfast's own bookkeeping schema are left out, as pg_dump leaves them out.
  */
-import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
+import { withScratchName } from './backup/load.js';
 import type { DbfastConfig } from './config/index.js';
 import { withClient } from './pg/client.js';
 import { createDatabase, dropDatabase } from './pg/databases.js';
 import { configuredTarget } from './pg/target.js';
+import { withTransaction } from './pg/transaction.js';
 import { Project } from './project.js';
 import { remoteNamed } from './remote.js';
 
@@ -61,7 +62,8 @@ const QUERIES: string[] = [
           pg_get_constraintdef(c.oid)
    FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
    LEFT JOIN pg_class r ON r.oid = c.conrelid LEFT JOIN pg_type t ON t.oid = c.contypid
-   WHERE ${USER_SCHEMA} AND ${NOT_EXTENSION_MEMBER('pg_constraint', 'c.oid')}`,
+   -- PostgreSQL 18 also records NOT NULL as constraints ('n'): columns say it for every version.
+   WHERE c.contype <> 'n' AND ${USER_SCHEMA} AND ${NOT_EXTENSION_MEMBER('pg_constraint', 'c.oid')}`,
   `SELECT format('index %I.%I', n.nspname, c.relname), pg_get_indexdef(i.indexrelid) || CASE WHEN i.indisvalid THEN '' ELSE ' (invalid)' END
    FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE ${USER_SCHEMA} AND ${NOT_EXTENSION_MEMBER('pg_class', 'c.oid')}
@@ -78,7 +80,7 @@ const QUERIES: string[] = [
           CASE t.typtype
             WHEN 'e' THEN 'enum (' || (SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid) || ')'
             WHEN 'd' THEN 'domain ' || format_type(t.typbasetype, t.typtypmod) || CASE WHEN t.typnotnull THEN ' not null' ELSE '' END
-                          || coalesce(' default ' || t.typdefault, '')
+                          || coalesce(' default ' || pg_get_expr(t.typdefaultbin, 0), '')
             WHEN 'r' THEN 'range'
             ELSE 'composite (' || (SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY a.attnum)
                                     FROM pg_attribute a WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped) || ')' END
@@ -92,13 +94,19 @@ const QUERIES: string[] = [
    FROM pg_policies p JOIN pg_namespace n ON n.nspname = p.schemaname WHERE ${USER_SCHEMA}`,
 ];
 
-/** The schema of the database `client` is connected to. */
+/**
+ * The schema of the database `client` is connected to. With an empty search_path every name the
+ * catalog functions print is schema-qualified, whoever the session's user is.
+ */
 export async function describeSchema(client: pg.Client): Promise<SchemaDescription> {
   const description: SchemaDescription = new Map();
-  for (const sql of QUERIES) {
-    const { rows } = await client.query<[string, string]>({ text: sql, rowMode: 'array' });
-    for (const [key, value] of rows) description.set(key, value ?? '');
-  }
+  await withTransaction(client, async () => {
+    await client.query("SET LOCAL search_path = ''");
+    for (const sql of QUERIES) {
+      const { rows } = await client.query<[string, string]>({ text: sql, rowMode: 'array' });
+      for (const [key, value] of rows) description.set(key, value ?? '');
+    }
+  });
   return description;
 }
 
@@ -141,15 +149,16 @@ export async function remoteDrift(
   const project = new Project(config, options.environment ?? remote.environment, env);
   const { template } = await project.build();
   const local = await project.server();
-  const scratch = `${template.name}__d${randomBytes(4).toString('hex')}`;
-  const expected = await withClient(local, async (admin) => {
-    await createDatabase(admin, scratch, { template: template.name });
-    try {
-      return await withClient(local, describeSchema, scratch);
-    } finally {
-      await dropDatabase(admin, scratch);
-    }
-  });
+  const expected = await withClient(local, (admin) =>
+    withScratchName(admin, template.name, 'describe', async (scratch) => {
+      await createDatabase(admin, scratch, { template: template.name });
+      try {
+        return await withClient(local, describeSchema, scratch);
+      } finally {
+        await dropDatabase(admin, scratch);
+      }
+    }),
+  );
   const target = await configuredTarget(remote, config, env);
   const actual = await withClient(target, describeSchema);
   return {

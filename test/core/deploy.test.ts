@@ -92,7 +92,7 @@ describe.skipIf(!hasPgTools)('deploy, replace mode', () => {
       database: `app_prod_${run}`,
       environment: 'production',
       mode: 'replace',
-      files: ['db/0_schema/01_items.sql'],
+      files: ['0_schema/01_items.sql'],
       destructive: false,
       backup: false,
       confirmation: true,
@@ -183,6 +183,20 @@ describe.skipIf(!hasPgTools)('deploy, replace mode', () => {
     expect(error.message).toMatch(/^the deployed database fails \[validation\]: test query returned 0 rows/);
     expect(await remoteQuery(`app_staging_${run}`, 'SELECT id, name FROM items ORDER BY id')).toEqual(before);
     expect(await remoteDatabases()).toEqual(databases);
+  });
+
+  it('a second deploy to the same remote while one runs is refused, never interleaved', async () => {
+    const holder = new pg.Client({ host: '127.0.0.1', port: remote.port, user: 'postgres', password: PASSWORD, database: 'postgres' });
+    await holder.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', ['dbfast:deploy:staging']);
+      const before = await remoteQuery(`app_staging_${run}`, 'SELECT count(*)::int AS n FROM dbfast.deployments');
+      const error = await failure(deploy(config, 'staging', { env }));
+      expect(error).toMatchObject({ code: 'USAGE', message: 'another deploy to remote staging is running' });
+      expect(await remoteQuery(`app_staging_${run}`, 'SELECT count(*)::int AS n FROM dbfast.deployments')).toEqual(before);
+    } finally {
+      await holder.end();
+    }
   });
 
   it('the CLI never prints the password, and exits 1 on a refusal without a stack trace', async () => {

@@ -24,10 +24,11 @@ async function database(label: string, sql = ''): Promise<string> {
   return name;
 }
 
-async function describe_(name: string): Promise<SchemaDescription> {
+async function describe_(name: string, searchPath?: string): Promise<SchemaDescription> {
   const client = new pg.Client(testClientConfig(name));
   await client.connect();
   try {
+    if (searchPath !== undefined) await client.query(`SET search_path = ${searchPath}`);
     return await describeSchema(client);
   } finally {
     await client.end();
@@ -64,8 +65,11 @@ describe('describeSchema and compareSchemas', () => {
     const second = await database('b', reordered);
     const expected = await describe_(first);
     expect(compareSchemas(expected, await describe_(second))).toEqual([]);
+    // Whatever the session's search_path: names are printed schema-qualified.
+    expect(compareSchemas(expected, await describe_(second, 'pg_catalog'))).toEqual([]);
+    expect(expected.get('constraint public.posts.posts_user_id_fkey')).toBe('FOREIGN KEY (user_id) REFERENCES public.users(id) ON DELETE CASCADE');
     // What is described, and what is not: extension members and dbfast's own schema.
-    expect(expected.get('column public.users.address')).toBe('email not null');
+    expect(expected.get('column public.users.address')).toBe('public.email not null');
     expect(expected.get('column public.users.name')).toBe('text collate "C"');
     expect(expected.get('type public.mood')).toBe("enum ('sad', 'ok', 'happy')");
     expect(expected.get('extension citext')).toBe('in public');
@@ -157,6 +161,6 @@ describe('remoteDrift and dbfast diff', () => {
     expect(json.code).toBe(1);
     expect(JSON.parse(json.stdout).differences).toHaveLength(2);
     // Nothing is left behind of the template's described clone.
-    expect(await query('postgres', `SELECT datname FROM pg_database WHERE datname LIKE '${template}%\\_\\_d%'`)).toEqual([]);
+    expect(await query('postgres', `SELECT datname FROM pg_database WHERE datname LIKE '%dbfast\\_describe%'`)).toEqual([]);
   });
 });

@@ -18,6 +18,8 @@ export interface DumpOptions {
   jobs?: number;
   /** pg_dump's process id, once it runs. */
   onStart?: (pid: number) => void;
+  /** Leave out owners and GRANTs (a template's roles need not exist where it is deployed). */
+  portable?: boolean;
 }
 
 /** Runs pg_dump into `path`; zstd where pg_dump has it (16+), else gzip. Returns the compression used. */
@@ -27,6 +29,7 @@ export async function dumpDatabase(pgDump: Program, connection: ToolConnection, 
     `--format=${options.format === 'directory' ? 'directory' : 'custom'}`,
     `--file=${path}`,
     ...(options.format === 'directory' && options.jobs && options.jobs > 1 ? [`--jobs=${options.jobs}`] : []),
+    ...(options.portable ? ['--no-owner', '--no-privileges'] : []),
   ];
   const dump = (method: string) =>
     runTool(pgDump, [...args, ...(pgDump.major >= 16 ? [`--compress=${method}`] : [])], { connection, onStart: options.onStart });

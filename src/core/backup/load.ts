@@ -1,7 +1,7 @@
 /** Restoring an archive into a database of its own, created for it: what a trial restore and a swapping restore share. */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import { createDatabaseLike, dropDatabase } from '../pg/databases.js';
+import { createDatabaseLike, type DatabaseLocale, dropDatabase } from '../pg/databases.js';
 import { nameWithSuffix } from '../names.js';
 import { lockKeys, withAdvisoryLock } from '../pg/locks.js';
 import type { ServerTarget } from '../pg/target.js';
@@ -17,8 +17,8 @@ export interface LoadOptions {
   jobs?: number;
   /** The new database's owner. */
   owner?: string;
-  /** Where the new database's encoding and locale come from (default: the backup's). */
-  like?: { encoding: string; collate: string; ctype: string };
+  /** Where the new database's encoding and locale come from (default: the backup's; null: the server's defaults). */
+  like?: DatabaseLocale | null;
 }
 
 /** pg_restore's --dbname as a connection string: a database name holding `=` would otherwise be read as one. */
@@ -26,14 +26,14 @@ export function dbnameArgument(database: string): string {
   return `--dbname=dbname='${database.replace(/[\\']/g, (character) => `\\${character}`)}'`;
 }
 
-/** Scratch databases, as named by `withScratchName`: `<base>__dbfast_restore_<8 hex>` or `__dbfast_verify_`. */
-export const SCRATCH_PATTERN = '__dbfast_(restore|verify)_[0-9a-f]{8}$';
+/** Scratch databases, as named by `withScratchName`: `<base>__dbfast_restore_<8 hex>`, `__dbfast_verify_`, `__dbfast_describe_`. */
+export const SCRATCH_PATTERN = '__dbfast_(restore|verify|describe)_[0-9a-f]{8}$';
 
 /**
  * Runs `work` with a new scratch database name beside `base` (unique, within 63 bytes), holding its
  * advisory lock on `admin` throughout: `backup prune` drops only scratch databases whose lock is free.
  */
-export function withScratchName<T>(admin: pg.Client, base: string, purpose: 'restore' | 'verify', work: (name: string) => Promise<T>): Promise<T> {
+export function withScratchName<T>(admin: pg.Client, base: string, purpose: 'restore' | 'verify' | 'describe', work: (name: string) => Promise<T>): Promise<T> {
   const name = nameWithSuffix(base, `__dbfast_${purpose}_${randomBytes(4).toString('hex')}`);
   return withAdvisoryLock(admin, lockKeys.scratch(name), () => work(name));
 }
@@ -50,7 +50,8 @@ export async function loadIntoNewDatabase(
   pgRestore: Program,
   options: LoadOptions = {},
 ): Promise<void> {
-  await createDatabaseLike(admin, name, { ...(options.like ?? backup.properties), ...(options.owner ? { owner: options.owner } : {}) });
+  const like = options.like === undefined ? backup.properties : options.like;
+  await createDatabaseLike(admin, name, { ...(like ?? {}), ...(options.owner ? { owner: options.owner } : {}) });
   try {
     const connection = await target.toolConnection(name);
     const args = [

@@ -105,7 +105,11 @@ export interface ReplaceOptions extends Pick<RestoreOptions, 'yes' | 'confirm' |
   /** The reason of the backup taken of a replaced database that has tables; null: none is taken. */
   backupReason: BackupReason | null;
   /** Sees the target before anything is asked or changed, and may refuse by throwing. */
-  vet?: (target: { exists: boolean; hasTables: boolean; where: string }) => void;
+  vet?: (target: { exists: boolean; hasTables: boolean; where: string; method: RestoreResult['method'] }) => void;
+  /** Objects owned by the restoring user, whoever owned them where the archive was made. */
+  noOwner?: boolean;
+  /** A database created for the archive gets the server's default locale, not the archive's (its source may have others). */
+  serverLocale?: boolean;
   /**
    * Checks the new content on a connection to it, and may refuse it by throwing: before the swap
    * (nothing changed yet), or after an in-place restore (the backup taken first is the way back).
@@ -150,8 +154,8 @@ export async function replaceDatabase(config: DbfastConfig, archive: Backup, loc
   return withAdmin(target, database, async (admin) => {
     const destination = (await admin.query<Destination>(DESTINATION_SQL, [database])).rows[0]!;
     const hasTables = destination.exists && (await withClient(target, async (client) => (await client.query<{ found: boolean }>(HAS_TABLES_SQL)).rows[0]!.found, database));
-    options.vet?.({ exists: destination.exists, hasTables, where });
     const method = chooseMethod(destination, database, where);
+    options.vet?.({ exists: destination.exists, hasTables, where, method });
     const result: Replaced = { ...(location.remote ? { remote: location.remote } : {}), database, method };
     if (method === 'single-transaction') await refuseTablesNotInBackup(target, database, archive, where);
     if (destination.exists) {
@@ -164,7 +168,7 @@ export async function replaceDatabase(config: DbfastConfig, archive: Backup, loc
     }
     step(`restoring into ${where}`);
     if (method === 'single-transaction') {
-      await restoreInPlace(target, database, archive, pgRestore, destination);
+      await restoreInPlace(target, database, archive, pgRestore, { ...destination, superuser: destination.superuser && !options.noOwner });
       // Objects the backup does not have may remain beside it (a view, a function): only its tables' rows are checked.
       await withClient(
         target,
@@ -175,13 +179,25 @@ export async function replaceDatabase(config: DbfastConfig, archive: Backup, loc
               hint: `the database as it was is in backup ${result.backupId ?? '(none: it had no tables)'}`,
             });
           }
-          await options.check?.(client, result);
+          await options.check?.(client, result).catch((error: unknown) => {
+            if (!isDbfastError(error)) throw error;
+            // Restored in place, the new content is committed already: say so, and how to go back.
+            throw new DbfastError(error.code, `${error.message} (${where} was restored in place already)`, {
+              hint: result.backupId ? `dbfast backup restore ${result.backupId} puts back the database as it was` : 'it had no tables before',
+              cause: error,
+            });
+          });
         },
         database,
       );
     } else {
       const check = options.check && ((client: pg.Client) => options.check!(client, result));
-      const previous = await restoreBeside(admin, location, archive, pgRestore, destination, { ...(options.jobs ? { jobs: options.jobs } : {}), ...(check ? { check } : {}), step });
+      const previous = await restoreBeside(admin, location, archive, pgRestore, { ...destination, superuser: destination.superuser && !options.noOwner }, {
+        ...(options.jobs ? { jobs: options.jobs } : {}),
+        ...(check ? { check } : {}),
+        serverLocale: Boolean(options.serverLocale),
+        step,
+      });
       if (previous !== undefined) result.previous = previous;
     }
     return result;
@@ -192,7 +208,7 @@ export async function replaceDatabase(config: DbfastConfig, archive: Backup, loc
  * A connection for CREATE, RENAME and DROP DATABASE: to the server's maintenance database, unless
  * that is the database being replaced (a remote's configured database), then to postgres or template1.
  */
-async function withAdmin<T>(target: ServerTarget, database: string, work: (admin: pg.Client) => Promise<T>): Promise<T> {
+export async function withAdmin<T>(target: ServerTarget, database: string, work: (admin: pg.Client) => Promise<T>): Promise<T> {
   const candidates = [target.maintenanceDatabase, 'postgres', 'template1'].filter((name) => name !== database);
   let admin: pg.Client | undefined;
   for (const name of candidates) {
@@ -245,7 +261,7 @@ async function refuseTablesNotInBackup(target: ServerTarget, database: string, b
     (client) =>
       client.query<{ schema: string; table: string }>(
         `SELECT n.nspname AS schema, c.relname AS table FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2`,
+         WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'dbfast') AND n.nspname NOT LIKE 'pg\\_%' ORDER BY 1, 2`,
       ),
     database,
   );
@@ -279,7 +295,7 @@ async function restoreBeside(
   backup: Backup,
   pgRestore: Awaited<ReturnType<typeof programFor>>,
   destination: Destination,
-  options: Pick<ReplaceOptions, 'jobs'> & { check?: (client: pg.Client) => Promise<void>; step: (message: string) => void },
+  options: Pick<ReplaceOptions, 'jobs' | 'serverLocale'> & { check?: (client: pg.Client) => Promise<void>; step: (message: string) => void },
 ): Promise<string | undefined> {
   return withScratchName(admin, location.database, 'restore', (scratch) => restoreInto(admin, location, scratch, backup, pgRestore, destination, options));
 }
@@ -291,10 +307,12 @@ async function restoreInto(
   backup: Backup,
   pgRestore: Awaited<ReturnType<typeof programFor>>,
   destination: Destination,
-  { jobs, check, step }: Pick<ReplaceOptions, 'jobs'> & { check?: (client: pg.Client) => Promise<void>; step: (message: string) => void },
+  { jobs, check, serverLocale, step }: Pick<ReplaceOptions, 'jobs' | 'serverLocale'> & { check?: (client: pg.Client) => Promise<void>; step: (message: string) => void },
 ): Promise<string | undefined> {
   const { encoding, collate, ctype, localeProvider, icuLocale } = destination;
-  const like = destination.exists ? { encoding, collate, ctype, ...(localeProvider ? { localeProvider } : {}), ...(icuLocale ? { icuLocale } : {}) } : backup.properties;
+  const like = destination.exists
+    ? { encoding, collate, ctype, ...(localeProvider ? { localeProvider } : {}), ...(icuLocale ? { icuLocale } : {}) }
+    : serverLocale ? null : backup.properties;
   await loadIntoNewDatabase(admin, target, scratch, backup, pgRestore, {
     ...(destination.exists && destination.ownerName ? { owner: destination.ownerName } : {}),
     noOwner: !destination.superuser,

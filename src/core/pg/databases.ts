@@ -55,10 +55,11 @@ export interface DatabaseLocale {
   icuLocale?: string;
 }
 
-/** An empty database (from template0) with this encoding and locale, owned by `owner` when given. */
-export async function createDatabaseLike(client: pg.Client, name: string, like: DatabaseLocale & { owner?: string }): Promise<void> {
+/** An empty database (from template0) with this encoding and locale (else the server's), owned by `owner` when given. */
+export async function createDatabaseLike(client: pg.Client, name: string, like: Partial<DatabaseLocale> & { owner?: string }): Promise<void> {
   const owner = like.owner ? ` OWNER ${ident(like.owner)}` : '';
   const icu = like.localeProvider === 'i' && like.icuLocale ? ` LOCALE_PROVIDER icu ICU_LOCALE ${quoteLiteral(like.icuLocale)}` : '';
-  const settings = `ENCODING ${quoteLiteral(like.encoding)} LC_COLLATE ${quoteLiteral(like.collate)} LC_CTYPE ${quoteLiteral(like.ctype)}${icu}`;
+  const locale = like.encoding ? `ENCODING ${quoteLiteral(like.encoding)} LC_COLLATE ${quoteLiteral(like.collate ?? 'C')} LC_CTYPE ${quoteLiteral(like.ctype ?? 'C')}` : '';
+  const settings = `${locale}${icu}`;
   await retryWhileBusy(() => client.query(`CREATE DATABASE ${ident(name)} TEMPLATE template0 ${settings}${owner}`));
 }
