@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import type { DeployPlan, DeployResult } from '../core/deploy.js';
 import type { GlobalOptions } from './globals.js';
 import { bold, dim, green, info, printData, printJson, red, warn, yellow } from './output.js';
@@ -53,4 +54,39 @@ async function typeBack(question: string, typed: string): Promise<boolean> {
   } finally {
     prompt.close();
   }
+}
+
+/** `deploy rollback --yes`: commander gives the flags `deploy` also has to `deploy`. */
+function withParentFlags<T extends object>(options: T, command: Command): T {
+  return { ...command.parent?.opts(), ...options };
+}
+
+export async function rollbackCommand(globals: GlobalOptions, remote: string, flags: { yes?: boolean; json?: boolean }, command: Command): Promise<void> {
+  const options = withParentFlags(flags, command);
+  const { rollbackDeploy } = await import('../core/rollback.js');
+  await withProject(globals, async (project) => {
+    const result = await rollbackDeploy(project.config, remote, {
+      yes: Boolean(options.yes),
+      ...(process.stdin.isTTY && process.stderr.isTTY ? { confirm: typeBack } : {}),
+      onStep: (step) => info(dim(`${step}...`)),
+    });
+    if (options.json) return printJson(result);
+    info(`${green('rolled back')} deploy ${result.deploy} on ${result.remote}/${result.database} (${result.method})`);
+    if (result.previous) info(`  the deployed database is kept as ${result.previous}, connections off`);
+  });
+}
+
+export async function historyCommand(globals: GlobalOptions, remote: string, flags: { json?: boolean }, command: Command): Promise<void> {
+  const options = withParentFlags(flags, command);
+  const { deploymentHistory } = await import('../core/deploy.js');
+  await withProject(globals, async (project) => {
+    (await import('../core/remote.js')).remoteNamed(project.config, remote);
+    const history = await deploymentHistory(project.config, remote);
+    if (options.json) return printJson(history);
+    if (history.length === 0) return info(`no deploys to ${remote} from this machine`);
+    for (const entry of history) {
+      const state = entry.rolledBackAt ? yellow(`rolled back ${entry.rolledBackAt}`) : 'deployed';
+      printData(`${bold(entry.id)}\t${entry.environment}\t${entry.mode}\t${entry.method}\t${entry.backupId ?? '-'}\t${state}`);
+    }
+  });
 }

@@ -230,7 +230,7 @@ backup
   .option('--json', 'print JSON')
   .action(action(async () => (await import('./backup.js')).backupPrune));
 
-program
+const deploy = program
   .command('deploy')
   .description("put an environment's database onto a remote: its template dumped, restored beside the remote's database, checked, swapped in")
   .argument('<remote>', 'the remote, as named in dbfast.toml')
@@ -248,6 +248,21 @@ validate-env --strict. A remote whose database has tables is replaced only with 
 backed up first (backup_before_deploy) and kept as <name>__dbfast_prev_<time>. Prints the deploy's id on stdout.`,
   )
   .action(action(async () => (await import('./deploy.js')).deployCommand));
+
+deploy
+  .command('rollback')
+  .description('undo the last deploy to a remote: swap the database it replaced back in, else restore its pre-deploy backup')
+  .argument('<remote>', 'the remote, as named in dbfast.toml')
+  .option('--yes', 'confirm without asking')
+  .option('--json', 'print the result as JSON')
+  .action(action(async () => (await import('./deploy.js')).rollbackCommand));
+
+deploy
+  .command('history')
+  .description('the deploys made from this machine to a remote, oldest first')
+  .argument('<remote>', 'the remote, as named in dbfast.toml')
+  .option('--json', 'print JSON')
+  .action(action(async () => (await import('./deploy.js')).historyCommand));
 
 program
   .command('diff')

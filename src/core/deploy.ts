@@ -7,7 +7,7 @@
  * refusal (environment, confirmation, allow_destructive) has had its say.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
@@ -342,20 +342,33 @@ async function remoteHistory(target: ServerTarget, database: string): Promise<st
   );
 }
 
-/** `<stateDir>/deployments/<remote>.json`: the remote's deploys from this machine, newest last. */
+/** A deploy as recorded on this machine. */
+export type DeployRecord = Omit<DeployResult, 'files'> & { rolledBackAt?: string };
+
 async function recordLocally(config: DbfastConfig, result: DeployResult): Promise<void> {
-  const path = join(config.stateDir, 'deployments', `${result.remote}.json`);
-  const history = await deploymentHistory(config, result.remote);
   const { files: _files, ...entry } = result;
-  await writeFileAtomic(path, `${JSON.stringify([...history, entry], null, 2)}\n`, { durable: true });
+  await writeDeploymentHistory(config, result.remote, [...(await deploymentHistory(config, result.remote)), entry]);
 }
 
-/** The deploys made from this machine to `remote`, oldest first. */
-export async function deploymentHistory(config: DbfastConfig, remote: string): Promise<Omit<DeployResult, 'files'>[]> {
-  const { readFile } = await import('node:fs/promises');
-  const path = join(config.stateDir, 'deployments', `${remote}.json`);
-  return readFile(path, 'utf8').then(
-    (text) => JSON.parse(text) as Omit<DeployResult, 'files'>[],
-    () => [],
-  );
+function historyPath(config: DbfastConfig, remote: string): string {
+  return join(config.stateDir, 'deployments', `${remote}.json`);
+}
+
+/** `<stateDir>/deployments/<remote>.json`: the deploys made from this machine to `remote`, oldest first. */
+export async function deploymentHistory(config: DbfastConfig, remote: string): Promise<DeployRecord[]> {
+  const text = await readFile(historyPath(config, remote), 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return '[]';
+    throw error;
+  });
+  try {
+    return JSON.parse(text) as DeployRecord[];
+  } catch {
+    throw new DbfastError('STATE_DIR_UNUSABLE', `${historyPath(config, remote)} is not a deploy history dbfast can read`, {
+      hint: 'move it aside: the remote keeps its own history in dbfast.deployments',
+    });
+  }
+}
+
+export async function writeDeploymentHistory(config: DbfastConfig, remote: string, history: DeployRecord[]): Promise<void> {
+  await writeFileAtomic(historyPath(config, remote), `${JSON.stringify(history, null, 2)}\n`, { durable: true });
 }

@@ -7,6 +7,7 @@ import { listBackups } from '../../src/core/backup/store.js';
 import { type DbfastConfig, loadConfig } from '../../src/core/config/index.js';
 import { type DeployResult, deploy, deploymentHistory } from '../../src/core/deploy.js';
 import { DbfastError } from '../../src/core/errors.js';
+import { rollbackDeploy } from '../../src/core/rollback.js';
 import { dropTemplateAndClones, runCli, STACK_FRAME, testServerUrl, uniqueName } from '../helpers/cli.js';
 import { hasPgTools } from '../helpers/pg-tools.js';
 import { tempRepo } from '../helpers/repo.js';
@@ -215,5 +216,33 @@ describe.skipIf(!hasPgTools)('deploy, replace mode', () => {
       expect(output.stdout + output.stderr).not.toContain(PASSWORD);
       expect(output.stderr).not.toMatch(STACK_FRAME);
     }
+  });
+
+  it('rollback undoes the last deploy: the replaced database swapped back, else the pre-deploy backup restored', async () => {
+    const history = await deploymentHistory(config, 'staging');
+    expect(history.map((entry) => entry.method)).toEqual(['created', 'swap', 'swap']);
+    const unasked = await failure(rollbackDeploy(config, 'staging', { env }));
+    expect(unasked.code).toBe('NOT_CONFIRMED');
+
+    // The last deploy (the CLI's) is undone by swapping back what it replaced: the second deploy's content.
+    const back = await rollbackDeploy(config, 'staging', { env, yes: true });
+    expect(back).toMatchObject({ method: 'swap-back', deploy: history[2]!.id, previous: expect.stringMatching(new RegExp(`^app_staging_${run}__dbfast_prev_`)) });
+    expect(await remoteQuery(`app_staging_${run}`, 'SELECT id FROM items ORDER BY id')).toEqual([{ id: 1 }, { id: 2 }]);
+    expect((await remoteQuery('postgres', `SELECT datallowconn FROM pg_database WHERE datname = 'app_staging_${run}'`))[0]).toEqual({ datallowconn: true });
+
+    // The second deploy's kept database is gone (pruned): its pre-deploy backup brings back what it replaced,
+    // the row written on the remote included.
+    await remoteQuery('postgres', `DROP DATABASE "${history[1]!.previous}"`);
+    const restored = await rollbackDeploy(config, 'staging', { env, yes: true });
+    expect(restored).toMatchObject({ method: 'restore', deploy: history[1]!.id });
+    expect(await remoteQuery(`app_staging_${run}`, 'SELECT id, name FROM items ORDER BY id')).toEqual([
+      { id: 1, name: 'one' },
+      { id: 99, name: 'written on the remote' },
+    ]);
+    expect((await deploymentHistory(config, 'staging')).map((entry) => entry.rolledBackAt !== undefined)).toEqual([false, true, true]);
+
+    // The first deploy created the database: it kept nothing to go back to.
+    const nothing = await failure(rollbackDeploy(config, 'staging', { env, yes: true }));
+    expect(nothing.message).toBe(`deploy ${history[0]!.id} kept no previous database (or it was pruned) and took no backup: nothing to roll back to`);
   });
 });

@@ -392,7 +392,7 @@ async function copyDatabaseSettings(admin: pg.Client, from: string, to: string):
  * transaction: clients see the old database or the restored one. The old one keeps refusing
  * connections, so nothing writes to it by mistake.
  */
-async function swapIn(admin: pg.Client, database: string, restored: string): Promise<string> {
+export async function swapIn(admin: pg.Client, database: string, restored: string): Promise<string> {
   // Dated to the second; a second restore within the same second takes the next free one.
   let previous: string;
   for (let at = Date.now(); ; at += 1000) {
