@@ -1,28 +1,15 @@
-/**
- * Backups, each against its plain floor in the same run:
- * - library `createBackup()` (custom format) vs `pg_dump -Fc -f file`, for Pagila and for Pagila plus a
- *   generated ~125 MB table. dbfast also fsyncs the archive and reads it back whole (pg_restore to SQL with
- *   the COPY rows counted, in parallel with a SHA-256 of the bytes), so it is above 1.0 by design;
- * - library `restoreBackup()` into a new database (the `created` path) vs `createdb` + `pg_restore -d`, and
- *   over an existing database (the `swap` path: a pre-restore backup of the replaced database, restore beside
- *   it, check, two renames). Both first check the archive's SHA-256 (it was read whole when created) and
- *   count every table's rows in the restored database;
- * - directory format with `jobs: 2` vs `jobs: 1` on the large database (ratio jobs 2 / jobs 1).
- * Which tool goes first alternates; medians; a CHECKPOINT before every timed step. The pieces of a create
- * (pg_dump, fsync, checksum, read-back) are timed on their own and printed, to show where the time goes.
- */
-import { spawn } from 'node:child_process';
+
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { checksum, readArchive } from '../dist/core/backup/archive.js';
 import { createBackup, programFor } from '../dist/core/backup/create.js';
 import { restoreBackup } from '../dist/core/backup/restore.js';
 import { findBackup, removeBackup } from '../dist/core/backup/store.js';
 import { loadConfig } from '../dist/core/config/index.js';
 import { syncToDisk } from '../dist/core/files.js';
+import { cleanEnv, timeProcess, withClient } from './shared.mjs';
 
 const CORPUS = fileURLToPath(new URL('../../shared/corpus/', import.meta.url));
 /** pg_dump and pg_restore must be at least the server's major version (15, the embedded server's). */
@@ -267,34 +254,6 @@ function row(name, times, goal) {
   const floorMs = round(median(times.floor));
   const runsMs = { dbfast: times.dbfast.map(round), floor: times.floor.map(round) };
   return { name, dbfastMs, floorMs, ratio: Math.round((dbfastMs / floorMs) * 100) / 100, goal, runsMs };
-}
-
-async function withClient(server, database, use) {
-  const client = new pg.Client({ host: server.host, port: server.port, user: server.user, database });
-  // Stopping the server (Ctrl-C) ends idle connections with an 'error' event that would crash the process.
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    return await use(client);
-  } finally {
-    await client.end();
-  }
-}
-
-/** The environment without PG* and DBFAST_* variables, for dbfast and the PostgreSQL programs alike. */
-function cleanEnv() {
-  return Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('PG') && !key.startsWith('DBFAST_')));
-}
-
-function timeProcess(command, args, options = {}) {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], ...options });
-    let stderr = '';
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(performance.now() - started) : reject(new Error(`${command} ${args.join(' ')} failed: ${stderr}`))));
-  });
 }
 
 /** Median; of an even count, the mean of the middle two. */

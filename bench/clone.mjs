@@ -1,19 +1,10 @@
-/**
- * Templates and clones, each against its raw floor in the same run:
- * - `dbfast seed` as a whole process (Node start-up included) vs `createdb -T` (same strategy);
- * - library `seed()` latency p50/p95 vs `CREATE DATABASE ... TEMPLATE` on an open connection;
- * - `build --force` vs `psql -f` of the same files into a fresh database;
- * - the freshness check (scan with a warm stat cache, fingerprint, template lookup) at 1,000 and 10,000 files,
- *   and at 1,000 files that each include another (\i: the included files' stat cache).
- * Templates: examples/blog (small) and Pagila plus ~1 GB of generated rows (large).
- */
-import { spawn } from 'node:child_process';
+
 import { mkdir, mkdtemp, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { Project } from '../dist/core/project.js';
+import { cleanEnv, timeProcess, withClient } from './shared.mjs';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const CORPUS = fileURLToPath(new URL('../../shared/corpus/', import.meta.url));
@@ -78,7 +69,7 @@ async function benchBuild(project, server, label) {
   const built = await project.build({ force: true });
   const dbfastMs = performance.now() - started;
   // The floor is what a person would run: createdb, then psql -f with every file in one session.
-  const floorMs = await withAdmin(server, async (admin) => {
+  const floorMs = await withClient(server, 'postgres', async (admin) => {
     const connection = ['-h', server.host, '-p', String(server.port), '-U', server.user];
     try {
       const created = await timeProcess(join(BIN, 'createdb'), [...connection, 'bench_floor_build']);
@@ -95,7 +86,7 @@ async function benchBuild(project, server, label) {
 /** Whole processes, alternating which goes first, median of CLONE_RUNS. */
 async function benchCli(project, server, dir, url, label) {
   const times = { dbfast: [], floor: [] };
-  await withAdmin(server, async (admin) => {
+  await withClient(server, 'postgres', async (admin) => {
     for (let run = 0; run < CLONE_RUNS; run++) {
       const name = `bench_createdb_${run}`;
       const tools = [
@@ -118,7 +109,7 @@ async function benchCli(project, server, dir, url, label) {
 async function benchLibrary(project, server, label) {
   const times = { dbfast: [], floor: [] };
   await project.seed(); // warm: server version, connection
-  await withAdmin(server, async (admin) => {
+  await withClient(server, 'postgres', async (admin) => {
     const tools = [
       ['dbfast', async () => (await project.seed()).database],
       [
@@ -186,31 +177,6 @@ export async function benchFreshness(work, url, count, { withIncludes = false } 
 
 function row(name, dbfastMs, floorMs, goal) {
   return { name, dbfastMs: round(dbfastMs), floorMs: round(floorMs), ratio: Math.round((dbfastMs / floorMs) * 100) / 100, goal };
-}
-
-async function withAdmin(server, use) {
-  const client = new pg.Client({ host: server.host, port: server.port, user: server.user, database: 'postgres' });
-  await client.connect();
-  try {
-    return await use(client);
-  } finally {
-    await client.end();
-  }
-}
-
-function cleanEnv() {
-  return Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('PG') && !key.startsWith('DBFAST_')));
-}
-
-function timeProcess(command, args, options = {}) {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], ...options });
-    let stderr = '';
-    child.stderr.on('data', (chunk) => (stderr += chunk));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(performance.now() - started) : reject(new Error(`${command} failed: ${stderr}`))));
-  });
 }
 
 function median(values) {

@@ -3,11 +3,11 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { scanRepository } from '../dist/core/scan.js';
 import { withSession } from '../dist/core/pg/client.js';
 import { embeddedTarget } from '../dist/core/pg/target.js';
 import { executeFiles } from '../dist/core/sql/execute.js';
+import { withClient } from './shared.mjs';
 
 const CORPUS = fileURLToPath(new URL('../../shared/corpus/', import.meta.url));
 const PSQL = process.env.DBFAST_BENCH_PSQL ?? '/usr/bin/psql';
@@ -118,19 +118,6 @@ async function verify(server, database, workload, tool) {
   });
   if (actual !== workload.check.expect) {
     throw new Error(`${workload.name}: ${tool} run gave ${actual}, expected ${workload.check.expect} (${workload.check.sql})`);
-  }
-}
-
-async function withClient(server, database, use) {
-  const client = new pg.Client({ host: server.host, port: server.port, user: server.user, database });
-  // Stopping the server (Ctrl-C) ends idle connections with an 'error' event that would crash the process
-  // before run.mjs removes its folder; a query on the dead client still rejects.
-  client.on('error', () => {});
-  await client.connect();
-  try {
-    return await use(client);
-  } finally {
-    await client.end();
   }
 }
 

@@ -11,13 +11,13 @@ import { restoreBackup } from '../../src/core/backup/restore.js';
 import { type Backup, archivePath, listBackups } from '../../src/core/backup/store.js';
 import { verifyBackup } from '../../src/core/backup/verify.js';
 import { type DbfastConfig, loadConfig } from '../../src/core/config/index.js';
-import { DbfastError } from '../../src/core/errors.js';
 import { findProgram } from '../../src/core/tools.js';
 import { testServerUrl } from '../helpers/cli.js';
 import { query, testClientConfig } from '../helpers/database.js';
 import { hasPgTools } from '../helpers/pg-tools.js';
 import { findPsql, runPsqlFile } from '../helpers/psql.js';
 import { tempRepo } from '../helpers/repo.js';
+import { failure } from '../helpers/failure.js';
 
 const PAGILA = new URL('../../../shared/corpus/pagila/', import.meta.url).pathname;
 const run = randomBytes(3).toString('hex');
@@ -58,17 +58,6 @@ async function projectConfig(extraToml = ''): Promise<DbfastConfig> {
   const root = await tempRepo({ 'dbfast.toml': `[database]\nurl = "${testServerUrl()}"\n${extraToml}`, 'db/0_schema/01.sql': 'SELECT 1;' });
   folders.push(root);
   return loadConfig({ cwd: root, env: {} });
-}
-
-async function failure(promise: Promise<unknown>): Promise<DbfastError> {
-  const error = await promise.then(
-    () => {
-      throw new Error('expected a failure');
-    },
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(DbfastError);
-  return error as DbfastError;
 }
 
 async function smallDatabase(label: string, extra = ''): Promise<string> {
@@ -322,7 +311,8 @@ describe.skipIf(!hasPgTools)('backups with pg_dump and pg_restore', () => {
         await sql(
           'postgres',
           `SELECT d.datconnlimit, d.datacl::text, shobj_description(d.oid, 'pg_database') AS comment,
-                  (SELECT array_agg(s.setrole::regrole || ':' || c ORDER BY 1)::text FROM pg_db_role_setting s, unnest(s.setconfig) c WHERE s.setdatabase = d.oid) AS settings
+                  (SELECT array_agg(entry ORDER BY entry)::text FROM (SELECT s.setrole::regrole || ':' || c AS entry
+                     FROM pg_db_role_setting s, unnest(s.setconfig) c WHERE s.setdatabase = d.oid) entries) AS settings
            FROM pg_database d WHERE d.datname = '${name}'`,
         )
       )[0];

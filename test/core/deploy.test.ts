@@ -6,12 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listBackups } from '../../src/core/backup/store.js';
 import { type DbfastConfig, loadConfig } from '../../src/core/config/index.js';
 import { type DeployResult, deploy, deploymentHistory } from '../../src/core/deploy.js';
-import { DbfastError } from '../../src/core/errors.js';
 import { rollbackDeploy } from '../../src/core/rollback.js';
 import { dropTemplateAndClones, runCli, STACK_FRAME, testServerUrl, uniqueName } from '../helpers/cli.js';
 import { hasPgTools } from '../helpers/pg-tools.js';
 import { tempRepo } from '../helpers/repo.js';
 import { type ScramServer, startScramServer } from '../helpers/scram-server.js';
+import { failure } from '../helpers/failure.js';
 
 const PASSWORD = 'deploy-secret-5e1';
 const run = randomBytes(3).toString('hex');
@@ -33,17 +33,6 @@ async function remoteQuery(database: string, sql: string) {
 
 async function remoteDatabases(): Promise<string[]> {
   return (await remoteQuery('postgres', `SELECT datname FROM pg_database WHERE datname LIKE 'app\\_%' ORDER BY 1`)).map((row) => row.datname);
-}
-
-async function failure(promise: Promise<unknown>): Promise<DbfastError> {
-  const error = await promise.then(
-    () => {
-      throw new Error('expected a failure');
-    },
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(DbfastError);
-  return error as DbfastError;
 }
 
 const remoteUrl = (database: string) => `postgresql://postgres@127.0.0.1:${remote.port}/${database}`;
@@ -178,8 +167,7 @@ describe.skipIf(!hasPgTools)('deploy, replace mode', () => {
       ...config,
       validation: { ...config.validation, testQueries: [{ query: "SELECT 1 WHERE current_database() NOT LIKE '%dbfast\\_restore%'", minExpectedResults: 1 }] },
     };
-    const started = Date.now();
-    const error = await failure(deploy(strict, 'staging', { env, onStep: (step) => console.log(Date.now() - started, step) }));
+    const error = await failure(deploy(strict, 'staging', { env }));
     expect(error.code).toBe('VALIDATION_FAILED');
     expect(error.message).toMatch(/^the deployed database fails \[validation\]: test query returned 0 rows/);
     expect(await remoteQuery(`app_staging_${run}`, 'SELECT id, name FROM items ORDER BY id')).toEqual(before);

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { DbfastError } from '../../src/core/errors.js';
 import { findProgram, runTool } from '../../src/core/tools.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import { type ScramServer, startScramServer } from '../helpers/scram-server.js';
+import { failure } from '../helpers/failure.js';
 
 const run = promisify(execFile);
 
@@ -20,16 +20,6 @@ const temporary: string[] = [];
 afterAll(async () => {
   for (const dir of temporary) await rm(dir, { recursive: true, force: true });
 });
-
-/** The error `promise` rejects with. */
-async function failure(promise: Promise<unknown>): Promise<DbfastError> {
-  const error = await promise.then(
-    () => null,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(DbfastError);
-  return error as DbfastError;
-}
 
 describe('findProgram', () => {
   it('finds pg_dump in the Debian folder of the version asked for, with its version', async () => {
