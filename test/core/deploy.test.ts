@@ -3,6 +3,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pruneBackups } from '../../src/core/backup/prune.js';
 import { listBackups } from '../../src/core/backup/store.js';
 import { type DbfastConfig, loadConfig } from '../../src/core/config/index.js';
 import { type DeployResult, deploy, deploymentHistory } from '../../src/core/deploy.js';
@@ -204,6 +205,14 @@ describe.skipIf(!hasPgTools)('deploy, replace mode', () => {
       expect(output.stdout + output.stderr).not.toContain(PASSWORD);
       expect(output.stderr).not.toMatch(STACK_FRAME);
     }
+  });
+
+  it('prune never removes the backup the last deploy took: a rollback may need it', async () => {
+    const last = (await deploymentHistory(config, 'staging')).at(-1)!;
+    expect(last.backupId).toBeDefined();
+    const pruned = await pruneBackups(config, { remote: 'staging', olderThanMs: 1, dryRun: true, env });
+    expect(pruned.protected).toContainEqual({ id: last.backupId, why: 'a deployment refers to it' });
+    expect(pruned.removed.map((backup) => backup.id)).not.toContain(last.backupId);
   });
 
   it('rollback undoes the last deploy: the replaced database swapped back, else the pre-deploy backup restored', async () => {

@@ -27,7 +27,7 @@ export interface PruneOptions extends PruneRules {
   /** Only this remote's backups, and its `__dbfast_prev` databases. */
   remote?: string;
   dryRun?: boolean;
-  /** Ids never removed: the backups the last deployments refer to. */
+  /** Ids never removed (default: the backups the last deploy to each remote took, see deployedBackups). */
   pinned?: ReadonlySet<string>;
   env?: NodeJS.ProcessEnv;
   now?: number;
@@ -100,7 +100,7 @@ export async function pruneBackups(config: DbfastConfig, options: PruneOptions =
   if (options.remote !== undefined) remoteNamed(config, options.remote);
   const dryRun = Boolean(options.dryRun);
   const backups = await listBackups(config, options.remote === undefined ? {} : { remote: options.remote });
-  const selected = selectForPrune(backups, rules, options);
+  const selected = selectForPrune(backups, rules, { ...options, pinned: options.pinned ?? (await deployedBackups(config)) });
   let freedBytes = 0;
   for (const backup of selected.removed) {
     freedBytes += backup.sizeBytes;
@@ -128,6 +128,17 @@ export async function pruneBackups(config: DbfastConfig, options: PruneOptions =
     }
   }
   return { ...selected, droppedDatabases, unreachable, removedLeftovers: leftovers.map((leftover) => leftover.path), freedBytes, dryRun };
+}
+
+/** The pre-deploy backup of the last deploy (not rolled back) to each remote: what a rollback would need. */
+async function deployedBackups(config: DbfastConfig): Promise<Set<string>> {
+  const { deploymentHistory } = await import('../deploy.js');
+  const pinned = new Set<string>();
+  for (const remote of Object.keys(config.remotes)) {
+    const last = (await deploymentHistory(config, remote)).findLast((entry) => entry.rolledBackAt === undefined);
+    if (last?.backupId) pinned.add(last.backupId);
+  }
+  return pinned;
 }
 
 function groupByDatabase(backups: Backup[]): Backup[][] {
