@@ -12,7 +12,11 @@ export async function status(globals: GlobalOptions, options: { json?: boolean; 
   return withProject(globals, async (project) => {
     const [current, remotes] = await Promise.all([
       project.status(),
-      options.checkRemotes ? import('../core/remote.js').then(({ probeRemotes }) => probeRemotes(project.config)) : undefined,
+      options.checkRemotes
+        ? import('../core/remote.js').then(({ probeRemotes }) =>
+            probeRemotes(project.config, process.env, async (environment) => project.stateFor(project.environmentNamed(environment), await project.scanRepository()).fingerprint),
+          )
+        : undefined,
     ]);
     if (options.json) {
       printJson(remotes ? { ...current, remotes } : current);
@@ -28,8 +32,11 @@ function printRemotes(remotes: RemoteReachability[]): void {
   printData(bold('remotes'));
   if (remotes.length === 0) printData(dim('    none configured'));
   for (const remote of remotes) {
+    const deployed = remote.deployed
+      ? `, runs deploy ${remote.deployed.id} of ${remote.deployed.environment} (${remote.deployed.current ? 'current' : yellow('files changed since')})`
+      : '';
     const state = remote.reachable
-      ? green(`reachable, PostgreSQL ${remote.version}, ${remote.latencyMs} ms`)
+      ? `${green(`reachable, PostgreSQL ${remote.version}, ${remote.latencyMs} ms`)}${deployed}`
       : `${red(remote.error ?? 'unreachable')}${remote.hint ? dim(` (${remote.hint})`) : ''}`;
     printData(`    ${remote.name.padEnd(14)} ${state}`);
   }

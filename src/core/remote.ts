@@ -155,10 +155,19 @@ export interface RemoteReachability {
   /** Why it could not be asked; never a password. */
   error?: string;
   hint?: string;
+  /** The last deploy recorded on the remote (dbfast.deployments), and whether its files are the environment's current ones. */
+  deployed?: { id: string; environment: string; fingerprint: string; at: string; current?: boolean };
 }
 
-/** Asks every remote for its version at once, one attempt each: a quick look, where `testRemote` is the full check. */
-export async function probeRemotes(config: DbfastConfig, env: NodeJS.ProcessEnv = process.env): Promise<RemoteReachability[]> {
+/**
+ * Asks every remote for its version (and its last deploy) at once, one attempt each: a quick look,
+ * where `testRemote` is the full check. With `fingerprintOf`, a deploy is said to be current or not.
+ */
+export async function probeRemotes(
+  config: DbfastConfig,
+  env: NodeJS.ProcessEnv = process.env,
+  fingerprintOf?: (environment: string) => Promise<string>,
+): Promise<RemoteReachability[]> {
   return Promise.all(
     Object.values(config.remotes).map(async (remote): Promise<RemoteReachability> => {
       const base = { name: remote.name, url: displayUrl(remote, env) };
@@ -170,8 +179,13 @@ export async function probeRemotes(config: DbfastConfig, env: NodeJS.ProcessEnv 
         where = `${host}:${port}`;
         database = target.maintenanceDatabase;
         const started = performance.now();
-        const version = await withClient(target, async (client) => (await client.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v);
-        return { ...base, reachable: true, version, latencyMs: Math.round(performance.now() - started) };
+        const [version, deployed] = await withClient(target, async (client) => [
+          (await client.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v,
+          await lastDeploy(client),
+        ] as const);
+        const latencyMs = Math.round(performance.now() - started);
+        if (deployed && fingerprintOf) deployed.current = deployed.fingerprint === (await fingerprintOf(deployed.environment).catch(() => undefined));
+        return { ...base, reachable: true, version, latencyMs, ...(deployed ? { deployed } : {}) };
       } catch (error) {
         if (!isDbfastError(error)) throw error;
         const failure = ['AUTH_FAILED', 'DATABASE_NOT_FOUND', 'SERVER_UNREACHABLE'].includes(error.code)
@@ -181,6 +195,15 @@ export async function probeRemotes(config: DbfastConfig, env: NodeJS.ProcessEnv 
       }
     }),
   );
+}
+
+async function lastDeploy(client: pg.Client): Promise<RemoteReachability['deployed']> {
+  const { rows } = await client.query<{ found: string | null }>("SELECT to_regclass('dbfast.deployments')::text AS found");
+  if (rows[0]!.found === null) return undefined;
+  const last = await client.query<NonNullable<RemoteReachability['deployed']>>(
+    "SELECT id, environment, fingerprint, finished_at::text AS at FROM dbfast.deployments WHERE outcome = 'succeeded' ORDER BY started_at DESC LIMIT 1",
+  );
+  return last.rows[0];
 }
 
 interface RemoteFacts {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,8 @@ import { pruneBackups } from '../../src/core/backup/prune.js';
 import { listBackups } from '../../src/core/backup/store.js';
 import { type DbfastConfig, loadConfig } from '../../src/core/config/index.js';
 import { type DeployResult, deploy, deploymentHistory } from '../../src/core/deploy.js';
+import { Project } from '../../src/core/project.js';
+import { probeRemotes } from '../../src/core/remote.js';
 import { rollbackDeploy } from '../../src/core/rollback.js';
 import { dropTemplateAndClones, runCli, STACK_FRAME, testServerUrl, uniqueName } from '../helpers/cli.js';
 import { hasPgTools } from '../helpers/pg-tools.js';
@@ -204,6 +206,27 @@ describe.skipIf(!hasPgTools)('deploy, replace mode', () => {
     for (const output of [plan, refused, deployed]) {
       expect(output.stdout + output.stderr).not.toContain(PASSWORD);
       expect(output.stderr).not.toMatch(STACK_FRAME);
+    }
+  });
+
+  it('status --check-remotes says which deploy each remote runs, and whether its files changed since', async () => {
+    const last = (await deploymentHistory(config, 'staging')).at(-1)!;
+    const fingerprintOf = async (environment: string) => {
+      const project = new Project(config, environment, env);
+      return project.stateFor(project.environmentNamed(environment), await project.scanRepository()).fingerprint;
+    };
+    const [, staging] = await probeRemotes(config, env, fingerprintOf);
+    expect(staging!.deployed).toEqual({ id: last.id, environment: 'staging', fingerprint: last.fingerprint, at: expect.any(String), current: true });
+    const seed = join(root, 'db/1_seed/01_items.sql');
+    const content = await readFile(seed, 'utf8');
+    await writeFile(seed, `${content}INSERT INTO items VALUES (3, 'three');\n`);
+    try {
+      const status = await runCli(['status', '--check-remotes'], { cwd: root, env });
+      expect(status.stdout).toContain(`runs deploy ${last.id} of staging (files changed since)`);
+      const [, changed] = await probeRemotes(config, env, fingerprintOf);
+      expect(changed!.deployed?.current).toBe(false);
+    } finally {
+      await writeFile(seed, content);
     }
   });
 
