@@ -6,6 +6,7 @@ import { plural } from '../core/plural.js';
 import type { GlobalOptions } from './globals.js';
 import { bold, dim, formatBytes, green, info, printData, printJson, red, warn, yellow } from './output.js';
 import { withProject } from './project.js';
+import { terminalConfirm } from './prompt.js';
 
 export async function backupCreate(
   globals: GlobalOptions,
@@ -99,7 +100,7 @@ export async function backupRestore(
       ...(options.toDatabase === undefined ? {} : { toDatabase: options.toDatabase }),
       ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
       yes: Boolean(options.yes),
-      ...(process.stdin.isTTY && process.stderr.isTTY ? { confirm: ask } : {}),
+      ...terminalConfirm(),
       onStep: (step) => info(dim(`${step}...`)),
     });
     if (options.json) return printJson(result);
@@ -108,18 +109,6 @@ export async function backupRestore(
     if (result.preRestoreBackup) info(`  the database as it was: backup ${result.preRestoreBackup}`);
     if (result.previous) info(`  the replaced database is kept as ${result.previous}, connections off (dbfast backup prune drops it)`);
   });
-}
-
-/** y/N, or with `typed` the exact text to type back (the database of a remote that requires confirmation). */
-async function ask(question: string, typed?: string): Promise<boolean> {
-  const { createInterface } = await import('node:readline/promises');
-  const prompt = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    if (typed !== undefined) return (await prompt.question(`${question} type ${bold(typed)} to confirm: `)).trim() === typed;
-    return /^y(es)?$/i.test((await prompt.question(`${question} [y/N] `)).trim());
-  } finally {
-    prompt.close();
-  }
 }
 
 export async function backupPrune(

@@ -3,6 +3,7 @@ import type { DeployPlan, DeployResult } from '../core/deploy.js';
 import type { GlobalOptions } from './globals.js';
 import { bold, dim, green, info, printData, printJson, red, warn, yellow } from './output.js';
 import { withProject } from './project.js';
+import { terminalConfirm } from './prompt.js';
 
 export async function deployCommand(
   globals: GlobalOptions,
@@ -18,7 +19,7 @@ export async function deployCommand(
       dryRun: Boolean(options.dryRun),
       forceEnv: Boolean(options.forceEnv),
       allowDrift: Boolean(options.allowDrift),
-      ...(process.stdin.isTTY && process.stderr.isTTY ? { confirm: typeBack } : {}),
+      ...terminalConfirm(),
       onStep: (step) => info(dim(`${step}...`)),
       onWarning: (message) => warn(message),
     });
@@ -45,17 +46,6 @@ function printPlan(plan: DeployPlan): void {
   if (plan.refused) printData(red(`  refused: ${plan.refused}`));
 }
 
-/** Shows the question and needs the remote's name typed back. */
-async function typeBack(question: string, typed: string): Promise<boolean> {
-  const { createInterface } = await import('node:readline/promises');
-  const prompt = createInterface({ input: process.stdin, output: process.stderr });
-  try {
-    return (await prompt.question(`${question}\ntype ${bold(typed)} to deploy: `)).trim() === typed;
-  } finally {
-    prompt.close();
-  }
-}
-
 /** `deploy rollback --yes`: commander gives the flags `deploy` also has to `deploy`. */
 function withParentFlags<T extends object>(options: T, command: Command): T {
   return { ...command.parent?.opts(), ...options };
@@ -67,7 +57,7 @@ export async function rollbackCommand(globals: GlobalOptions, remote: string, fl
   await withProject(globals, async (project) => {
     const result = await rollbackDeploy(project.config, remote, {
       yes: Boolean(options.yes),
-      ...(process.stdin.isTTY && process.stderr.isTTY ? { confirm: typeBack } : {}),
+      ...terminalConfirm(),
       onStep: (step) => info(dim(`${step}...`)),
     });
     if (options.json) return printJson(result);

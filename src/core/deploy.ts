@@ -6,23 +6,21 @@
  * databases it is restored in one transaction instead. Nothing is asked or changed before every
  * refusal (environment, confirmation, allow_destructive) has had its say.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { dumpDatabase, readArchive } from './backup/archive.js';
-import { withScratchName } from './backup/load.js';
+import { withTemplateClone } from './backup/load.js';
 import { databaseFacts, locateSource, programFor } from './backup/create.js';
 import { describeLocation, inspectTarget, type Replaced, replaceDatabase, withAdmin } from './backup/restore.js';
-import type { Backup } from './backup/store.js';
+import { type Backup, newBackupId } from './backup/store.js';
 import type { DbfastConfig } from './config/index.js';
 import { compareSchemas, describeSchema, type SchemaDescription, type SchemaDifference } from './drift.js';
 import { productionReason } from './environments.js';
 import { DbfastError, isDbfastError } from './errors.js';
 import { writeFileAtomic } from './files.js';
 import { withClient } from './pg/client.js';
-import { createDatabase, dropDatabase } from './pg/databases.js';
 import { lockKeys, tryAdvisoryLock } from './pg/locks.js';
 import { displayUrl, type ServerTarget } from './pg/target.js';
 import { plural } from './plural.js';
@@ -119,7 +117,7 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
   if (options.skipBackup && remote.backupBeforeDeploy && target.hasTables) options.onWarning?.(`no backup of ${describeLocation(location)} is taken before it is replaced (--skip-backup)`);
   if (remote.requireConfirmation) await confirmDeploy(plan, options);
 
-  const id = `${new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)}-${randomBytes(2).toString('hex')}`;
+  const id = newBackupId();
   const work = await mkdtemp(join(tmpdir(), 'dbfast-deploy-'));
   try {
     step(`dumping template ${template.name}`);
@@ -238,38 +236,33 @@ async function confirmDeploy(plan: DeployPlan, options: DeployOptions): Promise<
  * so a clone of it is dumped and described, then dropped.
  */
 async function dumpTemplate(config: DbfastConfig, local: ServerTarget, template: string, work: string, env: NodeJS.ProcessEnv): Promise<{ archive: Backup; schema: SchemaDescription }> {
-  return withClient(local, (admin) => withScratchName(admin, template, 'describe', async (clone) => {
-    await createDatabase(admin, clone, { template });
-    try {
-      const [facts, schema] = await withClient(local, async (client) => [await databaseFacts(client), await describeSchema(client)] as const, clone);
-      const pgDump = await programFor('pg_dump', Math.floor(facts.versionNum / 10_000), config, env);
-      const path = join(work, 'template.dump');
-      const compression = await dumpDatabase(pgDump, await local.toolConnection(clone), path, { format: 'custom', portable: true });
-      const contents = await readArchive(await programFor('pg_restore', pgDump.major, config, env), path);
-      const now = new Date().toISOString();
-      const archive: Backup = {
-        id: `template-${template}`,
-        database: template,
-        serverVersion: facts.version,
-        pgDumpVersion: pgDump.version,
-        format: 'custom',
-        compression,
-        createdAt: now,
-        durationMs: 0,
-        sizeBytes: 0,
-        sha256: '',
-        archive: 'template.dump',
-        properties: { encoding: facts.encoding, collate: facts.collate, ctype: facts.ctype, owner: facts.owner },
-        reason: 'manual',
-        lastCheck: { at: now, level: 'read', ok: true },
-        ...contents,
-        folder: work,
-      };
-      return { archive, schema };
-    } finally {
-      await dropDatabase(admin, clone);
-    }
-  }));
+  return withTemplateClone(local, template, async (clone) => {
+    const [facts, schema] = await withClient(local, async (client) => [await databaseFacts(client), await describeSchema(client)] as const, clone);
+    const pgDump = await programFor('pg_dump', Math.floor(facts.versionNum / 10_000), config, env);
+    const path = join(work, 'template.dump');
+    const compression = await dumpDatabase(pgDump, await local.toolConnection(clone), path, { format: 'custom', portable: true });
+    const contents = await readArchive(await programFor('pg_restore', pgDump.major, config, env), path);
+    const now = new Date().toISOString();
+    const archive: Backup = {
+      id: `template-${template}`,
+      database: template,
+      serverVersion: facts.version,
+      pgDumpVersion: pgDump.version,
+      format: 'custom',
+      compression,
+      createdAt: now,
+      durationMs: 0,
+      sizeBytes: 0,
+      sha256: '',
+      archive: 'template.dump',
+      properties: { encoding: facts.encoding, collate: facts.collate, ctype: facts.ctype, owner: facts.owner },
+      reason: 'manual',
+      lastCheck: { at: now, level: 'read', ok: true },
+      ...contents,
+      folder: work,
+    };
+    return { archive, schema };
+  });
 }
 
 /** [validation], then the deployed schema against the template's: any difference refuses the deploy unless allowed. */

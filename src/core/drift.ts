@@ -5,10 +5,9 @@
  * extension members and dbfast's own bookkeeping schema are left out, as pg_dump leaves them out.
  */
 import type pg from 'pg';
-import { withScratchName } from './backup/load.js';
+import { withTemplateClone } from './backup/load.js';
 import type { DbfastConfig } from './config/index.js';
 import { withClient } from './pg/client.js';
-import { createDatabase, dropDatabase } from './pg/databases.js';
 import { configuredTarget } from './pg/target.js';
 import { withTransaction } from './pg/transaction.js';
 import { Project } from './project.js';
@@ -149,16 +148,7 @@ export async function remoteDrift(
   const project = new Project(config, options.environment ?? remote.environment, env);
   const { template } = await project.build();
   const local = await project.server();
-  const expected = await withClient(local, (admin) =>
-    withScratchName(admin, template.name, 'describe', async (scratch) => {
-      await createDatabase(admin, scratch, { template: template.name });
-      try {
-        return await withClient(local, describeSchema, scratch);
-      } finally {
-        await dropDatabase(admin, scratch);
-      }
-    }),
-  );
+  const expected = await withTemplateClone(local, template.name, (clone) => withClient(local, describeSchema, clone));
   const target = await configuredTarget(remote, config, env);
   const actual = await withClient(target, describeSchema);
   return {

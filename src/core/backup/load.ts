@@ -1,7 +1,8 @@
 /** Restoring an archive into a database of its own, created for it: what a trial restore and a swapping restore share. */
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
-import { createDatabaseLike, type DatabaseLocale, dropDatabase } from '../pg/databases.js';
+import { withClient } from '../pg/client.js';
+import { createDatabase, createDatabaseLike, type DatabaseLocale, dropDatabase } from '../pg/databases.js';
 import { nameWithSuffix } from '../names.js';
 import { lockKeys, withAdvisoryLock } from '../pg/locks.js';
 import type { ServerTarget } from '../pg/target.js';
@@ -67,4 +68,21 @@ export async function loadIntoNewDatabase(
     await dropDatabase(admin, name).catch(() => {});
     throw error;
   }
+}
+
+/**
+ * Runs `work` on a throwaway clone of a template (templates refuse connections), a scratch
+ * database dropped afterwards.
+ */
+export function withTemplateClone<T>(local: ServerTarget, template: string, work: (clone: string) => Promise<T>): Promise<T> {
+  return withClient(local, (admin) =>
+    withScratchName(admin, template, 'describe', async (clone) => {
+      await createDatabase(admin, clone, { template });
+      try {
+        return await work(clone);
+      } finally {
+        await dropDatabase(admin, clone);
+      }
+    }),
+  );
 }

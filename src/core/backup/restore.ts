@@ -74,6 +74,10 @@ const HAS_TABLES_SQL = `
 SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%') AS found`;
 
+async function holdsTables(target: ServerTarget, database: string): Promise<boolean> {
+  return withClient(target, async (client) => (await client.query<{ found: boolean }>(HAS_TABLES_SQL)).rows[0]!.found, database);
+}
+
 export async function restoreBackup(config: DbfastConfig, backup: Backup, options: RestoreOptions = {}): Promise<RestoreResult> {
   const env = options.env ?? process.env;
   const started = performance.now();
@@ -131,7 +135,7 @@ export async function inspectTarget(location: DatabaseLocation): Promise<{ exist
   const { target, database } = location;
   return withAdmin(target, database, async (admin) => {
     const exists = await databaseExists(admin, database);
-    const hasTables = exists && (await withClient(target, async (client) => (await client.query<{ found: boolean }>(HAS_TABLES_SQL)).rows[0]!.found, database));
+    const hasTables = exists && (await holdsTables(target, database));
     return { exists, hasTables };
   });
 }
@@ -153,7 +157,7 @@ export async function replaceDatabase(config: DbfastConfig, archive: Backup, loc
 
   return withAdmin(target, database, async (admin) => {
     const destination = (await admin.query<Destination>(DESTINATION_SQL, [database])).rows[0]!;
-    const hasTables = destination.exists && (await withClient(target, async (client) => (await client.query<{ found: boolean }>(HAS_TABLES_SQL)).rows[0]!.found, database));
+    const hasTables = destination.exists && (await holdsTables(target, database));
     const method = chooseMethod(destination, database, where);
     options.vet?.({ exists: destination.exists, hasTables, where, method });
     const result: Replaced = { ...(location.remote ? { remote: location.remote } : {}), database, method };
