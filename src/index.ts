@@ -22,6 +22,11 @@ export { type PruneOptions, type PruneResult, pruneBackups } from './core/backup
 export { type RestoreOptions, type RestoreResult, restoreBackup } from './core/backup/restore.js';
 export { type Backup, type BackupCheck, type BackupMetadata, findBackup, listBackups } from './core/backup/store.js';
 export { type VerifyOptions, verifyBackup } from './core/backup/verify.js';
+export { type DeployMode, type DeployOptions, type DeployPlan, type DeployResult, deploy } from './core/deploy.js';
+export { type AppliedFile, type DeployRecord, deploymentHistory, type RemoteDeployment } from './core/deployments.js';
+export { type RemoteDrift, remoteDrift, type SchemaDifference } from './core/drift.js';
+export type { ChangedFile, MigrationStep } from './core/migrate.js';
+export { type RollbackOptions, type RollbackResult, rollbackDeploy } from './core/rollback.js';
 export { type FreshnessCheck, Project, type RepositoryState, type SeedOptions, type SeedResult } from './core/project.js';
 export type { ProjectStatus } from './core/status.js';
 export { type ScannedFile, type ScanResult, scanRepository } from './core/scan.js';

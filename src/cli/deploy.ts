@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
-import type { DeployPlan, DeployResult } from '../core/deploy.js';
+import { type DeployMode, type DeployPlan, type DeployResult, deploy, modeSummary } from '../core/deploy.js';
+import { deployHistory } from '../core/deployments.js';
+import { plural } from '../core/plural.js';
 import type { GlobalOptions } from './globals.js';
 import { bold, dim, green, info, printData, printJson, red, warn, yellow } from './output.js';
 import { withProject } from './project.js';
@@ -8,12 +10,13 @@ import { terminalConfirm } from './prompt.js';
 export async function deployCommand(
   globals: GlobalOptions,
   remote: string,
-  options: { yes?: boolean; skipBackup?: boolean; dryRun?: boolean; forceEnv?: boolean; allowDrift?: boolean; json?: boolean },
+  options: { mode?: DeployMode; strict?: boolean; yes?: boolean; skipBackup?: boolean; dryRun?: boolean; forceEnv?: boolean; allowDrift?: boolean; json?: boolean },
 ): Promise<number> {
-  const { deploy } = await import('../core/deploy.js');
   return withProject(globals, async (project) => {
     const outcome = await deploy(project.config, remote, {
       ...(globals.env === undefined ? {} : { environment: globals.env }),
+      ...(options.mode ? { mode: options.mode } : {}),
+      strict: Boolean(options.strict),
       yes: Boolean(options.yes),
       skipBackup: Boolean(options.skipBackup),
       dryRun: Boolean(options.dryRun),
@@ -28,7 +31,8 @@ export async function deployCommand(
     if (!('id' in outcome)) return outcome.refused ? 1 : 0;
     if (options.json) return 0;
     const result: DeployResult = outcome;
-    info(`${green('deployed')} environment ${result.environment} to ${result.remote}/${result.database} (${result.method}) in ${(result.durationMs / 1000).toFixed(2)}s`);
+    const what = result.mode === 'migrate' ? `${plural(result.files.length, 'new file')} of environment ${result.environment}` : `environment ${result.environment}`;
+    info(`${green('deployed')} ${what} to ${result.remote}/${result.database} (${result.method}) in ${(result.durationMs / 1000).toFixed(2)}s`);
     if (result.backupId) info(`  the database as it was: backup ${result.backupId}`);
     if (result.previous) info(`  the replaced database is kept as ${result.previous}, connections off`);
     printData(result.id);
@@ -38,11 +42,19 @@ export async function deployCommand(
 
 function printPlan(plan: DeployPlan): void {
   printData(`${bold('deploy')} environment ${plan.environment} (template ${plan.template}) to ${plan.remote} ${plan.url}`);
-  printData(`  mode          ${plan.mode}: ${plan.files.length} files, the whole database`);
-  printData(`  replaces data ${plan.destructive ? yellow('yes') : 'no (empty or new database)'}`);
+  printData(`  mode          ${plan.mode}: ${plan.mode === 'replace' ? `${plural(plan.files.length, 'file')}, the whole database` : modeSummary(plan)}`);
+  printData(`  replaces data ${plan.destructive ? yellow('yes') : plan.mode === 'migrate' ? 'no' : 'no (empty or new database)'}`);
   printData(`  backup first  ${plan.backup ? 'yes' : 'no'}`);
   printData(`  confirmation  ${plan.confirmation ? 'the remote\'s name typed back (or --yes)' : 'none'}`);
-  for (const file of plan.files) printData(dim(`    ${file}`));
+  if (plan.steps) {
+    for (const [index, step] of plan.steps.entries()) {
+      printData(`  step ${index + 1}        ${step.transactional ? 'one transaction' : yellow(`outside a transaction: ${step.reason}`)}`);
+      for (const file of step.files) printData(dim(`    ${file}`));
+    }
+    for (const file of plan.changed ?? []) printData(yellow(`  changed since applied on ${file.appliedAt.slice(0, 10)}, not applied again: ${file.path}`));
+  } else {
+    for (const file of plan.files) printData(dim(`    ${file}`));
+  }
   if (plan.refused) printData(red(`  refused: ${plan.refused}`));
 }
 
@@ -68,15 +80,14 @@ export async function rollbackCommand(globals: GlobalOptions, remote: string, fl
 
 export async function historyCommand(globals: GlobalOptions, remote: string, flags: { json?: boolean }, command: Command): Promise<void> {
   const options = withParentFlags(flags, command);
-  const { deploymentHistory } = await import('../core/deploy.js');
   await withProject(globals, async (project) => {
-    (await import('../core/remote.js')).remoteNamed(project.config, remote);
-    const history = await deploymentHistory(project.config, remote);
+    const history = await deployHistory(project.config, remote, { onWarning: (message) => warn(message) });
     if (options.json) return printJson(history);
-    if (history.length === 0) return info(`no deploys to ${remote} from this machine`);
-    for (const entry of history) {
-      const state = entry.rolledBackAt ? yellow(`rolled back ${entry.rolledBackAt}`) : 'deployed';
-      printData(`${bold(entry.id)}\t${entry.environment}\t${entry.mode}\t${entry.method}\t${entry.backupId ?? '-'}\t${state}`);
+    if (history.deployments.length === 0) return info(`no deploys to ${remote}${history.source === 'local' ? ' from this machine' : ''}`);
+    for (const entry of history.deployments) {
+      const outcome = entry.rolledBackAt ? yellow(`rolled back ${entry.rolledBackAt}`) : entry.outcome === 'succeeded' ? green(entry.outcome) : red(entry.outcome);
+      const error = entry.error ? dim(`  ${entry.error}`) : '';
+      printData(`${bold(entry.id)}\t${entry.startedAt}\t${entry.environment}\t${entry.mode}\t${entry.backupId ?? '-'}\t${outcome}${error}`);
     }
   });
 }

@@ -5,7 +5,7 @@ import { withProject } from './project.js';
 
 /** Exit 1 when the remote's schema differs from its environment's template. */
 export async function diff(globals: GlobalOptions, remote: string, options: { json?: boolean }): Promise<number> {
-  const { remoteDrift } = await import('../core/drift.js');
+  const { oneLine, remoteDrift } = await import('../core/drift.js');
   return withProject(globals, async (project) => {
     const drift = await remoteDrift(project.config, remote, globals.env === undefined ? {} : { environment: globals.env });
     if (options.json) {
@@ -25,9 +25,4 @@ export async function diff(globals: GlobalOptions, remote: string, options: { js
     info(red(`drift: ${plural(drift.differences.length, 'difference')} between ${compared} (- only in the template, + only on the remote, ~ changed)`));
     return 1;
   });
-}
-
-function oneLine(text: string | undefined): string {
-  const flat = (text ?? '').replace(/\s+/g, ' ').trim();
-  return flat.length > 200 ? `${flat.slice(0, 197)}...` : flat;
 }

@@ -232,10 +232,14 @@ backup
 
 const deploy = program
   .command('deploy')
-  .description("put an environment's database onto a remote: its template dumped, restored beside the remote's database, checked, swapped in")
+  .description("put an environment's database onto a remote: replace it whole (checked, then swapped in) or apply only its new files in one transaction")
   .argument('<remote>', 'the remote, as named in dbfast.toml')
+  .addOption(
+    new Option('--mode <mode>', "replace: the template's database swapped in; migrate: only the files not applied there, its data kept").choices(['replace', 'migrate']),
+  )
+  .option('--strict', 'migrate: refuse when a file applied before has changed since (default: a warning)')
   .option('--yes', 'confirm without asking (a remote with require_confirmation; --skip-backup)')
-  .option('--skip-backup', 'no backup of the replaced database, on a remote with backup_before_deploy (needs --yes)')
+  .option('--skip-backup', 'no backup first, on a remote with backup_before_deploy (needs --yes)')
   .option('--dry-run', 'print the plan and change nothing')
   .option('--force-env', "deploy an environment (-e) other than the remote's")
   .option('--allow-drift', "go on when the deployed schema differs from the template's")
@@ -244,8 +248,11 @@ const deploy = program
     'after',
     `
 The environment is the remote's (-e must match it, unless --force-env); production-like environments must pass
-validate-env --strict. A remote whose database has tables is replaced only with allow_destructive = true; it is
-backed up first (backup_before_deploy) and kept as <name>__dbfast_prev_<time>. Prints the deploy's id on stdout.`,
+validate-env --strict. The mode is replace when allow_destructive = true or the remote's database has no tables,
+else migrate. Replace: backed up first (backup_before_deploy), the old database kept as <name>__dbfast_prev_<time>.
+Migrate: the files dbfast.applied_files lacks run in one transaction (a file with CREATE INDEX CONCURRENTLY or
+VACUUM runs alone), each statement waiting at most [deploy] lock_timeout for a lock (then retried); [validation]
+and the schema check run before it commits. Prints the deploy's id on stdout.`,
   )
   .action(action(async () => (await import('./deploy.js')).deployCommand));
 
@@ -259,7 +266,7 @@ deploy
 
 deploy
   .command('history')
-  .description('the deploys made from this machine to a remote, oldest first')
+  .description("a remote's deploys, oldest first, as its dbfast.deployments records them (else as this machine does)")
   .argument('<remote>', 'the remote, as named in dbfast.toml')
   .option('--json', 'print JSON')
   .action(action(async () => (await import('./deploy.js')).historyCommand));

@@ -1,44 +1,61 @@
 /**
- * Deploying an environment to a remote, replace mode: the environment's template (rebuilt first
+ * Deploying an environment to a remote. Replace mode: the environment's template (rebuilt first
  * when its files changed) is dumped and restored beside the remote's database, checked there
  * ([validation], then its schema against the template's), recorded, and swapped in; the replaced
  * database is backed up first and kept as `__dbfast_prev`. Without the privilege to create
- * databases it is restored in one transaction instead. Nothing is asked or changed before every
- * refusal (environment, confirmation, allow_destructive) has had its say.
+ * databases it is restored in one transaction instead. Migrate mode (migrate.ts): only the files
+ * the remote has not applied run there, in one transaction with the same checks before it commits.
+ * Nothing is asked or changed before every refusal (environment, confirmation, allow_destructive)
+ * has had its say.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { dumpDatabase, readArchive } from './backup/archive.js';
+import { createBackup, type DatabaseLocation, databaseFacts, locateSource, programFor } from './backup/create.js';
 import { withTemplateClone } from './backup/load.js';
-import { databaseFacts, locateSource, programFor } from './backup/create.js';
 import { describeLocation, inspectTarget, type Replaced, replaceDatabase, withAdmin } from './backup/restore.js';
 import { type Backup, newBackupId } from './backup/store.js';
 import type { DbfastConfig } from './config/index.js';
-import { compareSchemas, describeSchema, type SchemaDescription, type SchemaDifference } from './drift.js';
+import {
+  appliedFiles,
+  carryDeployments,
+  deploymentsAsJson,
+  ensureHistoryTables,
+  recordAppliedFiles,
+  recordDeployment,
+  recordLocally,
+} from './deployments.js';
+import { compareSchemas, describeSchema, diffLines, type SchemaDescription } from './drift.js';
 import { productionReason } from './environments.js';
 import { DbfastError, isDbfastError } from './errors.js';
-import { writeFileAtomic } from './files.js';
+import { type ChangedFile, describeSteps, type Migration, type MigrationStep, planMigration, runMigration } from './migrate.js';
 import { withClient } from './pg/client.js';
 import { lockKeys, tryAdvisoryLock } from './pg/locks.js';
 import { displayUrl, type ServerTarget } from './pg/target.js';
 import { plural } from './plural.js';
 import { Project } from './project.js';
 import { remoteNamed } from './remote.js';
-import type { ScannedFile } from './scan.js';
+import type { RepositoryState } from './repository.js';
 import { validateDatabase } from './validate.js';
+
+export type DeployMode = 'replace' | 'migrate';
 
 export interface DeployOptions {
   /** The environment to deploy (default: the remote's `environment`). */
   environment?: string;
   /** Deploy an environment other than the remote's. */
   forceEnv?: boolean;
+  /** Default: replace when allow_destructive is true or the remote's database holds no tables, else migrate. */
+  mode?: DeployMode;
+  /** Migrate: a file applied before whose content changed since is an error, not a warning. */
+  strict?: boolean;
   /** Confirm without asking; also needed to skip a configured backup. */
   yes?: boolean;
   /** Asks the question; the answer must be `typed` (the remote's name). Without it, `yes` is required. */
   confirm?: (question: string, typed: string) => Promise<boolean>;
-  /** No backup before replacing, on a remote with backup_before_deploy (needs `yes`). */
+  /** No backup first, on a remote with backup_before_deploy (needs `yes`). */
   skipBackup?: boolean;
   /** Plan only: nothing is built on the remote, nothing is changed. */
   dryRun?: boolean;
@@ -57,10 +74,14 @@ export interface DeployPlan {
   environment: string;
   template: string;
   fingerprint: string;
-  mode: 'replace';
-  /** The environment's files, in execution order. */
+  mode: DeployMode;
+  /** The files the deploy runs, in execution order: the environment's (replace), those not applied yet (migrate). */
   files: string[];
-  /** The remote's database exists and has tables, which the deploy replaces. */
+  /** Migrate: the files in steps, each one transaction unless a file cannot run in one. */
+  steps?: MigrationStep[];
+  /** Migrate: files applied before whose content changed since (not applied again). */
+  changed?: ChangedFile[];
+  /** The remote's database exists and has tables, which the deploy replaces (replace mode). */
   destructive: boolean;
   /** A backup of the remote's database is taken first. */
   backup: boolean;
@@ -72,14 +93,17 @@ export interface DeployPlan {
 
 export interface DeployResult extends DeployPlan {
   id: string;
-  method: Replaced['method'];
+  startedAt: string;
+  method: Replaced['method'] | 'migrate';
   /** The replaced database, kept for rollback (swap only). */
   previous?: string;
   backupId?: string;
   durationMs: number;
 }
 
-/** Plans, and unless `dryRun`, carries out a replace deploy of an environment to a remote. */
+type Remote = ReturnType<typeof remoteNamed>;
+
+/** Plans, and unless `dryRun`, carries out a deploy of an environment to a remote. */
 export async function deploy(config: DbfastConfig, remoteName: string, options: DeployOptions = {}): Promise<DeployPlan | DeployResult> {
   const started = performance.now();
   const env = options.env ?? process.env;
@@ -97,7 +121,8 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
   }
   const location = await locateSource(config, { remote: remote.name }, env);
   const target = await inspectTarget(location);
-  const backup = target.hasTables && remote.backupBeforeDeploy && !options.skipBackup;
+  const mode = options.mode ?? (remote.allowDestructive || !target.hasTables ? 'replace' : 'migrate');
+  const migration = mode === 'migrate' ? await migrationFor(location, target.exists, state) : null;
   const plan: DeployPlan = {
     remote: remote.name,
     url: displayUrl(remote, env),
@@ -105,29 +130,77 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
     environment,
     template: template.name,
     fingerprint: template.fingerprint,
-    mode: 'replace',
-    files: state.selected.map((file) => file.relativePath),
-    destructive: target.hasTables,
-    backup,
+    mode,
+    files: migration ? describeSteps(migration).flatMap((planned) => planned.files) : state.selected.map((file) => file.relativePath),
+    ...(migration ? { steps: describeSteps(migration), changed: migration.changed } : {}),
+    destructive: mode === 'replace' && target.hasTables,
+    backup: target.hasTables && remote.backupBeforeDeploy && !options.skipBackup && !(migration && migration.steps.length === 0),
     confirmation: remote.requireConfirmation,
   };
   const refusal = refusalOf(plan, remote, options);
   if (options.dryRun) return refusal ? { ...plan, refused: refusal.message } : plan;
   if (refusal) throw refusal;
-  if (options.skipBackup && remote.backupBeforeDeploy && target.hasTables) options.onWarning?.(`no backup of ${describeLocation(location)} is taken before it is replaced (--skip-backup)`);
+  warnBeforehand(plan, target.hasTables, remote, options);
   if (remote.requireConfirmation) await confirmDeploy(plan, options);
 
   const id = newBackupId();
+  const startedAt = new Date().toISOString();
+  const context: Deployment = { config, remote, location, plan, state, id, startedAt, env, options, step };
+  const outcome = await holdingDeployLock(location, remote, () => (migration ? migrateRemote(context, template.name) : replaceRemote(context, template.name)));
+  const result: DeployResult = { ...plan, id, startedAt, ...outcome, durationMs: Math.round(performance.now() - started) };
+  const { files: _files, steps: _steps, changed: _changed, ...entry } = result;
+  await recordLocally(config, entry).catch((error: Error) => options.onWarning?.(`the deploy succeeded, but its local record could not be written: ${error.message}`));
+  return result;
+}
+
+interface Deployment {
+  config: DbfastConfig;
+  remote: Remote;
+  location: DatabaseLocation;
+  plan: DeployPlan;
+  state: RepositoryState;
+  id: string;
+  startedAt: string;
+  env: NodeJS.ProcessEnv;
+  options: DeployOptions;
+  step: (step: string) => void;
+}
+
+type Outcome = Pick<DeployResult, 'method' | 'previous' | 'backupId'>;
+
+/** One deploy to a remote at a time: a second one is refused, never interleaved. */
+async function holdingDeployLock<T>(location: DatabaseLocation, remote: Remote, work: () => Promise<T>): Promise<T> {
+  const locked = await withAdmin(location.target, location.database, (admin) => tryAdvisoryLock(admin, lockKeys.deploy(remote.name), work));
+  if (!locked.locked) throw new DbfastError('USAGE', `another deploy to remote ${remote.name} is running`, { hint: 'wait for it to finish, then deploy again' });
+  return locked.result;
+}
+
+/** Migrate mode needs the database; it applies what its dbfast.applied_files lacks. */
+async function migrationFor(location: DatabaseLocation, exists: boolean, state: RepositoryState): Promise<Migration> {
+  if (!exists) {
+    throw new DbfastError('USAGE', `${describeLocation(location)} does not exist: migrate mode applies files to a database that is there`, {
+      hint: 'deploy with --mode replace, which creates it',
+    });
+  }
+  return planMigration(state, await withClient(location.target, appliedFiles, location.database));
+}
+
+function warnBeforehand(plan: DeployPlan, hasTables: boolean, remote: Remote, options: DeployOptions): void {
+  const warn = options.onWarning ?? (() => {});
+  if (options.skipBackup && remote.backupBeforeDeploy && hasTables) warn(`no backup of ${plan.database} on remote ${remote.name} is taken first (--skip-backup)`);
+  for (const file of plan.changed ?? []) warn(`${file.path} changed since it was applied on ${file.appliedAt.slice(0, 10)}: not applied again (--strict refuses)`);
+}
+
+async function replaceRemote(context: Deployment, templateName: string): Promise<Outcome> {
+  const { config, remote, location, plan, options, step, env } = context;
   const work = await mkdtemp(join(tmpdir(), 'dbfast-deploy-'));
   try {
-    step(`dumping template ${template.name}`);
-    // One deploy to a remote at a time: a second one is refused, never interleaved.
-    const { archive, schema } = await dumpTemplate(config, await project.server(), template.name, work, env);
+    step(`dumping template ${templateName}`);
+    const { archive, schema } = await dumpTemplate(config, await new Project(config, plan.environment, env).server(), templateName, work, env);
     // The remote's earlier deploys move into the new database with it.
-    const earlier = target.exists ? await remoteHistory(location.target, location.database) : '[]';
-    const startedAt = new Date().toISOString();
+    const earlier = (await inspectTarget(location)).exists ? await deploymentsAsJson(location.target, location.database) : '[]';
     step(`deploying to ${describeLocation(location)}`);
-    const replacing = () => replaceDatabase(config, archive, location, {
+    const replaced = await replaceDatabase(config, archive, location, {
       env,
       yes: true,
       question: '',
@@ -146,38 +219,64 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
         }
       },
       check: async (client, taken) => {
-        await checkDeployed(client, schema, config, Boolean(options.allowDrift), options.onWarning);
-        await recordDeployment(client, { id, environment, fingerprint: template.fingerprint, startedAt, files: state.selected, earlier, backupId: taken.backupId ?? null });
+        await checkDeployed(client, schema, config, options, 'nothing was swapped in');
+        await ensureHistoryTables(client);
+        await carryDeployments(client, earlier);
+        const backupId = taken.backupId ?? null;
+        await recordDeployment(client, { ...deploymentRow(context), mode: 'replace', outcome: 'succeeded', finished: true, backupId, error: null });
+        await recordAppliedFiles(client, context.state.selected, context.id, { success: true });
       },
     });
-    const locked = await withAdmin(location.target, location.database, (admin) => tryAdvisoryLock(admin, lockKeys.deploy(remote.name), replacing));
-    if (!locked.locked) {
-      throw new DbfastError('USAGE', `another deploy to remote ${remote.name} is running`, { hint: 'wait for it to finish, then deploy again' });
-    }
-    const replaced = locked.result;
-    const result: DeployResult = {
-      ...plan,
-      id,
-      method: replaced.method,
-      ...(replaced.previous ? { previous: replaced.previous } : {}),
-      ...(replaced.backupId ? { backupId: replaced.backupId } : {}),
-      durationMs: Math.round(performance.now() - started),
-    };
-    await recordLocally(config, result).catch((error: Error) => options.onWarning?.(`the deploy succeeded, but its local record could not be written: ${error.message}`));
-    return result;
+    return { method: replaced.method, ...(replaced.previous ? { previous: replaced.previous } : {}), ...(replaced.backupId ? { backupId: replaced.backupId } : {}) };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
 }
 
-function refusalOf(plan: DeployPlan, remote: ReturnType<typeof remoteNamed>, options: DeployOptions): DbfastError | null {
+async function migrateRemote(context: Deployment, templateName: string): Promise<Outcome> {
+  const { config, remote, location, options, step, env } = context;
+  const local = await new Project(config, context.plan.environment, env).server();
+  const schema = await withTemplateClone(local, templateName, (clone) => withClient(local, describeSchema, clone));
+  // Under the lock: what the remote records now, not what the plan read before.
+  const migration = await migrationFor(location, true, context.state);
+  let backupId: string | undefined;
+  if (context.plan.backup && migration.steps.length > 0) {
+    step(`backing up ${describeLocation(location)} first`);
+    backupId = (await createBackup(config, { remote: remote.name, database: location.database }, { reason: 'pre-deploy', env })).id;
+  }
+  await runMigration({
+    target: location.target,
+    database: location.database,
+    remote: remote.name,
+    config,
+    migration,
+    deployment: { ...deploymentRow(context), backupId: backupId ?? null },
+    check: (client) => checkDeployed(client, schema, config, options, "the deploy's transaction was rolled back"),
+    onStep: step,
+    ...(options.onWarning ? { onWarning: options.onWarning } : {}),
+  });
+  return { method: 'migrate', ...(backupId ? { backupId } : {}) };
+}
+
+function deploymentRow(context: Deployment) {
+  return { id: context.id, environment: context.plan.environment, fingerprint: context.plan.fingerprint, startedAt: context.startedAt };
+}
+
+function refusalOf(plan: DeployPlan, remote: Remote, options: DeployOptions): DbfastError | null {
   const where = `${plan.database} on remote ${plan.remote}`;
   if (plan.destructive && !remote.allowDestructive) {
     return new DbfastError('DESTRUCTIVE_REFUSED', `deploying replaces ${where}, whose tables and data would be lost: allow_destructive is false for remote ${remote.name}`, {
-      hint: `set allow_destructive = true in [remotes.${remote.name}] to replace it (a backup is taken first); applying only new files (migrate mode) is not built yet`,
+      hint: `deploy with --mode migrate to apply only the files it has not applied, or set allow_destructive = true in [remotes.${remote.name}] to replace it (a backup is taken first)`,
     });
   }
-  if (options.skipBackup && remote.backupBeforeDeploy && plan.destructive && !options.yes) {
+  const changed = plan.changed ?? [];
+  if (options.strict && changed.length > 0) {
+    const files = changed.map((file) => `${file.path} (applied ${file.appliedAt.slice(0, 10)})`).join(', ');
+    return new DbfastError('DRIFT', `${plural(changed.length, 'file')} changed since applied on remote ${plan.remote} (--strict): ${files}`, {
+      hint: 'a migrate deploy never runs an applied file again: put back the content it had, and make the change in a new file',
+    });
+  }
+  if (options.skipBackup && remote.backupBeforeDeploy && (plan.destructive || plan.mode === 'migrate') && !options.yes) {
     return new DbfastError('NOT_CONFIRMED', `--skip-backup on remote ${remote.name}, which has backup_before_deploy, needs --yes`, {
       hint: 'without a backup, the replaced database is kept as __dbfast_prev only until pruned',
     });
@@ -185,7 +284,7 @@ function refusalOf(plan: DeployPlan, remote: ReturnType<typeof remoteNamed>, opt
   return null;
 }
 
-function chosenEnvironment(remote: ReturnType<typeof remoteNamed>, options: DeployOptions): string {
+function chosenEnvironment(remote: Remote, options: DeployOptions): string {
   const requested = options.environment;
   if (requested === undefined) {
     if (remote.environment === undefined) {
@@ -226,9 +325,16 @@ async function confirmDeploy(plan: DeployPlan, options: DeployOptions): Promise<
   }
   const question = [
     `deploy environment ${plan.environment} to remote ${plan.remote} (${plan.url})`,
-    `mode ${plan.mode}, ${plan.destructive ? 'REPLACING its data' : 'nothing to replace'}, ${plan.backup ? 'backup first' : 'no backup'}`,
+    `mode ${plan.mode}, ${modeSummary(plan)}, ${plan.backup ? 'backup first' : 'no backup'}`,
   ].join('; ');
   if (!(await options.confirm(question, plan.remote))) throw new DbfastError('NOT_CONFIRMED', 'not confirmed: nothing was changed');
+}
+
+/** What the deploy does to the remote's data, in a few words. */
+export function modeSummary(plan: DeployPlan): string {
+  if (plan.mode === 'replace') return plan.destructive ? 'REPLACING its data' : 'nothing to replace';
+  const steps = plan.steps ?? [];
+  return steps.length === 0 ? 'nothing to apply' : `${plural(plan.files.length, 'new file')} in ${plural(steps.length, 'step')}, its data kept`;
 }
 
 /**
@@ -266,102 +372,16 @@ async function dumpTemplate(config: DbfastConfig, local: ServerTarget, template:
 }
 
 /** [validation], then the deployed schema against the template's: any difference refuses the deploy unless allowed. */
-async function checkDeployed(
-  client: pg.Client,
-  expected: SchemaDescription,
-  config: DbfastConfig,
-  allowDrift: boolean,
-  onWarning: ((message: string) => void) | undefined,
-): Promise<void> {
+async function checkDeployed(client: pg.Client, expected: SchemaDescription, config: DbfastConfig, options: DeployOptions, stopped: string): Promise<void> {
   await validateDatabase(client, config.validation).catch((error) => {
     if (!isDbfastError(error, 'VALIDATION_FAILED')) throw error;
-    throw new DbfastError('VALIDATION_FAILED', error.message.replace(/^template validation failed/, 'the deployed database fails [validation]'), {
-      hint: 'the deploy was stopped before its database replaced the remote\'s',
-    });
+    throw new DbfastError('VALIDATION_FAILED', error.message.replace(/^template validation failed/, 'the deployed database fails [validation]'), { hint: stopped });
   });
   const differences = compareSchemas(expected, await describeSchema(client));
   if (differences.length === 0) return;
-  const summary = differences.slice(0, 5).map(describeDifference).join('; ');
-  const message = `the deployed schema differs from the template's: ${summary}${differences.length > 5 ? `; ${differences.length - 5} more` : ''}`;
-  if (allowDrift) return onWarning?.(message);
-  throw new DbfastError('DRIFT', message, { hint: 'nothing was swapped in; --allow-drift deploys anyway' });
-}
-
-function describeDifference(difference: SchemaDifference): string {
-  return `${difference.change === 'missing' ? 'missing' : difference.change === 'extra' ? 'extra' : 'changed'} ${difference.object}`;
-}
-
-const HISTORY_SQL = `
-CREATE SCHEMA IF NOT EXISTS dbfast;
-CREATE TABLE IF NOT EXISTS dbfast.deployments (
-  id text PRIMARY KEY, environment text NOT NULL, fingerprint text NOT NULL, mode text NOT NULL,
-  started_at timestamptz NOT NULL, finished_at timestamptz, outcome text NOT NULL, backup_id text);
-CREATE TABLE IF NOT EXISTS dbfast.applied_files (
-  path text PRIMARY KEY, sha256 text NOT NULL, size bigint NOT NULL, applied_at timestamptz NOT NULL,
-  execution_ms integer, success boolean NOT NULL, deployment_id text NOT NULL REFERENCES dbfast.deployments (id))`;
-
-/** The deploy and every file it put there, in the deployed database itself: it is swapped in with them or not at all. */
-async function recordDeployment(
-  client: pg.Client,
-  deployment: { id: string; environment: string; fingerprint: string; startedAt: string; files: ScannedFile[]; earlier: string; backupId: string | null },
-): Promise<void> {
-  await client.query(HISTORY_SQL);
-  await client.query('INSERT INTO dbfast.deployments SELECT * FROM json_populate_recordset(NULL::dbfast.deployments, $1) ON CONFLICT DO NOTHING', [deployment.earlier]);
-  await client.query(
-    "INSERT INTO dbfast.deployments VALUES ($1, $2, $3, 'replace', $4, now(), 'succeeded', $5)",
-    [deployment.id, deployment.environment, deployment.fingerprint, deployment.startedAt, deployment.backupId],
-  );
-  await client.query(
-    `INSERT INTO dbfast.applied_files (path, sha256, size, applied_at, success, deployment_id)
-     SELECT path, sha256, size, now(), true, $4 FROM unnest($1::text[], $2::text[], $3::bigint[]) AS f(path, sha256, size)
-     ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, applied_at = excluded.applied_at,
-       execution_ms = NULL, success = true, deployment_id = excluded.deployment_id`,
-    [deployment.files.map((file) => file.relativePath), deployment.files.map((file) => file.hash), deployment.files.map((file) => file.size), deployment.id],
-  );
-}
-
-/** The remote's `dbfast.deployments` rows as JSON (`[]` when it has none). */
-async function remoteHistory(target: ServerTarget, database: string): Promise<string> {
-  return withClient(
-    target,
-    async (client) => {
-      const { rows } = await client.query<{ history: string | null }>(
-        "SELECT CASE WHEN to_regclass('dbfast.deployments') IS NULL THEN NULL ELSE 'yes' END AS history",
-      );
-      if (rows[0]!.history === null) return '[]';
-      return (await client.query<{ history: string }>("SELECT coalesce(json_agg(d ORDER BY d.started_at), '[]')::text AS history FROM dbfast.deployments d")).rows[0]!.history;
-    },
-    database,
-  );
-}
-
-/** A deploy as recorded on this machine. */
-export type DeployRecord = Omit<DeployResult, 'files'> & { rolledBackAt?: string };
-
-async function recordLocally(config: DbfastConfig, result: DeployResult): Promise<void> {
-  const { files: _files, ...entry } = result;
-  await writeDeploymentHistory(config, result.remote, [...(await deploymentHistory(config, result.remote)), entry]);
-}
-
-function historyPath(config: DbfastConfig, remote: string): string {
-  return join(config.stateDir, 'deployments', `${remote}.json`);
-}
-
-/** `<stateDir>/deployments/<remote>.json`: the deploys made from this machine to `remote`, oldest first. */
-export async function deploymentHistory(config: DbfastConfig, remote: string): Promise<DeployRecord[]> {
-  const text = await readFile(historyPath(config, remote), 'utf8').catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return '[]';
-    throw error;
-  });
-  try {
-    return JSON.parse(text) as DeployRecord[];
-  } catch {
-    throw new DbfastError('STATE_DIR_UNUSABLE', `${historyPath(config, remote)} is not a deploy history dbfast can read`, {
-      hint: 'move it aside: the remote keeps its own history in dbfast.deployments',
-    });
-  }
-}
-
-export async function writeDeploymentHistory(config: DbfastConfig, remote: string, history: DeployRecord[]): Promise<void> {
-  await writeFileAtomic(historyPath(config, remote), `${JSON.stringify(history, null, 2)}\n`, { durable: true });
+  const message = `the deployed schema differs from the template's in ${plural(differences.length, 'object')}`;
+  const lines = diffLines(differences);
+  const detail = [...lines.slice(0, 40), ...(lines.length > 40 ? [`... ${lines.length - 40} more lines (dbfast diff shows them all)`] : [])].join('\n');
+  if (options.allowDrift) return options.onWarning?.(`${message} (--allow-drift):\n${detail}`);
+  throw new DbfastError('DRIFT', message, { detail, hint: `${stopped}; - only in the template, + only in the deployed database, ~ changed; --allow-drift deploys anyway` });
 }

@@ -9,7 +9,7 @@ import { withTemplateClone } from './backup/load.js';
 import type { DbfastConfig } from './config/index.js';
 import { withClient } from './pg/client.js';
 import { configuredTarget } from './pg/target.js';
-import { withTransaction } from './pg/transaction.js';
+import { withRolledBack } from './pg/transaction.js';
 import { Project } from './project.js';
 import { remoteNamed } from './remote.js';
 
@@ -94,12 +94,13 @@ const QUERIES: string[] = [
 ];
 
 /**
- * The schema of the database `client` is connected to. With an empty search_path every name the
- * catalog functions print is schema-qualified, whoever the session's user is.
+ * The schema of the database `client` is connected to, as seen from the transaction it is in, if
+ * any. With an empty search_path every name the catalog functions print is schema-qualified,
+ * whoever the session's user is.
  */
 export async function describeSchema(client: pg.Client): Promise<SchemaDescription> {
   const description: SchemaDescription = new Map();
-  await withTransaction(client, async () => {
+  await withRolledBack(client, async () => {
     await client.query("SET LOCAL search_path = ''");
     for (const sql of QUERIES) {
       const { rows } = await client.query<[string, string]>({ text: sql, rowMode: 'array' });
@@ -121,6 +122,21 @@ export function compareSchemas(expected: SchemaDescription, actual: SchemaDescri
     if (!expected.has(object)) differences.push({ object, change: 'extra', actual: description });
   }
   return differences.sort((a, b) => a.object.localeCompare(b.object));
+}
+
+/** A description on one line, cut at 200 characters. */
+export function oneLine(text: string | undefined): string {
+  const flat = (text ?? '').replace(/\s+/g, ' ').trim();
+  return flat.length > 200 ? `${flat.slice(0, 197)}...` : flat;
+}
+
+/** Differences as diff lines: `- ` only expected, `+ ` only actual, `~ ` changed (then its two descriptions). */
+export function diffLines(differences: SchemaDifference[]): string[] {
+  return differences.flatMap(({ object, change, expected, actual }) => {
+    if (change === 'missing') return [`- ${object}: ${oneLine(expected)}`];
+    if (change === 'extra') return [`+ ${object}: ${oneLine(actual)}`];
+    return [`~ ${object}`, `    - ${oneLine(expected)}`, `    + ${oneLine(actual)}`];
+  });
 }
 
 export interface RemoteDrift {

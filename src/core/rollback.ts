@@ -7,7 +7,7 @@ import { locateSource } from './backup/create.js';
 import { describeLocation, restoreBackup, swapIn, withAdmin } from './backup/restore.js';
 import { findBackup } from './backup/store.js';
 import type { DbfastConfig } from './config/index.js';
-import { type DeployRecord, deploymentHistory, writeDeploymentHistory } from './deploy.js';
+import { type DeployRecord, deploymentHistory, writeDeploymentHistory } from './deployments.js';
 import { DbfastError } from './errors.js';
 import { databaseExists } from './pg/databases.js';
 import { quoteIdentifier as ident } from './sql/quote.js';

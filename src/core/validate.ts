@@ -1,10 +1,12 @@
 /**
- * `[validation]`: checks a freshly built database before it becomes the template. Every problem
- * is collected, so one failed build names everything that is missing.
+ * `[validation]`: checks a freshly built database before it becomes the template, or a deployed
+ * one before it is swapped in or committed. Every problem is collected, so one failure names
+ * everything that is missing. Test queries are rolled back: validation never changes a database.
  */
 import type pg from 'pg';
 import type { ValidationSettings } from './config/index.js';
 import { DbfastError } from './errors.js';
+import { withRolledBack } from './pg/transaction.js';
 import { plural } from './plural.js';
 
 export async function validateDatabase(client: pg.Client, settings: ValidationSettings): Promise<void> {
@@ -17,7 +19,7 @@ export async function validateDatabase(client: pg.Client, settings: ValidationSe
     if (!(await routineExists(client, routine))) problems.push(`missing function ${routine}`);
   }
   for (const { query, minExpectedResults } of settings.testQueries) {
-    const rows = await client.query(query).then(
+    const rows = await withRolledBack(client, () => client.query(query)).then(
       (result) => result.rowCount ?? result.rows.length,
       (error: Error) => {
         problems.push(`test query failed: ${query}: ${error.message}`);

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pruneBackups } from '../../src/core/backup/prune.js';
 import { listBackups } from '../../src/core/backup/store.js';
 import { type DbfastConfig, loadConfig } from '../../src/core/config/index.js';
-import { type DeployResult, deploy, deploymentHistory } from '../../src/core/deploy.js';
+import { type DeployResult, deploy } from '../../src/core/deploy.js';
+import { deploymentHistory } from '../../src/core/deployments.js';
 import { Project } from '../../src/core/project.js';
 import { probeRemotes } from '../../src/core/remote.js';
 import { rollbackDeploy } from '../../src/core/rollback.js';
@@ -121,7 +122,10 @@ describe.skipIf(!hasPgTools)('deploy, replace mode', () => {
   });
 
   it('refuses to replace a database with tables where allow_destructive is false, changing nothing', async () => {
-    const error = await failure(deploy(config, 'prod', { env, yes: true }));
+    // Without --mode, such a remote gets migrate (only new files): replace must be asked for.
+    const plan = await deploy(config, 'prod', { env, dryRun: true });
+    expect(plan).toMatchObject({ mode: 'migrate', destructive: false, files: [] });
+    const error = await failure(deploy(config, 'prod', { env, yes: true, mode: 'replace' }));
     expect(error).toMatchObject({
       code: 'DESTRUCTIVE_REFUSED',
       message: `deploying replaces app_prod_${run} on remote prod, whose tables and data would be lost: allow_destructive is false for remote prod`,
@@ -194,10 +198,10 @@ describe.skipIf(!hasPgTools)('deploy, replace mode', () => {
   it('the CLI never prints the password, and exits 1 on a refusal without a stack trace', async () => {
     const cliEnv = { REMOTE_PW: PASSWORD };
     // A dry run shows the plan, and what would refuse it (exit 1).
-    const plan = await runCli(['deploy', 'prod', '--dry-run', '--json'], { cwd: root, env: cliEnv });
+    const plan = await runCli(['deploy', 'prod', '--mode', 'replace', '--dry-run', '--json'], { cwd: root, env: cliEnv });
     expect(plan.code, plan.stderr).toBe(1);
     expect(JSON.parse(plan.stdout)).toMatchObject({ remote: 'prod', destructive: true, refused: expect.stringMatching(/allow_destructive is false/) });
-    const refused = await runCli(['deploy', 'prod', '--yes'], { cwd: root, env: cliEnv });
+    const refused = await runCli(['deploy', 'prod', '--mode', 'replace', '--yes'], { cwd: root, env: cliEnv });
     expect(refused.code).toBe(1);
     expect(refused.errLines.at(-2)).toBe(`error: deploying replaces app_prod_${run} on remote prod, whose tables and data would be lost: allow_destructive is false for remote prod`);
     const deployed = await runCli(['deploy', 'staging'], { cwd: root, env: cliEnv });

@@ -60,6 +60,7 @@ function makeConfig(
     validation: { requiredTables: [], requiredFunctions: [], testQueries: [] },
     tools: {},
     backups: { directory: '/project/.dbfast/backups', format: 'custom' },
+    deploy: { lockTimeoutMs: 5_000, lockRetries: 3 },
     warnings: [],
   };
 }

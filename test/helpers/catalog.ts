@@ -86,9 +86,9 @@ const TABLES = `
   WHERE (c.relkind = 'r' OR (c.relkind = 'm' AND c.relispopulated)) AND ${USER_SCHEMA}
   ORDER BY 1`;
 
-/** Reads the snapshot over a new connection to `database` on the test server. */
-export async function catalogSnapshot(database: string): Promise<CatalogSnapshot> {
-  const client = new pg.Client(testClientConfig(database));
+/** Reads the snapshot over a new connection to `database` on the test server (or the one at `port`). */
+export async function catalogSnapshot(database: string, port?: number): Promise<CatalogSnapshot> {
+  const client = new pg.Client(testClientConfig(database, port));
   await client.connect();
   try {
     const snapshot = {} as CatalogSnapshot;

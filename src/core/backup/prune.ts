@@ -132,7 +132,7 @@ export async function pruneBackups(config: DbfastConfig, options: PruneOptions =
 
 /** The pre-deploy backup of the last deploy (not rolled back) to each remote: what a rollback would need. */
 async function deployedBackups(config: DbfastConfig): Promise<Set<string>> {
-  const { deploymentHistory } = await import('../deploy.js');
+  const { deploymentHistory } = await import('../deployments.js');
   const pinned = new Set<string>();
   for (const remote of Object.keys(config.remotes)) {
     const last = (await deploymentHistory(config, remote)).findLast((entry) => entry.rolledBackAt === undefined);

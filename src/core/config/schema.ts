@@ -41,6 +41,10 @@ const stringList = () =>
     ),
   );
 
+function duration() {
+  return v.optional(v.pipe(v.string(STRING), v.regex(/^\d+(\.\d+)?(ms|[smhdw])$/, 'must be a duration: 500ms, 5s, 30m, 12h, 7d, 2w')));
+}
+
 function integerAtLeast(min: 0 | 1) {
   const message = min === 0 ? 'must be a non-negative integer' : 'must be a positive integer';
   return v.optional(v.pipe(v.number(message), v.integer(message), v.minValue(min, message)));
@@ -124,11 +128,12 @@ export const fileSchema = v.object({
     }),
   ),
   tools: v.optional(table({ pg_bin_dir: text() })),
+  deploy: v.optional(table({ lock_timeout: duration(), lock_retries: integerAtLeast(0) })),
   backups: v.optional(
     table({
       directory: text(),
       keep_last: integerAtLeast(1),
-      max_age: v.optional(v.pipe(v.string(STRING), v.regex(/^\d+(\.\d+)?[smhdw]$/, 'must be a duration: 30m, 12h, 7d, 2w'))),
+      max_age: duration(),
       // The names of DBFast's configuration, kept working: keep_last and max_age in days.
       max_backups: integerAtLeast(1),
       retention_days: integerAtLeast(1),

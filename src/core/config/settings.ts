@@ -14,7 +14,7 @@ export function buildSettings(
 ): BuiltSettings {
   const { projectDir, stateDir, env } = context;
   const resolve = (file: string) => resolvePath(projectDir, file);
-  const { database, repository, performance, validation, backups } = settings;
+  const { database, repository, performance, validation, backups, deploy } = settings;
   return {
     database: databaseSettings(database ?? {}, resolve, env),
     templateName: database?.template_name ?? defaultTemplateName(projectDir),
@@ -67,6 +67,10 @@ export function buildSettings(
         maxAgeMs: backups?.max_age === undefined ? (backups?.retention_days === undefined ? undefined : backups.retention_days * 86_400_000) : parseDuration(backups.max_age),
       }),
       format: backups?.format ?? 'custom',
+    },
+    deploy: {
+      lockTimeoutMs: deploy?.lock_timeout === undefined ? 5_000 : parseDuration(deploy.lock_timeout),
+      lockRetries: deploy?.lock_retries ?? 3,
     },
   };
 }

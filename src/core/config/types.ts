@@ -68,6 +68,13 @@ export interface ValidationSettings {
   testQueries: TestQuery[];
 }
 
+export interface DeploySettings {
+  /** How long a migrate deploy's statement waits for a lock before its transaction is retried. */
+  lockTimeoutMs: number;
+  /** Retries of a transaction that timed out waiting for a lock. */
+  lockRetries: number;
+}
+
 export interface BackupSettings {
   directory: string;
   /** `backup prune` keeps at least this many of each source's backups. */
@@ -112,6 +119,7 @@ export interface DbfastConfig {
   performance: PerformanceSettings;
   validation: ValidationSettings;
   backups: BackupSettings;
+  deploy: DeploySettings;
   /** [tools] pg_bin_dir: the one folder to take PostgreSQL programs from (DBFAST_PG_BIN wins over it). */
   tools: { pgBinDir?: string };
   warnings: ConfigWarning[];

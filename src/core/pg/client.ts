@@ -9,8 +9,10 @@ import { DbfastError } from '../errors.js';
 import type { SqlSession } from '../sql/execute.js';
 import type { ServerTarget } from './target.js';
 
-export async function connect(target: ServerTarget, database?: string): Promise<pg.Client> {
-  const client = new pg.Client(target.clientConfig(database));
+/** `settings`: values the session starts with (and RESET returns to), e.g. `{ lock_timeout: '5000' }`. */
+export async function connect(target: ServerTarget, database?: string, settings: Record<string, string> = {}): Promise<pg.Client> {
+  const options = Object.entries(settings).map(([name, value]) => `-c ${name}=${value.replace(/[\\ ]/g, '\\$&')}`);
+  const client = new pg.Client({ ...target.clientConfig(database), ...(options.length ? { options: options.join(' ') } : {}) });
   try {
     await client.connect();
   } catch (error) {
@@ -36,15 +38,20 @@ export async function withClient<T>(target: ServerTarget, work: (client: pg.Clie
  * Like withClient, for running SQL files: the session's connection can be replaced mid-way
  * (`reconnect`), and whichever connection it holds at the end is closed.
  */
-export async function withSession<T>(target: ServerTarget, database: string, work: (session: SqlSession) => Promise<T>): Promise<T> {
-  let client = await connect(target, database);
+export async function withSession<T>(
+  target: ServerTarget,
+  database: string,
+  work: (session: SqlSession) => Promise<T>,
+  settings: Record<string, string> = {},
+): Promise<T> {
+  let client = await connect(target, database, settings);
   const session: SqlSession = {
     get client() {
       return client;
     },
     async reconnect() {
       const previous = client;
-      client = await connect(target, database);
+      client = await connect(target, database, settings);
       await previous.end().catch(() => {});
     },
   };

@@ -12,3 +12,17 @@ export async function withTransaction<T>(client: pg.Client, work: () => Promise<
     throw error;
   }
 }
+
+/**
+ * Runs `work`, then undoes whatever it changed, SET LOCAL included: in a transaction of its own,
+ * or in a savepoint when `client` is in a transaction already (which must go on, uncommitted).
+ */
+export async function withRolledBack<T>(client: pg.Client, work: () => Promise<T>): Promise<T> {
+  const nested = client.getTransactionStatus() !== 'I';
+  await client.query(nested ? 'SAVEPOINT dbfast_rolled_back' : 'BEGIN');
+  try {
+    return await work();
+  } finally {
+    await client.query(nested ? 'ROLLBACK TO SAVEPOINT dbfast_rolled_back; RELEASE SAVEPOINT dbfast_rolled_back' : 'ROLLBACK');
+  }
+}

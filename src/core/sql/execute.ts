@@ -17,6 +17,7 @@ import { advance, codeUnitOffset, type Location } from './position.js';
 import { type BatchFailure, runBatch, runCopyIn } from './protocol.js';
 import { copyFromFile, hashFile, parseSlashCopy } from './slash-copy.js';
 import { SourceReader } from './source.js';
+import { refusedInTransaction } from './transactional.js';
 
 export interface SqlFile {
   absolutePath: string;
@@ -53,6 +54,13 @@ export interface ExecuteOptions {
   onWarning?: (warning: DbfastError) => void;
   /** Stops between statements once aborted (a statement already running is the caller's to cancel). */
   signal?: AbortSignal;
+  /**
+   * The files run inside a transaction the caller opened and commits (a migrate deploy). Each
+   * file starts from a session reset by statements a transaction allows, and a file's own BEGIN,
+   * COMMIT and ROLLBACK become a savepoint, its release and a rollback to it: the file stays
+   * atomic in itself, and nothing it says ends the caller's transaction.
+   */
+  inTransaction?: boolean;
 }
 
 export interface ExecutionStats {
@@ -83,7 +91,8 @@ export async function executeFiles(session: SqlSession, files: SqlFile[], option
   for (const [index, file] of files.entries()) {
     options.onFileStart?.(file, index, files.length);
     // Each file gets the session a fresh `psql -f` would: no SET, role or temp table leaks in.
-    if (index > 0) {
+    if (options.inTransaction) await resetInTransaction(session.client);
+    else if (index > 0) {
       if (defaultsChanged) await session.reconnect();
       else await session.client.query('DISCARD ALL');
     }
@@ -96,6 +105,17 @@ export async function executeFiles(session: SqlSession, files: SqlFile[], option
     stats.files++;
   }
   return stats;
+}
+
+/**
+ * DISCARD ALL, but for pg_advisory_unlock_all (the caller's locks stay) and in statements a
+ * transaction block allows: RESET ALL returns settings to the values the connection started with.
+ */
+const RESET_IN_TRANSACTION = 'CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; DEALLOCATE ALL; UNLISTEN *; DISCARD PLANS; DISCARD TEMP; DISCARD SEQUENCES';
+
+/** Resets the session as executeFiles does before each file with `inTransaction`. */
+export async function resetInTransaction(client: pg.Client): Promise<void> {
+  await client.query(RESET_IN_TRANSACTION);
 }
 
 /** The variables psql defines before it reads a script. */
@@ -116,35 +136,35 @@ function psqlVariables(client: pg.Client): Variables {
  * LOCAL (which outside BEGIN must not reach the statements after it).
  */
 function runsAlone(words: string[]): boolean {
-  const [first, second, third] = words;
-  if (words.includes('concurrently')) return true;
-  switch (first) {
-    case 'vacuum':
-    case 'reindex':
-    case 'cluster':
-    case 'call':
-    case 'do':
-      return true;
-    case 'set':
-      return second === 'local' || second === 'transaction';
-    case 'create':
-    case 'drop':
-      return second === 'database' || second === 'tablespace' || second === 'subscription';
-    case 'alter':
-      return second === 'system' || second === 'subscription' || (second === 'database' && words.includes('tablespace'));
-    case 'commit':
-    case 'rollback':
-      return third === undefined && second === 'prepared';
-    case 'discard':
-      return second === 'all';
-    default:
-      return false;
-  }
+  const [first, second] = words;
+  if (refusedInTransaction(words) || words.includes('concurrently')) return true;
+  if (first === 'set') return second === 'local' || second === 'transaction';
+  return first === 'vacuum' || first === 'reindex' || first === 'cluster' || first === 'call' || first === 'do';
 }
 
 function startsTransaction(words: string[]): boolean {
   return words[0] === 'begin' || (words[0] === 'start' && words[1] === 'transaction');
 }
+
+type TransactionControl = 'begin' | 'commit' | 'rollback' | 'unsupported';
+
+/**
+ * What a statement does to the transaction: BEGIN, COMMIT (END), ROLLBACK (ABORT); `unsupported`
+ * for the forms no savepoint can stand for (AND CHAIN, PREPARE TRANSACTION); null for the rest,
+ * ROLLBACK TO SAVEPOINT and COMMIT PREPARED included.
+ */
+function transactionControl(words: string[]): TransactionControl | null {
+  const [first, second, third] = words;
+  if (startsTransaction(words)) return 'begin';
+  if (first === 'prepare' && second === 'transaction') return 'unsupported';
+  if (first !== 'commit' && first !== 'end' && first !== 'rollback' && first !== 'abort') return null;
+  if (second === 'to' || second === 'prepared' || third === 'to') return null;
+  if (words.includes('chain') && !words.includes('no')) return 'unsupported';
+  return first === 'commit' || first === 'end' ? 'commit' : 'rollback';
+}
+
+/** A file's own transaction, inside the caller's (ExecuteOptions.inTransaction). */
+const FILE_SAVEPOINT = 'dbfast_file';
 
 /** A new enum value cannot be used in the transaction that added it. */
 function endsBatch(words: string[]): boolean {
@@ -213,6 +233,8 @@ class ScriptRunner {
   private encoding = 'UTF8';
   /** The file ran ALTER DATABASE/ROLE ... SET: the next file needs a new connection to see it. */
   changedSessionDefaults = false;
+  /** inTransaction: the file's own BEGIN opened FILE_SAVEPOINT, not yet released. */
+  private inFileTransaction = false;
 
   constructor(
     private readonly client: pg.Client,
@@ -261,6 +283,11 @@ class ScriptRunner {
     if (encodingName !== undefined) return this.checkEncoding(encodingName, file.reader.encoding, displayPath, statement.location);
     if (changesSessionDefaults(words)) this.changedSessionDefaults = true;
     if (words[0] === 'create' && words[1] === 'database') this.warnOutside(displayPath, statement.location);
+    const control = this.options.inTransaction ? transactionControl(words) : null;
+    if (control) {
+      await this.drain();
+      return this.fileTransaction(control, statement, displayPath);
+    }
     if (statement.sentBy?.name === 'gset') {
       await this.drain();
       await this.gset(statement, statement.sentBy, file);
@@ -286,11 +313,39 @@ class ScriptRunner {
     }
   }
 
+  /**
+   * In the caller's transaction, a file's BEGIN opens a savepoint, COMMIT releases it and ROLLBACK
+   * rolls back to it; BEGIN inside the file's transaction and COMMIT or ROLLBACK outside it change
+   * nothing, as PostgreSQL only warns about them. (A failed statement never reaches a COMMIT here:
+   * it ends the run.)
+   */
+  private async fileTransaction(control: TransactionControl, statement: Statement, displayPath: string): Promise<void> {
+    if (control === 'unsupported') {
+      throw new DbfastError('SQL_FAILED', `${statement.words.join(' ').toUpperCase()} cannot run in a deploy's transaction`, {
+        file: displayPath,
+        ...statement.location,
+        hint: 'use BEGIN and COMMIT: in a deploy they become a savepoint of its transaction',
+      });
+    }
+    this.stats.statements++;
+    let sql: string | null = null;
+    if (control === 'begin') {
+      if (!this.inFileTransaction) sql = `SAVEPOINT ${FILE_SAVEPOINT}`;
+      this.inFileTransaction = true;
+    } else if (this.inFileTransaction) {
+      sql = control === 'rollback' ? `ROLLBACK TO SAVEPOINT ${FILE_SAVEPOINT}; RELEASE SAVEPOINT ${FILE_SAVEPOINT}` : `RELEASE SAVEPOINT ${FILE_SAVEPOINT}`;
+      this.inFileTransaction = false;
+    }
+    if (sql === null) return;
+    const failure = await runBatch(this.client, sql);
+    if (failure) throw sqlError(failure.error, displayPath, statement.location);
+  }
+
   /** psql would roll back a transaction left open at the end of a file; dbfast says so instead. */
   async finishFile(displayPath: string): Promise<void> {
-    const status = this.client.getTransactionStatus();
-    if (status === 'T' || status === 'E') {
-      await this.client.query('ROLLBACK');
+    const open = this.options.inTransaction ? this.inFileTransaction : this.client.getTransactionStatus() !== 'I';
+    if (open) {
+      await this.client.query(this.options.inTransaction ? `ROLLBACK TO SAVEPOINT ${FILE_SAVEPOINT}` : 'ROLLBACK');
       throw new DbfastError('SQL_FAILED', 'file ends inside a transaction block (BEGIN without COMMIT)', {
         file: displayPath,
         hint: 'add COMMIT at the end of the file; psql would silently roll this work back',
@@ -345,7 +400,8 @@ class ScriptRunner {
   }
 
   private failed(error: DbfastError, stopOnError: boolean): void {
-    if (stopOnError) throw error;
+    // In the caller's transaction a failed statement aborts it: nothing after it could run.
+    if (stopOnError || this.options.inTransaction) throw error;
     this.stats.failedStatements++;
     this.options.onWarning?.(error);
   }

@@ -1,0 +1,269 @@
+/**
+ * Migrate-mode deploys against a second real server: only new files run, in one transaction, with
+ * [validation] and the schema check before it commits; a file that cannot run in a transaction is
+ * a step of its own, recorded before and after.
+ */
+import { randomBytes } from 'node:crypto';
+import { rm, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listBackups } from '../../src/core/backup/store.js';
+import { type DbfastConfig, loadConfig } from '../../src/core/config/index.js';
+import { type DeployPlan, type DeployResult, deploy } from '../../src/core/deploy.js';
+import { deployHistory } from '../../src/core/deployments.js';
+import { rollbackDeploy } from '../../src/core/rollback.js';
+import { type CatalogSnapshot, catalogSnapshot } from '../helpers/catalog.js';
+import { dropTemplateAndClones, testServerUrl, uniqueName } from '../helpers/cli.js';
+import { query } from '../helpers/database.js';
+import { failure } from '../helpers/failure.js';
+import { hasPgTools } from '../helpers/pg-tools.js';
+import { tempRepo, writeFiles } from '../helpers/repo.js';
+import { startServer, type TestServer } from '../helpers/server.js';
+
+const run = randomBytes(3).toString('hex');
+const database = `live_${run}`;
+let remote: TestServer;
+let root: string;
+let template: string;
+let config: DbfastConfig;
+
+const remoteQuery = (sql: string) => query(database, sql, remote.port);
+
+/** The remote's schema and content, dbfast's own bookkeeping left out. */
+async function userSnapshot(): Promise<CatalogSnapshot> {
+  const snapshot = await catalogSnapshot(database, remote.port);
+  const mine = (line: string) => /\bdbfast\b/.test(line);
+  const kept = Object.fromEntries(Object.entries(snapshot).map(([key, lines]) => [key, key === 'tables' ? lines : (lines as string[]).filter((line) => !mine(line))]));
+  return { ...(kept as unknown as CatalogSnapshot), tables: snapshot.tables.filter((table) => !table.name.startsWith('dbfast.')) };
+}
+
+async function migrate(options: Parameters<typeof deploy>[2] = {}): Promise<DeployResult> {
+  return (await deploy(config, 'live', { mode: 'migrate', ...options })) as DeployResult;
+}
+
+const applied = async () => (await remoteQuery('SELECT path, success FROM dbfast.applied_files ORDER BY path')).map((row) => `${row.path}${row.success ? '' : ' (unfinished)'}`);
+
+beforeAll(async () => {
+  remote = await startServer();
+  template = uniqueName('migrate');
+  root = await tempRepo({
+    'dbfast.toml': `[database]
+url = "${testServerUrl()}"
+template_name = "${template}"
+
+[environments.app]
+exclude_directories = ["9_dev"]
+
+[remotes.live]
+url = "postgresql://postgres@127.0.0.1:${remote.port}/${database}"
+environment = "app"
+
+[deploy]
+lock_timeout = "300ms"
+lock_retries = 1
+`,
+    'db/0_schema/01_accounts.sql': 'CREATE TABLE accounts (id int PRIMARY KEY, name text NOT NULL);\n',
+    'db/9_dev/01_seed.sql': "INSERT INTO accounts VALUES (1000, 'developer');\n",
+  });
+  config = await loadConfig({ cwd: root });
+}, 60_000);
+
+afterAll(async () => {
+  await remote?.stop();
+  if (template) await dropTemplateAndClones(template);
+  if (root) await rm(root, { recursive: true, force: true });
+});
+
+describe.skipIf(!hasPgTools)('deploy, migrate mode', () => {
+  it('a new database is created whole (replace), its files recorded; the environment\'s exclusions never reach it', async () => {
+    const plan = (await deploy(config, 'live', { dryRun: true })) as DeployPlan;
+    expect(plan).toMatchObject({ mode: 'replace', destructive: false, files: ['0_schema/01_accounts.sql'] });
+    const first = (await deploy(config, 'live', {})) as DeployResult;
+    expect(first.method).toBe('created');
+    expect(await applied()).toEqual(['0_schema/01_accounts.sql']);
+    expect(await remoteQuery('SELECT count(*)::int AS n FROM accounts')).toEqual([{ n: 0 }]);
+  });
+
+  it('then migrate is the default (allow_destructive is false), and applies only the new files, keeping the remote\'s data', async () => {
+    await remoteQuery("INSERT INTO accounts VALUES (1, 'customer')");
+    await writeFiles(root, {
+      'db/0_schema/02_orders.sql': 'CREATE TABLE orders (id int PRIMARY KEY, account int REFERENCES accounts);\n',
+      'db/1_data/01_plans.sql': "BEGIN;\nCREATE TABLE plans (name text PRIMARY KEY);\nINSERT INTO plans VALUES ('free');\nCOMMIT;\n",
+    });
+    const plan = (await deploy(config, 'live', { dryRun: true })) as DeployPlan;
+    expect(plan).toMatchObject({
+      mode: 'migrate',
+      destructive: false,
+      backup: true,
+      files: ['0_schema/02_orders.sql', '1_data/01_plans.sql'],
+      steps: [{ files: ['0_schema/02_orders.sql', '1_data/01_plans.sql'], transactional: true }],
+      changed: [],
+    });
+    const result = await migrate();
+    expect(result).toMatchObject({ method: 'migrate', files: ['0_schema/02_orders.sql', '1_data/01_plans.sql'], backupId: expect.any(String) });
+    expect(await applied()).toEqual(['0_schema/01_accounts.sql', '0_schema/02_orders.sql', '1_data/01_plans.sql']);
+    expect(await remoteQuery('SELECT id, name FROM accounts')).toEqual([{ id: 1, name: 'customer' }]);
+    // The file's own BEGIN and COMMIT became a savepoint of the deploy's transaction.
+    expect(await remoteQuery('SELECT name FROM plans')).toEqual([{ name: 'free' }]);
+    const rows = await remoteQuery(`SELECT mode, outcome, finished_at IS NOT NULL AS finished, backup_id FROM dbfast.deployments WHERE id = '${result.id}'`);
+    expect(rows).toEqual([{ mode: 'migrate', outcome: 'succeeded', finished: true, backup_id: result.backupId }]);
+    const times = await remoteQuery("SELECT execution_ms >= 0 AS timed FROM dbfast.applied_files WHERE path = '0_schema/02_orders.sql'");
+    expect(times).toEqual([{ timed: true }]);
+
+    // Nothing new: nothing to apply, and no backup taken for it.
+    const again = await migrate();
+    expect(again).toMatchObject({ files: [], steps: [], backup: false });
+    expect(again.backupId).toBeUndefined();
+  });
+
+  it('a file failing half-way leaves the remote exactly as it was, and the writes another session made meanwhile stay', async () => {
+    const before = await userSnapshot();
+    await writeFiles(root, {
+      // Its own COMMIT must not commit the deploy's transaction.
+      'db/0_schema/03_invoices.sql': 'BEGIN;\nCREATE TABLE invoices (id int PRIMARY KEY);\nINSERT INTO invoices VALUES (1);\nCOMMIT;\n',
+      // Runs on the template (no accounts there), fails on the remote's data.
+      'db/1_data/02_broken.sql': "SELECT pg_sleep(1.5);\nINSERT INTO plans VALUES ('pro');\nALTER TABLE accounts ADD CONSTRAINT no_customers CHECK (name <> 'customer');\n",
+    });
+    try {
+      const deploying = failure(migrate());
+      // While the deploy's transaction runs, the application writes to a table it does not lock.
+      await untilRunning('pg_sleep');
+      await remoteQuery("INSERT INTO accounts VALUES (2, 'written during the deploy')");
+      const error = await deploying;
+      expect(error).toMatchObject({ code: 'SQL_FAILED', file: 'db/1_data/02_broken.sql', line: 3, sqlState: '23514' });
+      expect(error.hint).toContain("nothing was changed on remote live: the deploy's transaction was rolled back");
+      const after = await userSnapshot();
+      const written = after.tables.find((table) => table.name === 'public.accounts')!;
+      expect(written.rows).toBe(2);
+      expect({ ...after, tables: after.tables.filter((table) => table !== written) }).toEqual({ ...before, tables: before.tables.filter((table) => table.name !== 'public.accounts') });
+      expect(await applied()).toEqual(['0_schema/01_accounts.sql', '0_schema/02_orders.sql', '1_data/01_plans.sql']);
+      // The failure is recorded on the remote, with where it happened.
+      const history = await deployHistory(config, 'live');
+      expect(history.source).toBe('remote');
+      expect(history.deployments.at(-1)).toMatchObject({ mode: 'migrate', outcome: 'failed', error: 'db/1_data/02_broken.sql:3:1: check constraint "no_customers" of relation "accounts" is violated by some row' });
+    } finally {
+      await unlink(join(root, 'db/1_data/02_broken.sql'));
+    }
+  });
+
+  it('a [validation] failure rolls the deploy back', async () => {
+    const before = await userSnapshot();
+    // Passes on the template's build database, fails on the remote's.
+    const strict: DbfastConfig = { ...config, validation: { ...config.validation, testQueries: [{ query: "SELECT 1 WHERE current_database() NOT LIKE 'live\\_%'", minExpectedResults: 1 }] } };
+    const error = await failure(deploy(strict, 'live', { mode: 'migrate' }));
+    expect(error.code).toBe('VALIDATION_FAILED');
+    expect(error.message).toMatch(/^the deployed database fails \[validation\]: test query returned 0 rows/);
+    expect(error.hint).toContain("nothing was changed on remote live: the deploy's transaction was rolled back");
+    expect(await userSnapshot()).toEqual(before);
+  });
+
+  it('drift made by hand on the remote fails the deploy before it commits, with a readable diff; --allow-drift goes on', async () => {
+    await remoteQuery('ALTER TABLE accounts ADD COLUMN nickname text');
+    const before = await userSnapshot();
+    const error = await failure(migrate());
+    expect(error.code).toBe('DRIFT');
+    expect(error.message).toBe("the deployed schema differs from the template's in 1 object");
+    expect(error.detail).toBe('+ column public.accounts.nickname: text');
+    expect(error.hint).toContain("the deploy's transaction was rolled back");
+    expect(await userSnapshot()).toEqual(before);
+
+    const warnings: string[] = [];
+    const result = await migrate({ allowDrift: true, onWarning: (message) => warnings.push(message) });
+    expect(result.files).toEqual(['0_schema/03_invoices.sql']);
+    expect(warnings).toContainEqual(expect.stringContaining('+ column public.accounts.nickname: text'));
+    await remoteQuery('ALTER TABLE accounts DROP COLUMN nickname');
+  });
+
+  it('a file that cannot run in a transaction is a step of its own; a failure after it leaves a recorded state the next deploy continues from', async () => {
+    await writeFiles(root, {
+      'db/0_schema/04_index.sql': 'CREATE INDEX CONCURRENTLY IF NOT EXISTS accounts_name ON accounts (name);\n',
+      'db/0_schema/05_tags.sql': "CREATE TABLE tags (name text PRIMARY KEY);\nALTER TABLE accounts ADD CONSTRAINT no_customers CHECK (name <> 'customer');\n",
+    });
+    const plan = (await deploy(config, 'live', { dryRun: true })) as DeployPlan;
+    expect(plan.steps).toEqual([
+      { files: ['0_schema/04_index.sql'], transactional: false, reason: 'create index concurrently at db/0_schema/04_index.sql:1:1' },
+      { files: ['0_schema/05_tags.sql'], transactional: true },
+    ]);
+    const error = await failure(migrate());
+    expect(error).toMatchObject({ code: 'SQL_FAILED', file: 'db/0_schema/05_tags.sql', line: 2 });
+    expect(error.hint).toContain('1 file of this deploy is applied and recorded on remote live (up to 0_schema/04_index.sql)');
+    expect(error.hint).toMatch(/fix the failing file and deploy again to continue, or dbfast deploy rollback live restores backup \S+ \(losing writes made since\)/);
+    expect(await applied()).toContain('0_schema/04_index.sql');
+    expect(await remoteQuery("SELECT indexname FROM pg_indexes WHERE indexname = 'accounts_name'")).toHaveLength(1);
+    expect(await remoteQuery("SELECT to_regclass('tags') AS tags")).toEqual([{ tags: null }]);
+
+    await writeFile(join(root, 'db/0_schema/05_tags.sql'), "CREATE TABLE tags (name text PRIMARY KEY);\nINSERT INTO tags VALUES ('new');\n");
+    const continued = await migrate();
+    expect(continued.files).toEqual(['0_schema/05_tags.sql']);
+    expect(await remoteQuery('SELECT name FROM tags')).toEqual([{ name: 'new' }]);
+  });
+
+  it('an applied file whose content changed is reported, not applied again; --strict refuses', async () => {
+    await writeFile(join(root, 'db/0_schema/02_orders.sql'), 'CREATE TABLE orders (id bigint PRIMARY KEY, account int REFERENCES accounts);\n');
+    try {
+      const warnings: string[] = [];
+      const plan = (await deploy(config, 'live', { dryRun: true, onWarning: (message) => warnings.push(message) })) as DeployPlan;
+      const today = new Date().toISOString().slice(0, 10);
+      expect(plan.changed).toEqual([{ path: '0_schema/02_orders.sql', appliedAt: expect.stringMatching(new RegExp(`^${today}`)) }]);
+      expect(plan.files).toEqual([]);
+      const strict = await failure(migrate({ strict: true }));
+      expect(strict).toMatchObject({ code: 'DRIFT', message: `1 file changed since applied on remote live (--strict): 0_schema/02_orders.sql (applied ${today})` });
+      // Without --strict the deploy goes on; the template's schema now differs (bigint), which the drift check reports.
+      const drift = await failure(migrate({ onWarning: (message) => warnings.push(message) }));
+      expect(warnings).toContain(`0_schema/02_orders.sql changed since it was applied on ${today}: not applied again (--strict refuses)`);
+      expect(drift.detail).toContain('~ column public.orders.id');
+    } finally {
+      await writeFile(join(root, 'db/0_schema/02_orders.sql'), 'CREATE TABLE orders (id int PRIMARY KEY, account int REFERENCES accounts);\n');
+    }
+  });
+
+  it('a statement waiting for a lock the application holds gives up after lock_timeout, retries, then goes through', async () => {
+    await writeFiles(root, { 'db/0_schema/06_alter.sql': 'ALTER TABLE accounts ADD COLUMN email text;\n' });
+    const holder = new pg.Client({ host: '127.0.0.1', port: remote.port, user: 'postgres', database });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT count(*) FROM accounts');
+      // Held for good: the one retry times out too, and nothing changed.
+      const warnings: string[] = [];
+      const error = await failure(migrate({ onWarning: (message) => warnings.push(message) }));
+      expect(error).toMatchObject({ code: 'SQL_FAILED', sqlState: '55P03', file: 'db/0_schema/06_alter.sql' });
+      expect(warnings).toEqual(['db/0_schema/06_alter.sql waited 300 ms for a lock the application holds: rolled back, retrying in 1 s (1 of 1)']);
+      expect(await remoteQuery("SELECT count(*)::int AS n FROM information_schema.columns WHERE column_name = 'email'")).toEqual([{ n: 0 }]);
+
+      // Released while the deploy waits to retry: the retry goes through.
+      const retried: string[] = [];
+      const deploying = migrate({
+        onWarning: (message) => {
+          retried.push(message);
+          void holder.query('COMMIT');
+        },
+      });
+      const result = await deploying;
+      expect(retried).toHaveLength(1);
+      expect(result.files).toEqual(['0_schema/06_alter.sql']);
+    } finally {
+      await holder.end();
+    }
+  });
+
+  it('rollback of a migrate deploy restores its pre-deploy backup', async () => {
+    const last = (await deployHistory(config, 'live')).deployments.filter((entry) => entry.outcome === 'succeeded').at(-1)!;
+    expect(last.backupId).toEqual((await listBackups(config, { remote: 'live' }))[0]!.id);
+    const back = await rollbackDeploy(config, 'live', { yes: true });
+    expect(back).toMatchObject({ method: 'restore', deploy: last.id });
+    expect(await remoteQuery("SELECT count(*)::int AS n FROM information_schema.columns WHERE column_name = 'email'")).toEqual([{ n: 0 }]);
+  });
+});
+
+/** Waits until a backend on the remote runs a query containing `text`. */
+async function untilRunning(text: string): Promise<void> {
+  for (let attempt = 0; attempt < 600; attempt++) {
+    const rows = await query('postgres', `SELECT 1 FROM pg_stat_activity WHERE query LIKE '%${text}%' AND pid <> pg_backend_pid() AND state = 'active'`, remote.port);
+    if (rows.length > 0) return;
+    await sleep(50);
+  }
+  throw new Error(`no backend ran ${text}`);
+}
