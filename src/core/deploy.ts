@@ -250,12 +250,24 @@ async function migrateRemote(context: Deployment, templateName: string): Promise
     remote: remote.name,
     config,
     migration,
+    settings: await migrationSettings(location, config),
     deployment: { ...deploymentRow(context), backupId: backupId ?? null },
     check: (client) => checkDeployed(client, schema, config, options, "the deploy's transaction was rolled back"),
     onStep: step,
     ...(options.onWarning ? { onWarning: options.onWarning } : {}),
   });
   return { method: 'migrate', ...(backupId ? { backupId } : {}) };
+}
+
+/**
+ * What the sessions running files start with, so that each file's reset keeps it: lock_timeout;
+ * and, where the server has it (14+), a check that the client is still there during a long
+ * statement, so that a deploy killed mid-statement does not keep its transaction, and the locks
+ * it holds, until the statement ends.
+ */
+async function migrationSettings(location: DatabaseLocation, config: DbfastConfig): Promise<Record<string, string>> {
+  const version = await withClient(location.target, async (client) => Number((await client.query('SHOW server_version_num')).rows[0].server_version_num), location.database);
+  return { lock_timeout: `${config.deploy.lockTimeoutMs}`, ...(version >= 140_000 ? { client_connection_check_interval: '1000' } : {}) };
 }
 
 function deploymentRow(context: Deployment) {

@@ -91,6 +91,8 @@ export interface MigrationRun {
   remote: string;
   config: DbfastConfig;
   migration: Migration;
+  /** What the sessions running files start with (and return to between files): lock_timeout, ... */
+  settings: Record<string, string>;
   deployment: Pick<RemoteDeployment, 'id' | 'environment' | 'fingerprint' | 'startedAt' | 'backupId'>;
   /** [validation] and drift: run in the last step's transaction before it commits (or after a last step that has none). */
   check: (client: pg.Client) => Promise<void>;
@@ -139,7 +141,7 @@ async function transactionalStep(run: MigrationRun, step: Step, last: boolean): 
             await recordAppliedFiles(session.client, step.files.map((file) => file.scanned), run.deployment.id, { success: true, executionMs });
             if (last) await finish(run, session.client);
           }),
-        lockSettings(run.config),
+        run.settings,
       );
     } catch (error) {
       if (!(isDbfastError(error) && error.sqlState === LOCK_NOT_AVAILABLE) || attempt >= lockRetries) throw error;
@@ -156,7 +158,7 @@ async function standaloneStep(run: MigrationRun, file: PendingFile): Promise<voi
     await recordStart(client, run);
     await recordAppliedFiles(client, [file.scanned], run.deployment.id, { success: false });
   }), run.database);
-  const executionMs = await withSession(run.target, run.database, (session) => executeTimed(run, [file], (files, options) => executeFiles(session, files, options)), lockSettings(run.config));
+  const executionMs = await withSession(run.target, run.database, (session) => executeTimed(run, [file], (files, options) => executeFiles(session, files, options)), run.settings);
   await withClient(run.target, (client) => recordAppliedFiles(client, [file.scanned], run.deployment.id, { success: true, executionMs }), run.database);
 }
 
@@ -190,11 +192,6 @@ async function executeTimed(
   );
   started.push(performance.now());
   return new Map(files.map((file, index) => [file.scanned.relativePath, Math.round(started[index + 1]! - started[index]!)]));
-}
-
-/** lock_timeout as the connections' starting value, so each file's reset keeps it. */
-function lockSettings(config: DbfastConfig): Record<string, string> {
-  return { lock_timeout: `${config.deploy.lockTimeoutMs}` };
 }
 
 /**

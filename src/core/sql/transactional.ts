@@ -19,7 +19,8 @@ export function refusedInTransaction(words: string[]): boolean {
     case 'reindex':
       return second === 'database' || second === 'system';
     case 'cluster':
-      return words.length === 1;
+      // Without a table: every table clustered before, each in a transaction of its own.
+      return words.length === 1 || (words.length === 2 && second === 'verbose');
     case 'create':
     case 'drop':
       return second === 'database' || second === 'tablespace' || second === 'subscription';
