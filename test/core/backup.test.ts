@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CopyRowCounter, parseQualifiedName, readArchive, summarizeToc } from '../../src/core/backup/archive.js';
-import { createBackup, programFor } from '../../src/core/backup/create.js';
+import { createBackup, locateSource, programFor } from '../../src/core/backup/create.js';
 import { pruneBackups, selectForPrune } from '../../src/core/backup/prune.js';
 import { withScratchName } from '../../src/core/backup/load.js';
-import { restoreBackup } from '../../src/core/backup/restore.js';
+import { replaceDatabase, restoreBackup } from '../../src/core/backup/restore.js';
+import { DbfastError } from '../../src/core/errors.js';
 import { type Backup, archivePath, listBackups } from '../../src/core/backup/store.js';
 import { verifyBackup } from '../../src/core/backup/verify.js';
 import { type DbfastConfig, loadConfig } from '../../src/core/config/index.js';
@@ -495,6 +496,29 @@ describe.skipIf(!hasPgTools)('backups with pg_dump and pg_restore', () => {
       );
       expect(refused.message).toBe('not confirmed: nothing was changed');
       expect(asked).toEqual([[`restore backup ${backup.id} (${backup.createdAt}) over database ${name} on remote managed?`, name]]);
+    });
+
+    it('checks run before the restore commits: one that fails leaves the database exactly as it was', async () => {
+      const backup = await createBackup(managed, { remote: 'managed' });
+      await asOwner("UPDATE items SET name = 'changed since' WHERE id = 1");
+      const before = await digests(name);
+      const seen: number[] = [];
+      const error = await failure(
+        replaceDatabase(managed, backup, await locateSource(managed, { remote: 'managed' }, process.env), {
+          env: process.env,
+          yes: true,
+          question: '',
+          backupReason: null,
+          check: async (client) => {
+            // Inside the restore's transaction: the restored rows are there, not yet committed.
+            seen.push(...(await client.query("SELECT count(*)::int AS n FROM items WHERE name = 'changed since'")).rows.map((row) => row.n));
+            throw new DbfastError('VALIDATION_FAILED', 'the check says no');
+          },
+        }),
+      );
+      expect(error).toMatchObject({ code: 'VALIDATION_FAILED', message: 'the check says no' });
+      expect(seen).toEqual([0]);
+      expect(await digests(name)).toEqual(before);
     });
 
     it('an archive that fails half-way is rolled back: the database is exactly as it was', async () => {

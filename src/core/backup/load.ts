@@ -23,7 +23,7 @@ export interface LoadOptions {
 }
 
 /** pg_restore's --dbname as a connection string: a database name holding `=` would otherwise be read as one. */
-export function dbnameArgument(database: string): string {
+function dbnameArgument(database: string): string {
   return `--dbname=dbname='${database.replace(/[\\']/g, (character) => `\\${character}`)}'`;
 }
 

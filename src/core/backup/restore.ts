@@ -6,21 +6,25 @@
  * runs in a single transaction: all of it happens or none. A database with tables is backed up
  * first either way.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type pg from 'pg';
 import type { DbfastConfig } from '../config/index.js';
 import { DbfastError, isDbfastError } from '../errors.js';
 import { nameWithSuffix, validateDatabaseName } from '../names.js';
-import { connect, withClient } from '../pg/client.js';
+import { connect, withClient, withSession } from '../pg/client.js';
 import { type DatabaseLocale, databaseExists, dropDatabase, retryWhileBusy } from '../pg/databases.js';
 import type { ServerTarget } from '../pg/target.js';
 import { isMetadataComment, METADATA_SETTING } from '../pg/metadata.js';
 import { withTransaction } from '../pg/transaction.js';
 import { remoteNamed } from '../remote.js';
+import { executeFiles, resetInTransaction } from '../sql/execute.js';
 import { quoteIdentifier as ident } from '../sql/quote.js';
 import { runTool } from '../tools.js';
 import { contentProblems } from './content.js';
 import { createBackup, type DatabaseLocation, LOCALE_COLUMNS, locateSource, programFor } from './create.js';
-import { dbnameArgument, loadIntoNewDatabase, withScratchName } from './load.js';
+import { loadIntoNewDatabase, withScratchName } from './load.js';
 import { archivePath, type Backup, type BackupReason } from './store.js';
 import { requireSound } from './verify.js';
 
@@ -172,28 +176,14 @@ export async function replaceDatabase(config: DbfastConfig, archive: Backup, loc
     }
     step(`restoring into ${where}`);
     if (method === 'single-transaction') {
-      await restoreInPlace(target, database, archive, pgRestore, { ...destination, superuser: destination.superuser && !options.noOwner });
-      // Objects the backup does not have may remain beside it (a view, a function): only its tables' rows are checked.
-      await withClient(
-        target,
-        async (client) => {
-          const problems = await contentProblems(client, archive, { objects: false, rows: true });
-          if (problems.length) {
-            throw new DbfastError('RESTORE_FAILED', `${where} was restored but differs from the backup: ${problems.join('; ')}`, {
-              hint: `the database as it was is in backup ${result.backupId ?? '(none: it had no tables)'}`,
-            });
-          }
-          await options.check?.(client, result).catch((error: unknown) => {
-            if (!isDbfastError(error)) throw error;
-            // Restored in place, the new content is committed already: say so, and how to go back.
-            throw new DbfastError(error.code, `${error.message} (${where} was restored in place already)`, {
-              hint: result.backupId ? `dbfast backup restore ${result.backupId} puts back the database as it was` : 'it had no tables before',
-              cause: error,
-            });
-          });
-        },
-        database,
-      );
+      await restoreInPlace(target, database, archive, pgRestore, { ...destination, superuser: destination.superuser && !options.noOwner }, async (client) => {
+        // Objects the backup does not have may remain beside it (a view, a function): only its tables' rows are checked.
+        const problems = await contentProblems(client, archive, { objects: false, rows: true });
+        if (problems.length) {
+          throw new DbfastError('RESTORE_FAILED', `${where} would differ from the backup: ${problems.join('; ')}`, { hint: `the restore was rolled back, ${database} is as it was` });
+        }
+        await options.check?.(client, result);
+      });
     } else {
       const check = options.check && ((client: pg.Client) => options.check!(client, result));
       const previous = await restoreBeside(admin, location, archive, pgRestore, { ...destination, superuser: destination.superuser && !options.noOwner }, {
@@ -277,19 +267,35 @@ async function refuseTablesNotInBackup(target: ServerTarget, database: string, b
   });
 }
 
-async function restoreInPlace(target: ServerTarget, database: string, backup: Backup, pgRestore: Awaited<ReturnType<typeof programFor>>, destination: Destination) {
-  const connection = await target.toolConnection(database);
-  const args = [
-    dbnameArgument(database),
-    '--single-transaction',
-    '--clean',
-    '--if-exists',
-    ...(destination.superuser ? [] : ['--no-owner']),
-    archivePath(backup),
-  ];
-  await runTool(pgRestore, args, { connection, errorCode: 'RESTORE_FAILED' }).catch((error: DbfastError) => {
-    throw new DbfastError('RESTORE_FAILED', `${error.message}; the restore was rolled back, ${database} is as it was`, { cause: error });
-  });
+/**
+ * pg_restore --clean writes the archive as SQL, which dbfast runs in one transaction with the
+ * checks before its COMMIT: a failure anywhere, the checks' included, leaves the database as it was.
+ */
+async function restoreInPlace(
+  target: ServerTarget,
+  database: string,
+  backup: Backup,
+  pgRestore: Awaited<ReturnType<typeof programFor>>,
+  destination: Destination,
+  check: (client: pg.Client) => Promise<void>,
+): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), 'dbfast-restore-'));
+  try {
+    const script = join(work, `${backup.id}.sql`);
+    await runTool(pgRestore, ['--clean', '--if-exists', ...(destination.superuser ? [] : ['--no-owner']), '-f', script, archivePath(backup)], { errorCode: 'RESTORE_FAILED' });
+    await withSession(target, database, (session) =>
+      withTransaction(session.client, async () => {
+        await executeFiles(session, [{ absolutePath: script, relativePath: `backup ${backup.id} as SQL` }], { repositoryRoot: work, inTransaction: true });
+        await resetInTransaction(session.client);
+        await check(session.client);
+      }),
+    ).catch((error: unknown) => {
+      if (!isDbfastError(error, 'SQL_FAILED')) throw error;
+      throw new DbfastError('RESTORE_FAILED', `${error.message} (line ${error.line} of ${error.file}); the restore was rolled back, ${database} is as it was`, { cause: error });
+    });
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
 }
 
 /** Restores into a new database, checks it, and puts it in the target's place. Returns the kept previous database. */
