@@ -36,7 +36,7 @@ import { lockKeys, tryAdvisoryLock } from './pg/locks.js';
 import { displayUrl, type ServerTarget } from './pg/target.js';
 import { plural } from './plural.js';
 import { Project } from './project.js';
-import { remoteNamed } from './remote.js';
+import { type RemoteTestResult, remoteNamed, testRemote } from './remote.js';
 import type { RepositoryState } from './repository.js';
 import { validateDatabase } from './validate.js';
 
@@ -121,8 +121,10 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
   }
   const location = await locateSource(config, { remote: remote.name }, env);
   const target = await inspectTarget(location);
+  // What `dbfast remote test` checks (version, pg_dump, privileges); a database yet to be created has nothing to check but the privilege replace needs.
+  const unready = target.exists ? notReady(await testRemote(config, remote.name, { env })) : null;
   const mode = options.mode ?? (remote.allowDestructive || !target.hasTables ? 'replace' : 'migrate');
-  const migration = mode === 'migrate' ? await migrationFor(location, target.exists, state) : null;
+  const migration = mode === 'migrate' && !unready ? await migrationFor(location, target.exists, state) : null;
   const plan: DeployPlan = {
     remote: remote.name,
     url: displayUrl(remote, env),
@@ -131,13 +133,13 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
     template: template.name,
     fingerprint: template.fingerprint,
     mode,
-    files: migration ? describeSteps(migration).flatMap((planned) => planned.files) : state.selected.map((file) => file.relativePath),
+    files: mode === 'replace' ? state.selected.map((file) => file.relativePath) : describeSteps(migration ?? { steps: [], changed: [] }).flatMap((planned) => planned.files),
     ...(migration ? { steps: describeSteps(migration), changed: migration.changed } : {}),
     destructive: mode === 'replace' && target.hasTables,
     backup: target.hasTables && remote.backupBeforeDeploy && !options.skipBackup && !(migration && migration.steps.length === 0),
     confirmation: remote.requireConfirmation,
   };
-  const refusal = refusalOf(plan, remote, options);
+  const refusal = unready ?? refusalOf(plan, remote, options);
   if (options.dryRun) return refusal ? { ...plan, refused: refusal.message } : plan;
   if (refusal) throw refusal;
   warnBeforehand(plan, target.hasTables, remote, options);
@@ -272,6 +274,14 @@ async function migrationSettings(location: DatabaseLocation, config: DbfastConfi
 
 function deploymentRow(context: Deployment) {
   return { id: context.id, environment: context.plan.environment, fingerprint: context.plan.fingerprint, startedAt: context.startedAt };
+}
+
+function notReady(readiness: RemoteTestResult): DbfastError | null {
+  const failed = readiness.checks.filter((check) => !check.ok);
+  if (failed.length === 0) return null;
+  return new DbfastError('REMOTE_NOT_READY', `remote ${readiness.name} is not ready for a deploy: ${failed.map((check) => check.message).join('; ')}`, {
+    hint: failed[0]!.hint ?? `dbfast remote test ${readiness.name} shows every check`,
+  });
 }
 
 function refusalOf(plan: DeployPlan, remote: Remote, options: DeployOptions): DbfastError | null {

@@ -31,6 +31,7 @@ export type ErrorCode =
   | 'NOT_CONFIRMED'
   | 'DESTRUCTIVE_REFUSED'
   | 'DRIFT'
+  | 'REMOTE_NOT_READY'
   | 'STATE_DIR_UNUSABLE';
 
 export interface ErrorLocation {

@@ -47,6 +47,7 @@ const applied = async () => (await remoteQuery('SELECT path, success FROM dbfast
 
 beforeAll(async () => {
   remote = await startServer();
+  await query('postgres', `CREATE ROLE limited_${run} LOGIN NOCREATEDB`, remote.port);
   template = uniqueName('migrate');
   root = await tempRepo({
     'dbfast.toml': `[database]
@@ -58,6 +59,10 @@ exclude_directories = ["9_dev"]
 
 [remotes.live]
 url = "postgresql://postgres@127.0.0.1:${remote.port}/${database}"
+environment = "app"
+
+[remotes.limited]
+url = "postgresql://limited_${run}@127.0.0.1:${remote.port}/${database}"
 environment = "app"
 
 [deploy]
@@ -247,6 +252,13 @@ describe.skipIf(!hasPgTools)('deploy, migrate mode', () => {
     } finally {
       await holder.end();
     }
+  });
+
+  it('a remote that fails `dbfast remote test` is refused before anything is asked or changed', async () => {
+    const plan = (await deploy(config, 'limited', { dryRun: true })) as DeployPlan;
+    expect(plan.refused).toMatch(new RegExp(`^remote limited is not ready for a deploy: limited_${run} lacks create databases \\(or own the database\\) and SELECT on \\d+ tables \\(`));
+    const error = await failure(deploy(config, 'limited', { yes: true }));
+    expect(error).toMatchObject({ code: 'REMOTE_NOT_READY', hint: expect.stringMatching(/^as a superuser: /) });
   });
 
   it('rollback of a migrate deploy restores its pre-deploy backup', async () => {
