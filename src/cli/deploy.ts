@@ -10,13 +10,14 @@ import { terminalConfirm } from './prompt.js';
 export async function deployCommand(
   globals: GlobalOptions,
   remote: string,
-  options: { mode?: DeployMode; strict?: boolean; yes?: boolean; skipBackup?: boolean; dryRun?: boolean; forceEnv?: boolean; allowDrift?: boolean; json?: boolean },
+  options: { mode?: DeployMode; strict?: boolean; jobs?: number; yes?: boolean; skipBackup?: boolean; dryRun?: boolean; forceEnv?: boolean; allowDrift?: boolean; json?: boolean },
 ): Promise<number> {
   return withProject(globals, async (project) => {
     const outcome = await deploy(project.config, remote, {
       ...(globals.env === undefined ? {} : { environment: globals.env }),
       ...(options.mode ? { mode: options.mode } : {}),
       strict: Boolean(options.strict),
+      ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
       yes: Boolean(options.yes),
       skipBackup: Boolean(options.skipBackup),
       dryRun: Boolean(options.dryRun),

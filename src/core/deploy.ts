@@ -9,7 +9,7 @@
  * has had its say.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type pg from 'pg';
 import { dumpDatabase, readArchive } from './backup/archive.js';
@@ -51,6 +51,8 @@ export interface DeployOptions {
   mode?: DeployMode;
   /** Migrate: a file applied before whose content changed since is an error, not a warning. */
   strict?: boolean;
+  /** Replace: parallel pg_restore jobs into the new database (default: up to 4, one per CPU). */
+  jobs?: number;
   /** Confirm without asking; also needed to skip a configured backup. */
   yes?: boolean;
   /** Asks the question; the answer must be `typed` (the remote's name). Without it, `yes` is required. */
@@ -209,6 +211,7 @@ async function replaceRemote(context: Deployment, templateName: string): Promise
       backupReason: remote.backupBeforeDeploy && !options.skipBackup ? 'pre-deploy' : null,
       noOwner: true,
       serverLocale: true,
+      jobs: options.jobs ?? Math.min(4, availableParallelism()),
       onStep: step,
       // What the remote holds now decides, not what the plan saw a moment ago.
       vet: ({ hasTables, method }) => {

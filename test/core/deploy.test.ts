@@ -204,10 +204,14 @@ describe.skipIf(!hasPgTools)('deploy, replace mode', () => {
     const refused = await runCli(['deploy', 'prod', '--mode', 'replace', '--yes'], { cwd: root, env: cliEnv });
     expect(refused.code).toBe(1);
     expect(refused.errLines.at(-2)).toBe(`error: deploying replaces app_prod_${run} on remote prod, whose tables and data would be lost: allow_destructive is false for remote prod`);
-    const deployed = await runCli(['deploy', 'staging'], { cwd: root, env: cliEnv });
+    // Without a terminal, a remote that requires confirmation needs --yes.
+    const unconfirmed = await runCli(['deploy', 'prod'], { cwd: root, env: cliEnv });
+    expect(unconfirmed.code).toBe(1);
+    expect(unconfirmed.errLines.at(-2)).toBe('error: remote prod requires confirmation: pass --yes to deploy');
+    const deployed = await runCli(['deploy', 'staging', '--jobs', '2'], { cwd: root, env: cliEnv });
     expect(deployed.code, deployed.stderr).toBe(0);
     expect(deployed.stdout).toMatch(/^\d{8}-\d{6}-[0-9a-f]{4}\n$/);
-    for (const output of [plan, refused, deployed]) {
+    for (const output of [plan, refused, unconfirmed, deployed]) {
       expect(output.stdout + output.stderr).not.toContain(PASSWORD);
       expect(output.stderr).not.toMatch(STACK_FRAME);
     }
