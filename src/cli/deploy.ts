@@ -56,6 +56,10 @@ function printPlan(plan: DeployPlan): void {
   } else {
     for (const file of plan.files) printData(dim(`    ${file}`));
   }
+  if (plan.changes) {
+    printData(`  schema        ${plan.changes.length === 0 ? 'the same as the template\'s' : 'changes to match the template (+ created, - dropped, ~ changed):'}`);
+    for (const line of plan.changes) printData(`    ${line.startsWith('+') ? green(line) : line.startsWith('-') ? red(line) : line}`);
+  }
   if (plan.refused) printData(red(`  refused: ${plan.refused}`));
 }
 

@@ -27,7 +27,7 @@ import {
   recordDeployment,
   recordLocally,
 } from './deployments.js';
-import { compareSchemas, describeSchema, diffLines, type SchemaDescription } from './drift.js';
+import { compareSchemas, describeSchema, diffLines, type SchemaDescription, templateSchema } from './drift.js';
 import { productionReason } from './environments.js';
 import { DbfastError, isDbfastError } from './errors.js';
 import { type ChangedFile, describeSteps, type Migration, type MigrationStep, planMigration, runMigration } from './migrate.js';
@@ -91,6 +91,12 @@ export interface DeployPlan {
   confirmation: boolean;
   /** Why the deploy would be refused (a dry run reports it instead of throwing). */
   refused?: string;
+  /**
+   * Dry run, on an existing database: how its schema differs from the template's, as diff lines
+   * (`+ table public.orders: ...` to be created, `- ...` to go, `~ ...` to change). A migrate deploy
+   * whose files do not make exactly these changes fails its schema check.
+   */
+  changes?: string[];
 }
 
 export interface DeployResult extends DeployPlan {
@@ -142,7 +148,10 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
     confirmation: remote.requireConfirmation,
   };
   const refusal = unready ?? refusalOf(plan, remote, options);
-  if (options.dryRun) return refusal ? { ...plan, refused: refusal.message } : plan;
+  if (options.dryRun) {
+    const changes = target.exists && !unready ? await schemaChanges(await project.server(), template.name, location) : undefined;
+    return { ...plan, ...(changes ? { changes } : {}), ...(refusal ? { refused: refusal.message } : {}) };
+  }
   if (refusal) throw refusal;
   warnBeforehand(plan, target.hasTables, remote, options);
   if (remote.requireConfirmation) await confirmDeploy(plan, options);
@@ -241,7 +250,7 @@ async function replaceRemote(context: Deployment, templateName: string): Promise
 async function migrateRemote(context: Deployment, templateName: string): Promise<Outcome> {
   const { config, remote, location, options, step, env } = context;
   const local = await new Project(config, context.plan.environment, env).server();
-  const schema = await withTemplateClone(local, templateName, (clone) => withClient(local, describeSchema, clone));
+  const schema = await templateSchema(local, templateName);
   // Under the lock: what the remote records now, not what the plan read before.
   const migration = await migrationFor(location, true, context.state);
   let backupId: string | undefined;
@@ -273,6 +282,11 @@ async function migrateRemote(context: Deployment, templateName: string): Promise
 async function migrationSettings(location: DatabaseLocation, config: DbfastConfig): Promise<Record<string, string>> {
   const version = await withClient(location.target, async (client) => Number((await client.query('SHOW server_version_num')).rows[0].server_version_num), location.database);
   return { lock_timeout: `${config.deploy.lockTimeoutMs}`, ...(version >= 140_000 ? { client_connection_check_interval: '1000' } : {}) };
+}
+
+async function schemaChanges(local: ServerTarget, templateName: string, location: DatabaseLocation): Promise<string[]> {
+  const expected = await templateSchema(local, templateName);
+  return diffLines(compareSchemas(await withClient(location.target, describeSchema, location.database), expected));
 }
 
 function deploymentRow(context: Deployment) {

@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { withTemplateClone } from './backup/load.js';
 import type { DbfastConfig } from './config/index.js';
 import { withClient } from './pg/client.js';
-import { configuredTarget } from './pg/target.js';
+import { configuredTarget, type ServerTarget } from './pg/target.js';
 import { withRolledBack } from './pg/transaction.js';
 import { Project } from './project.js';
 import { remoteNamed } from './remote.js';
@@ -149,6 +149,11 @@ export interface RemoteDrift {
   differences: SchemaDifference[];
 }
 
+/** A template's schema: the template refuses connections, so a clone of it is described and dropped. */
+export function templateSchema(local: ServerTarget, template: string): Promise<SchemaDescription> {
+  return withTemplateClone(local, template, (clone) => withClient(local, describeSchema, clone));
+}
+
 /**
  * Compares a remote's database with its environment's template (the remote's `environment`
  * unless another is named). The template refuses connections, so a clone of it is described and
@@ -164,7 +169,7 @@ export async function remoteDrift(
   const project = new Project(config, options.environment ?? remote.environment, env);
   const { template } = await project.build();
   const local = await project.server();
-  const expected = await withTemplateClone(local, template.name, (clone) => withClient(local, describeSchema, clone));
+  const expected = await templateSchema(local, template.name);
   const target = await configuredTarget(remote, config, env);
   const actual = await withClient(target, describeSchema);
   return {

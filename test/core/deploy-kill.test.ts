@@ -181,6 +181,9 @@ describe.skipIf(!hasPgTools)('deploy killed with SIGKILL', () => {
     expect(await remoteQuery(live, "SELECT outcome FROM dbfast.deployments ORDER BY started_at DESC LIMIT 1")).toEqual([{ outcome: 'running' }]);
     const plan = await dbfast(['deploy', 'live', '--dry-run', '--json']);
     expect(JSON.parse(plan.stdout).files).toEqual(['0_schema/03_index.sql']);
+    const shown = await dbfast(['deploy', 'live', '--dry-run']);
+    expect(shown.stdout).toContain('mode          migrate: 1 new file in 1 step, its data kept');
+    expect(shown.stdout).toContain('step 1        outside a transaction: create index concurrently at db/0_schema/03_index.sql:1:1');
 
     const next = await dbfast(['deploy', 'live']);
     expect(next.code, next.stderr).toBe(0);

@@ -106,6 +106,10 @@ describe.skipIf(!hasPgTools)('deploy, migrate mode', () => {
       steps: [{ files: ['0_schema/02_orders.sql', '1_data/01_plans.sql'], transactional: true }],
       changed: [],
     });
+    // What the remote's schema lacks, as a diff against the template's.
+    expect(plan.changes).toContain('+ table public.orders: ');
+    expect(plan.changes).toContain('+ constraint public.orders.orders_account_fkey: FOREIGN KEY (account) REFERENCES public.accounts(id)');
+    expect(plan.changes!.every((line) => line.startsWith('+ '))).toBe(true);
     const result = await migrate();
     expect(result).toMatchObject({ method: 'migrate', files: ['0_schema/02_orders.sql', '1_data/01_plans.sql'], backupId: expect.any(String) });
     expect(await applied()).toEqual(['0_schema/01_accounts.sql', '0_schema/02_orders.sql', '1_data/01_plans.sql']);
