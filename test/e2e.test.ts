@@ -1,6 +1,6 @@
 /**
  * The whole workflow, as a user runs it on a fresh machine: the real binary, its own embedded
- * server, nothing configured but the SQL files. Grows with each capability (remotes, backups and deploy's replace mode now).
+ * server, nothing configured but the SQL files. Grows with each capability (remotes, backups and deploys, replace and migrate, now).
  */
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -116,6 +116,17 @@ describe('end to end', () => {
       const remoteLive = `postgresql://postgres:e2e-remote-pass@127.0.0.1:${remote.port}/live`;
       expect(await queryUrl(remoteLive, 'SELECT count(*)::int AS n FROM notes')).toEqual([{ n: 0 }]);
       expect((await runCli(['diff', 'live'], { cwd: root, env: remoteEnv })).code).toBe(0);
+
+      // The application writes there; a schema file is added; migrate applies only it, the rows kept.
+      await queryUrl(remoteLive, "INSERT INTO notes VALUES (100, 'written on live')");
+      await writeFile(join(root, 'db/0_schema/02_tags.sql'), 'CREATE TABLE tags (note int REFERENCES notes, tag text NOT NULL);');
+      const migrated = await runCli(['deploy', 'live', '--mode', 'migrate', '--yes', '--json'], { cwd: root, env: remoteEnv });
+      expect(migrated.code, migrated.stderr).toBe(0);
+      expect(JSON.parse(migrated.stdout)).toMatchObject({ mode: 'migrate', method: 'migrate', files: ['0_schema/02_tags.sql'] });
+      expect(await queryUrl(remoteLive, 'SELECT id FROM notes')).toEqual([{ id: 100 }]);
+      expect((await runCli(['diff', 'live'], { cwd: root, env: remoteEnv })).code).toBe(0);
+      const history = JSON.parse((await runCli(['deploy', 'history', 'live', '--json'], { cwd: root, env: remoteEnv })).stdout);
+      expect(history.deployments.map((entry: { mode: string; outcome: string }) => `${entry.mode} ${entry.outcome}`)).toEqual(['replace succeeded', 'migrate succeeded']);
       expect((await runCli(['remote', 'remove', 'live'], { cwd: root, env: remoteEnv })).code).toBe(0);
 
       expect((await runCli(['remote', 'remove', 'staging'], { cwd: root, env: remoteEnv })).code).toBe(0);
