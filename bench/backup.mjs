@@ -9,7 +9,7 @@ import { restoreBackup } from '../dist/core/backup/restore.js';
 import { findBackup, removeBackup } from '../dist/core/backup/store.js';
 import { loadConfig } from '../dist/core/config/index.js';
 import { syncToDisk } from '../dist/core/files.js';
-import { cleanEnv, timeProcess, withClient } from './shared.mjs';
+import { alternate, cleanEnv, comparisonRow as row, median, round, timeProcess, withClient } from './shared.mjs';
 
 const CORPUS = fileURLToPath(new URL('../../shared/corpus/', import.meta.url));
 /** pg_dump and pg_restore must be at least the server's major version (15, the embedded server's). */
@@ -103,7 +103,7 @@ async function benchCreate(bench, database) {
       return timeProcess(join(BIN, 'pg_dump'), ['-Fc', ...connection, '-f', floorFile, database.name], { env });
     },
   };
-  const times = await alternate(admin, tools, database.runs, { warmUp: database.runs > RUNS.large });
+  const times = await alternate(tools, database.runs, { warmUp: database.runs > RUNS.large, before: checkpoint(admin) });
   const pieces = await createPieces(bench, floorFile, times.floor);
   const size = (await stat(floorFile)).size;
   console.log(
@@ -159,7 +159,7 @@ async function benchRestore(bench, database) {
       return elapsed;
     },
   };
-  const times = await alternate(admin, tools, database.runs, { warmUp: database.runs > RUNS.large, onRun: (index) => (run = index) });
+  const times = await alternate(tools, database.runs, { warmUp: database.runs > RUNS.large, before: checkpoint(admin), onRun: (index) => (run = index) });
   await removeBackup(backup);
   return row(`backup restore ${database.label}, new database vs createdb + pg_restore`, times, GOAL_RESTORE);
 }
@@ -200,7 +200,7 @@ async function benchSwap(bench, database) {
       return elapsed;
     },
   };
-  const times = await alternate(admin, tools, database.runs, { warmUp: true, onRun: (index) => (run = index) });
+  const times = await alternate(tools, database.runs, { warmUp: true, before: checkpoint(admin), onRun: (index) => (run = index) });
   await removeBackup(backup);
   return row(`backup restore ${database.label} over existing (swap + pre-restore backup) vs createdb + pg_restore`, times, GOAL_RESTORE);
 }
@@ -214,22 +214,14 @@ async function benchJobs({ admin, config, env }, database) {
     await removeBackup(backup);
     return elapsed;
   };
-  const times = await alternate(admin, { dbfast: directory(2), floor: directory(1) }, database.runs, { warmUp: false });
+  const times = await alternate({ dbfast: directory(2), floor: directory(1) }, database.runs, { warmUp: false, before: checkpoint(admin) });
   return row(`backup create ${database.label} directory, jobs 2 vs jobs 1`, times, GOAL_JOBS);
 }
 
 /** Timed runs of both tools, alternating which goes first, after an optional untimed warm-up of each. */
-async function alternate(admin, tools, runs, { warmUp, onRun = () => {} }) {
-  const times = { dbfast: [], floor: [] };
-  for (let run = warmUp ? -1 : 0; run < runs; run++) {
-    onRun(run + 1);
-    for (const tool of run % 2 === 0 ? ['dbfast', 'floor'] : ['floor', 'dbfast']) {
-      await admin.query('CHECKPOINT');
-      const elapsed = await tools[tool]();
-      if (run >= 0) times[tool].push(elapsed);
-    }
-  }
-  return times;
+/** Each timed run starts with a checkpoint: no run pays for the writes of the one before. */
+function checkpoint(admin) {
+  return () => admin.query('CHECKPOINT');
 }
 
 /** A restore that silently did less (no rows) fails loudly instead of being timed as fast. */
@@ -247,24 +239,6 @@ async function dropDatabase(admin, name) {
 async function dropLeftovers(admin) {
   const { rows } = await admin.query(`SELECT datname FROM pg_database WHERE datname LIKE '${PREFIX.replace(/_/g, '\\_')}%'`);
   for (const { datname } of rows) await dropDatabase(admin, datname);
-}
-
-function row(name, times, goal) {
-  const dbfastMs = round(median(times.dbfast));
-  const floorMs = round(median(times.floor));
-  const runsMs = { dbfast: times.dbfast.map(round), floor: times.floor.map(round) };
-  return { name, dbfastMs, floorMs, ratio: Math.round((dbfastMs / floorMs) * 100) / 100, goal, runsMs };
-}
-
-/** Median; of an even count, the mean of the middle two. */
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length / 2;
-  return sorted.length % 2 ? sorted[Math.floor(middle)] : (sorted[middle - 1] + sorted[middle]) / 2;
-}
-
-function round(value) {
-  return Math.round(value * 10) / 10;
 }
 
 function fmt(ms) {

@@ -13,6 +13,7 @@ import pg from 'pg';
 import { ensureServer, stopServer } from '../dist/core/server.js';
 import { benchBackup } from './backup.mjs';
 import { benchClone } from './clone.mjs';
+import { benchDeploy } from './deploy.mjs';
 import { benchEnvironments } from './environments.mjs';
 import { benchExecute } from './execute.mjs';
 import { benchMemory } from './memory.mjs';
@@ -25,6 +26,7 @@ const BENCHMARKS = [
   { name: 'memory', title: 'Peak memory loading large files: dbfast vs psql -f', run: ({ server }) => benchMemory(server) },
   { name: 'clone', title: 'Templates and clones: dbfast vs createdb -T, CREATE DATABASE, psql -f', run: ({ server }) => benchClone(server) },
   { name: 'backup', title: 'Backups: dbfast backup create/restore vs pg_dump -Fc, createdb + pg_restore', run: ({ server }) => benchBackup(server) },
+  { name: 'deploy', title: 'Deploys: dbfast deploy (migrate, replace) vs psql -1 -f, createdb + pg_dump + pg_restore', run: ({ server }) => benchDeploy(server) },
 ];
 
 const args = process.argv.slice(2);

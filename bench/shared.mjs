@@ -32,3 +32,39 @@ export function timeProcess(command, args, options = {}) {
     child.on('close', (code) => (code === 0 ? resolve(performance.now() - started) : reject(new Error(`${command} ${args.join(' ')} failed: ${stderr}`))));
   });
 }
+
+/**
+ * Runs `tools.dbfast` and `tools.floor` `runs` times each, alternating which goes first, after
+ * `before()` (a CHECKPOINT, a fresh copy of the target); with `warmUp`, one untimed round first.
+ */
+export async function alternate(tools, runs, { warmUp, before = async () => {}, onRun = () => {} }) {
+  const times = { dbfast: [], floor: [] };
+  for (let run = warmUp ? -1 : 0; run < runs; run++) {
+    onRun(run + 1);
+    for (const tool of run % 2 === 0 ? ['dbfast', 'floor'] : ['floor', 'dbfast']) {
+      await before();
+      const elapsed = await tools[tool]();
+      if (run >= 0) times[tool].push(elapsed);
+    }
+  }
+  return times;
+}
+
+/** A benchmark row comparing dbfast's median with the floor's, with every run kept. */
+export function comparisonRow(name, times, goal) {
+  const dbfastMs = round(median(times.dbfast));
+  const floorMs = round(median(times.floor));
+  const runsMs = { dbfast: times.dbfast.map(round), floor: times.floor.map(round) };
+  return { name, dbfastMs, floorMs, ratio: Math.round((dbfastMs / floorMs) * 100) / 100, goal, runsMs };
+}
+
+/** Median; of an even count, the mean of the middle two. */
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length / 2;
+  return sorted.length % 2 ? sorted[Math.floor(middle)] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+export function round(value) {
+  return Math.round(value * 10) / 10;
+}

@@ -38,6 +38,7 @@ import { plural } from './plural.js';
 import { Project } from './project.js';
 import { type RemoteTestResult, remoteNamed, testRemote } from './remote.js';
 import type { RepositoryState } from './repository.js';
+import type { TemplateInfo } from './template.js';
 import { validateDatabase } from './validate.js';
 
 export type DeployMode = 'replace' | 'migrate';
@@ -149,7 +150,7 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
   };
   const refusal = unready ?? refusalOf(plan, remote, options);
   if (options.dryRun) {
-    const changes = target.exists && !unready ? await schemaChanges(await project.server(), template.name, location) : undefined;
+    const changes = target.exists && !unready ? await schemaChanges(await project.server(), template, config.stateDir, location) : undefined;
     return { ...plan, ...(changes ? { changes } : {}), ...(refusal ? { refused: refusal.message } : {}) };
   }
   if (refusal) throw refusal;
@@ -159,7 +160,7 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
   const id = newBackupId();
   const startedAt = new Date().toISOString();
   const context: Deployment = { config, remote, location, plan, state, id, startedAt, env, options, step };
-  const outcome = await holdingDeployLock(location, remote, () => (migration ? migrateRemote(context, template.name) : replaceRemote(context, template.name)));
+  const outcome = await holdingDeployLock(location, remote, () => (migration ? migrateRemote(context, template) : replaceRemote(context, template.name)));
   const result: DeployResult = { ...plan, id, startedAt, ...outcome, durationMs: Math.round(performance.now() - started) };
   const { files: _files, steps: _steps, changed: _changed, ...entry } = result;
   await recordLocally(config, entry).catch((error: Error) => options.onWarning?.(`the deploy succeeded, but its local record could not be written: ${error.message}`));
@@ -247,10 +248,10 @@ async function replaceRemote(context: Deployment, templateName: string): Promise
   }
 }
 
-async function migrateRemote(context: Deployment, templateName: string): Promise<Outcome> {
+async function migrateRemote(context: Deployment, template: TemplateInfo): Promise<Outcome> {
   const { config, remote, location, options, step, env } = context;
   const local = await new Project(config, context.plan.environment, env).server();
-  const schema = await templateSchema(local, templateName);
+  const schema = await templateSchema(local, template, config.stateDir);
   // Under the lock: what the remote records now, not what the plan read before.
   const migration = await migrationFor(location, true, context.state);
   let backupId: string | undefined;
@@ -284,8 +285,8 @@ async function migrationSettings(location: DatabaseLocation, config: DbfastConfi
   return { lock_timeout: `${config.deploy.lockTimeoutMs}`, ...(version >= 140_000 ? { client_connection_check_interval: '1000' } : {}) };
 }
 
-async function schemaChanges(local: ServerTarget, templateName: string, location: DatabaseLocation): Promise<string[]> {
-  const expected = await templateSchema(local, templateName);
+async function schemaChanges(local: ServerTarget, template: TemplateInfo, stateDir: string, location: DatabaseLocation): Promise<string[]> {
+  const expected = await templateSchema(local, template, stateDir);
   return diffLines(compareSchemas(await withClient(location.target, describeSchema, location.database), expected));
 }
 

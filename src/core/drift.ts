@@ -4,9 +4,12 @@
  * description, so column order after ALTER TABLE ADD, OIDs, ownership and GRANTs never count;
  * extension members and dbfast's own bookkeeping schema are left out, as pg_dump leaves them out.
  */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type pg from 'pg';
 import { withTemplateClone } from './backup/load.js';
 import type { DbfastConfig } from './config/index.js';
+import { writeFileAtomic } from './files.js';
 import { withClient } from './pg/client.js';
 import { configuredTarget, type ServerTarget } from './pg/target.js';
 import { withRolledBack } from './pg/transaction.js';
@@ -149,9 +152,26 @@ export interface RemoteDrift {
   differences: SchemaDifference[];
 }
 
-/** A template's schema: the template refuses connections, so a clone of it is described and dropped. */
-export function templateSchema(local: ServerTarget, template: string): Promise<SchemaDescription> {
-  return withTemplateClone(local, template, (clone) => withClient(local, describeSchema, clone));
+/**
+ * A template's schema. The template refuses connections, so a clone of it is described (a copy of
+ * the whole template: the slow part of a small deploy); a template never changes under one
+ * fingerprint, so the description is kept in the state folder for that fingerprint and server version.
+ */
+export async function templateSchema(local: ServerTarget, template: { name: string; fingerprint: string }, stateDir: string): Promise<SchemaDescription> {
+  const version = await withClient(local, async (client) => (await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v);
+  const path = join(stateDir, 'schemas', `${template.name}.json`);
+  const cached = await readFile(path, 'utf8').then((text) => JSON.parse(text) as CachedSchema, () => null);
+  if (cached?.fingerprint === template.fingerprint && cached.serverVersion === version) return new Map(cached.objects);
+  const schema = await withTemplateClone(local, template.name, (clone) => withClient(local, describeSchema, clone));
+  const entry: CachedSchema = { fingerprint: template.fingerprint, serverVersion: version, objects: [...schema] };
+  await writeFileAtomic(path, JSON.stringify(entry));
+  return schema;
+}
+
+interface CachedSchema {
+  fingerprint: string;
+  serverVersion: string;
+  objects: [string, string][];
 }
 
 /**
@@ -169,7 +189,7 @@ export async function remoteDrift(
   const project = new Project(config, options.environment ?? remote.environment, env);
   const { template } = await project.build();
   const local = await project.server();
-  const expected = await templateSchema(local, template.name);
+  const expected = await templateSchema(local, template, config.stateDir);
   const target = await configuredTarget(remote, config, env);
   const actual = await withClient(target, describeSchema);
   return {
