@@ -163,6 +163,8 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
   const outcome = await holdingDeployLock(location, remote, () => (migration ? migrateRemote(context, template) : replaceRemote(context, template.name)));
   const result: DeployResult = { ...plan, id, startedAt, ...outcome, durationMs: Math.round(performance.now() - started) };
   const { files: _files, steps: _steps, changed: _changed, ...entry } = result;
+  // A migrate deploy that applied nothing changed nothing a rollback could undo.
+  if (result.method === 'migrate' && result.files.length === 0) return result;
   await recordLocally(config, entry).catch((error: Error) => options.onWarning?.(`the deploy succeeded, but its local record could not be written: ${error.message}`));
   return result;
 }
@@ -180,10 +182,10 @@ interface Deployment {
   step: (step: string) => void;
 }
 
-type Outcome = Pick<DeployResult, 'method' | 'previous' | 'backupId'>;
+type Outcome = Pick<DeployResult, 'method' | 'previous' | 'backupId'> & Partial<Pick<DeployResult, 'files' | 'steps'>>;
 
-/** One deploy to a remote at a time: a second one is refused, never interleaved. */
-async function holdingDeployLock<T>(location: DatabaseLocation, remote: Remote, work: () => Promise<T>): Promise<T> {
+/** One deploy (or rollback) to a remote at a time: a second one is refused, never interleaved. */
+export async function holdingDeployLock<T>(location: DatabaseLocation, remote: Remote, work: () => Promise<T>): Promise<T> {
   const locked = await withAdmin(location.target, location.database, (admin) => tryAdvisoryLock(admin, lockKeys.deploy(remote.name), work));
   if (!locked.locked) throw new DbfastError('USAGE', `another deploy to remote ${remote.name} is running`, { hint: 'wait for it to finish, then deploy again' });
   return locked.result;
@@ -210,7 +212,7 @@ async function replaceRemote(context: Deployment, templateName: string): Promise
   const work = await mkdtemp(join(tmpdir(), 'dbfast-deploy-'));
   try {
     step(`dumping template ${templateName}`);
-    const { archive, schema } = await dumpTemplate(config, await new Project(config, plan.environment, env).server(), templateName, work, env);
+    const { archive, schema } = await dumpTemplate(config, await new Project(config, plan.environment, env, options.onWarning).server(), templateName, work, env);
     // The remote's earlier deploys move into the new database with it.
     const earlier = (await inspectTarget(location)).exists ? await deploymentsAsJson(location.target, location.database) : '[]';
     step(`deploying to ${describeLocation(location)}`);
@@ -250,7 +252,7 @@ async function replaceRemote(context: Deployment, templateName: string): Promise
 
 async function migrateRemote(context: Deployment, template: TemplateInfo): Promise<Outcome> {
   const { config, remote, location, options, step, env } = context;
-  const local = await new Project(config, context.plan.environment, env).server();
+  const local = await new Project(config, context.plan.environment, env, options.onWarning).server();
   const schema = await templateSchema(local, template, config.stateDir);
   // Under the lock: what the remote records now, not what the plan read before.
   const migration = await migrationFor(location, true, context.state);
@@ -265,24 +267,30 @@ async function migrateRemote(context: Deployment, template: TemplateInfo): Promi
     remote: remote.name,
     config,
     migration,
-    settings: await migrationSettings(location, config),
+    settings: await migrationSettings(location),
     deployment: { ...deploymentRow(context), backupId: backupId ?? null },
-    check: (client) => checkDeployed(client, schema, config, options, "the deploy's transaction was rolled back"),
+    check: (client) => checkDeployed(client, schema, config, options),
     onStep: step,
     ...(options.onWarning ? { onWarning: options.onWarning } : {}),
   });
-  return { method: 'migrate', ...(backupId ? { backupId } : {}) };
+  // What ran: planned again under the lock.
+  const steps = describeSteps(migration);
+  return { method: 'migrate', files: steps.flatMap((planned) => planned.files), steps, ...(backupId ? { backupId } : {}) };
 }
 
 /**
- * What the sessions running files start with, so that each file's reset keeps it: lock_timeout;
- * and, where the server has it (14+), a check that the client is still there during a long
+ * What the sessions running files start with (each file's reset keeps it): where the server has
+ * it (14+, not on every platform), a check that the client is still there during a long
  * statement, so that a deploy killed mid-statement does not keep its transaction, and the locks
  * it holds, until the statement ends.
  */
-async function migrationSettings(location: DatabaseLocation, config: DbfastConfig): Promise<Record<string, string>> {
-  const version = await withClient(location.target, async (client) => Number((await client.query('SHOW server_version_num')).rows[0].server_version_num), location.database);
-  return { lock_timeout: `${config.deploy.lockTimeoutMs}`, ...(version >= 140_000 ? { client_connection_check_interval: '1000' } : {}) };
+async function migrationSettings(location: DatabaseLocation): Promise<Record<string, string>> {
+  const checks = await withClient(
+    location.target,
+    (client) => client.query("SELECT set_config('client_connection_check_interval', '1000', false)").then(() => true, () => false),
+    location.database,
+  );
+  return checks ? { client_connection_check_interval: '1000' } : {};
 }
 
 async function schemaChanges(local: ServerTarget, template: TemplateInfo, stateDir: string, location: DatabaseLocation): Promise<string[]> {
@@ -411,11 +419,15 @@ async function dumpTemplate(config: DbfastConfig, local: ServerTarget, template:
   });
 }
 
-/** [validation], then the deployed schema against the template's: any difference refuses the deploy unless allowed. */
-async function checkDeployed(client: pg.Client, expected: SchemaDescription, config: DbfastConfig, options: DeployOptions, stopped: string): Promise<void> {
+/**
+ * [validation], then the deployed schema against the template's: any difference refuses the
+ * deploy unless allowed. `stopped` says what that left (replace: nothing swapped in); migrate
+ * says it when it records the failure.
+ */
+async function checkDeployed(client: pg.Client, expected: SchemaDescription, config: DbfastConfig, options: DeployOptions, stopped?: string): Promise<void> {
   await validateDatabase(client, config.validation).catch((error) => {
     if (!isDbfastError(error, 'VALIDATION_FAILED')) throw error;
-    throw new DbfastError('VALIDATION_FAILED', error.message.replace(/^template validation failed/, 'the deployed database fails [validation]'), { hint: stopped });
+    throw new DbfastError('VALIDATION_FAILED', error.message.replace(/^template validation failed/, 'the deployed database fails [validation]'), stopped ? { hint: stopped } : {});
   });
   const differences = compareSchemas(expected, await describeSchema(client));
   if (differences.length === 0) return;
@@ -423,5 +435,6 @@ async function checkDeployed(client: pg.Client, expected: SchemaDescription, con
   const lines = diffLines(differences);
   const detail = [...lines.slice(0, 40), ...(lines.length > 40 ? [`... ${lines.length - 40} more lines (dbfast diff shows them all)`] : [])].join('\n');
   if (options.allowDrift) return options.onWarning?.(`${message} (--allow-drift):\n${detail}`);
-  throw new DbfastError('DRIFT', message, { detail, hint: `${stopped}; - only in the template, + only in the deployed database, ~ changed; --allow-drift deploys anyway` });
+  const legend = '- only in the template, + only in the deployed database, ~ changed; --allow-drift deploys anyway';
+  throw new DbfastError('DRIFT', message, { detail, hint: stopped ? `${stopped}; ${legend}` : legend });
 }

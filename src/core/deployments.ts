@@ -21,6 +21,7 @@ CREATE SCHEMA IF NOT EXISTS dbfast;
 CREATE TABLE IF NOT EXISTS dbfast.deployments (
   id text PRIMARY KEY, environment text NOT NULL, fingerprint text NOT NULL, mode text NOT NULL,
   started_at timestamptz NOT NULL, finished_at timestamptz, outcome text NOT NULL, backup_id text, error text);
+ALTER TABLE dbfast.deployments ADD COLUMN IF NOT EXISTS error text;
 CREATE TABLE IF NOT EXISTS dbfast.applied_files (
   path text PRIMARY KEY, sha256 text NOT NULL, size bigint NOT NULL, applied_at timestamptz NOT NULL,
   execution_ms integer, success boolean NOT NULL, deployment_id text NOT NULL REFERENCES dbfast.deployments (id))`;
@@ -57,7 +58,8 @@ export async function ensureHistoryTables(client: pg.Client): Promise<void> {
 /** Inserts or updates the deploy's row. */
 export async function recordDeployment(client: pg.Client, deployment: Omit<RemoteDeployment, 'finishedAt'> & { finished: boolean }): Promise<void> {
   await client.query(
-    `INSERT INTO dbfast.deployments VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN now() END, $7, $8, $9)
+    `INSERT INTO dbfast.deployments (id, environment, fingerprint, mode, started_at, finished_at, outcome, backup_id, error)
+     VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN clock_timestamp() END, $7, $8, $9)
      ON CONFLICT (id) DO UPDATE SET finished_at = excluded.finished_at, outcome = excluded.outcome, backup_id = excluded.backup_id, error = excluded.error`,
     [
       deployment.id, deployment.environment, deployment.fingerprint, deployment.mode, deployment.startedAt,
@@ -75,7 +77,7 @@ export async function recordAppliedFiles(
 ): Promise<void> {
   await client.query(
     `INSERT INTO dbfast.applied_files (path, sha256, size, applied_at, execution_ms, success, deployment_id)
-     SELECT path, sha256, size, now(), ms, $5, $6 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::integer[]) AS f(path, sha256, size, ms)
+     SELECT path, sha256, size, clock_timestamp(), ms, $5, $6 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::integer[]) AS f(path, sha256, size, ms)
      ON CONFLICT (path) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size, applied_at = excluded.applied_at,
        execution_ms = excluded.execution_ms, success = excluded.success, deployment_id = excluded.deployment_id`,
     [
@@ -111,9 +113,10 @@ export async function appliedFiles(client: pg.Client): Promise<Map<string, Appli
 /** `dbfast.deployments` of the database `client` is connected to, oldest first. */
 export async function remoteDeployments(client: pg.Client): Promise<RemoteDeployment[]> {
   if (!(await hasHistory(client))) return [];
+  // to_jsonb(d): a table written by an earlier dbfast may lack the newer columns.
   const { rows } = await client.query<RemoteDeployment>(
     `SELECT id, environment, fingerprint, mode, started_at AS "startedAt", finished_at AS "finishedAt", outcome,
-            backup_id AS "backupId", error FROM dbfast.deployments ORDER BY started_at, id`,
+            backup_id AS "backupId", to_jsonb(d) ->> 'error' AS error FROM dbfast.deployments d ORDER BY started_at, id`,
   );
   return rows.map((row) => ({ ...row, startedAt: isoString(row.startedAt), finishedAt: row.finishedAt === null ? null : isoString(row.finishedAt) }));
 }
@@ -136,7 +139,12 @@ function toColumns(row: RemoteDeployment): Record<string, unknown> {
 
 /** Earlier deploys (deploymentsAsJson) into the database `client` is connected to. */
 export async function carryDeployments(client: pg.Client, earlier: string): Promise<void> {
-  await client.query('INSERT INTO dbfast.deployments SELECT * FROM json_populate_recordset(NULL::dbfast.deployments, $1) ON CONFLICT DO NOTHING', [earlier]);
+  await client.query(
+    `INSERT INTO dbfast.deployments (id, environment, fingerprint, mode, started_at, finished_at, outcome, backup_id, error)
+     SELECT id, environment, fingerprint, mode, started_at, finished_at, outcome, backup_id, error
+     FROM json_populate_recordset(NULL::dbfast.deployments, $1) ON CONFLICT DO NOTHING`,
+    [earlier],
+  );
 }
 
 /** A deploy as recorded on this machine (DeployResult without its file lists). */

@@ -17,8 +17,8 @@ import { withTransaction } from './pg/transaction.js';
 import { plural } from './plural.js';
 import type { RepositoryState } from './repository.js';
 import type { ScannedFile } from './scan.js';
-import { executeFiles, resetInTransaction, type SqlFile } from './sql/execute.js';
-import { firstNonTransactional } from './sql/transactional.js';
+import { type ExecutionStats, executeFiles, resetInTransaction, type SqlFile } from './sql/execute.js';
+import { addsEnumValue, firstNonTransactional } from './sql/transactional.js';
 
 export interface MigrationStep {
   /** The files of the step, in order. */
@@ -54,7 +54,7 @@ export interface Migration {
 
 /** The files of `state` that `applied` lacks (or records as unfinished), grouped into steps. */
 export async function planMigration(state: RepositoryState, applied: Map<string, AppliedFile>): Promise<Migration> {
-  const steps: Step[] = [];
+  const steps: (Step & { closed?: boolean })[] = [];
   const changed: ChangedFile[] = [];
   for (const [index, scanned] of state.selected.entries()) {
     const record = applied.get(scanned.relativePath);
@@ -64,16 +64,19 @@ export async function planMigration(state: RepositoryState, applied: Map<string,
     }
     const file = { scanned, sql: state.files[index]! };
     const refused = await firstNonTransactional(scanned.absolutePath);
+    const current = steps.at(-1);
     if (refused) {
       const where = refused.path === scanned.absolutePath ? file.sql.relativePath : refused.path;
       steps.push({ files: [file], transactional: false, reason: `${refused.statement} at ${where}:${refused.location.line}:${refused.location.column}` });
-    } else if (steps.at(-1)?.transactional) {
-      steps.at(-1)!.files.push(file);
+    } else if (current?.transactional && !current.closed) {
+      current.files.push(file);
     } else {
       steps.push({ files: [file], transactional: true });
     }
+    // A value added with ALTER TYPE ... ADD VALUE is usable once committed: the next file starts a new step.
+    if (!refused && (await addsEnumValue(scanned.absolutePath))) steps.at(-1)!.closed = true;
   }
-  return { steps, changed };
+  return { steps: steps.map(({ closed: _closed, ...step }) => step), changed };
 }
 
 /** The plan's view of the steps: paths as the remote records them. */
@@ -101,6 +104,8 @@ export interface MigrationRun {
 }
 
 const LOCK_NOT_AVAILABLE = '55P03';
+const ACTIVE_SQL_TRANSACTION = '25001';
+const UNSAFE_NEW_ENUM_VALUE_USAGE = '55P04';
 
 /** Runs the migration's steps; on failure, records it on the remote and says what is applied. */
 export async function runMigration(run: MigrationRun): Promise<void> {
@@ -119,7 +124,15 @@ export async function runMigration(run: MigrationRun): Promise<void> {
     applied.push(...names);
   }
   if (steps.length === 0 || !steps.at(-1)!.transactional) {
-    await withClient(run.target, (client) => withTransaction(client, () => finish(run, client)), run.database).catch(async (error) => {
+    await withClient(
+      run.target,
+      (client) =>
+        withTransaction(client, async () => {
+          await recordStart(client, run);
+          await finish(run, client);
+        }),
+      run.database,
+    ).catch(async (error) => {
       throw await failed(run, error, applied, steps.length);
     });
   }
@@ -127,7 +140,7 @@ export async function runMigration(run: MigrationRun): Promise<void> {
 
 /** The deploy's own rows, then its files, then (last step) the checks: one transaction, retried when a lock was not granted in time. */
 async function transactionalStep(run: MigrationRun, step: Step, last: boolean): Promise<void> {
-  const { lockRetries } = run.config.deploy;
+  const { lockRetries, lockTimeoutMs } = run.config.deploy;
   for (let attempt = 0; ; attempt++) {
     try {
       return await withSession(
@@ -137,29 +150,60 @@ async function transactionalStep(run: MigrationRun, step: Step, last: boolean): 
           withTransaction(session.client, async () => {
             await recordStart(session.client, run);
             const executionMs = await executeTimed(run, step.files, (files, options) => executeFiles(session, files, { ...options, inTransaction: true }));
+            stillInTransaction(session.client, 'a file');
             await resetInTransaction(session.client);
             await recordAppliedFiles(session.client, step.files.map((file) => file.scanned), run.deployment.id, { success: true, executionMs });
             if (last) await finish(run, session.client);
           }),
-        run.settings,
+        { ...run.settings, lock_timeout: String(lockTimeoutMs) },
       );
     } catch (error) {
-      if (!(isDbfastError(error) && error.sqlState === LOCK_NOT_AVAILABLE) || attempt >= lockRetries) throw error;
+      if (!(isDbfastError(error) && error.sqlState === LOCK_NOT_AVAILABLE)) throw error;
+      if (attempt >= lockRetries) {
+        throw new DbfastError(error.code, error.message, {
+          ...fieldsOf(error),
+          hint: `it waited ${lockTimeoutMs} ms for a lock, ${plural(lockRetries + 1, 'time')}: deploy when the application is quieter, or raise [deploy] lock_timeout or lock_retries`,
+          cause: error,
+        });
+      }
       const wait = 1_000 * 2 ** attempt;
-      run.onWarning?.(`${error.file ?? 'a statement'} waited ${run.config.deploy.lockTimeoutMs} ms for a lock the application holds: rolled back, retrying in ${wait / 1000} s (${attempt + 1} of ${lockRetries})`);
+      const where = error.file ? `${error.file}:${error.line ?? 1}` : 'a statement';
+      run.onWarning?.(`${where} waited ${lockTimeoutMs} ms for a lock the application holds: rolled back, retrying in ${wait / 1000} s (${attempt + 1} of ${lockRetries})`);
       await sleep(wait);
     }
   }
 }
 
-/** A file that cannot run in a transaction: recorded as started first, as applied once it ran to its end. */
+/**
+ * A file that cannot run in a transaction: recorded as started first, as applied once it ran to
+ * its end. No lock_timeout: CREATE INDEX CONCURRENTLY waits for older transactions, which blocks
+ * no one, and a timeout would leave an invalid index behind.
+ */
 async function standaloneStep(run: MigrationRun, file: PendingFile): Promise<void> {
-  await withClient(run.target, (client) => withTransaction(client, async () => {
-    await recordStart(client, run);
-    await recordAppliedFiles(client, [file.scanned], run.deployment.id, { success: false });
-  }), run.database);
+  await withClient(
+    run.target,
+    (client) =>
+      withTransaction(client, async () => {
+        await recordStart(client, run);
+        await recordAppliedFiles(client, [file.scanned], run.deployment.id, { success: false });
+      }),
+    run.database,
+  );
   const executionMs = await withSession(run.target, run.database, (session) => executeTimed(run, [file], (files, options) => executeFiles(session, files, options)), run.settings);
+  // Also one an earlier, failed run of this file left: IF NOT EXISTS skips it without a word.
+  const invalid = await withClient(run.target, invalidIndexes, run.database);
+  if (invalid.length > 0) {
+    throw new DbfastError('SQL_FAILED', `after ${file.sql.relativePath}, the database has ${plural(invalid.length, 'invalid index', 'invalid indexes')}: ${invalid.join(', ')}`, {
+      file: file.sql.relativePath,
+      hint: `a CREATE INDEX CONCURRENTLY that failed or was stopped leaves its index invalid, and IF NOT EXISTS then skips it: DROP INDEX CONCURRENTLY ${invalid[0]}, then deploy again`,
+    });
+  }
   await withClient(run.target, (client) => recordAppliedFiles(client, [file.scanned], run.deployment.id, { success: true, executionMs }), run.database);
+}
+
+async function invalidIndexes(client: pg.Client): Promise<string[]> {
+  const { rows } = await client.query<{ name: string }>('SELECT indexrelid::regclass::text AS name FROM pg_index WHERE NOT indisvalid ORDER BY 1');
+  return rows.map((row) => row.name);
 }
 
 async function recordStart(client: pg.Client, run: MigrationRun): Promise<void> {
@@ -168,20 +212,32 @@ async function recordStart(client: pg.Client, run: MigrationRun): Promise<void> 
   await recordDeployment(client, { ...run.deployment, mode: 'migrate', outcome: 'running', finished: false, error: null });
 }
 
+/** The checks, then the deploy recorded as succeeded: in the transaction of the last step (or one of their own). */
 async function finish(run: MigrationRun, client: pg.Client): Promise<void> {
-  await recordStart(client, run);
   await run.check(client);
+  stillInTransaction(client, 'the checks');
   await recordDeployment(client, { ...run.deployment, mode: 'migrate', outcome: 'succeeded', finished: true, error: null });
 }
 
-/** Runs `files`, timing each; milliseconds by path. */
+/**
+ * The executor turns a file's COMMIT into a savepoint's release, but a statement built at run time
+ * (\gexec, a test query) could still end the deploy's transaction: nothing after it may count.
+ */
+function stillInTransaction(client: pg.Client, what: string): void {
+  if (client.getTransactionStatus() === 'T') return;
+  throw new DbfastError('SQL_FAILED', `${what} ended the deploy's transaction (a COMMIT or ROLLBACK built at run time): what ran before it may be committed`, {
+    hint: 'remove the COMMIT or ROLLBACK (in a \\gexec or a [validation] test query); BEGIN and COMMIT written in a file are fine',
+  });
+}
+
+/** Runs `files`, timing each; milliseconds by path. A file whose bytes changed since it was planned stops the run. */
 async function executeTimed(
   run: MigrationRun,
   files: PendingFile[],
-  execute: (files: SqlFile[], options: Parameters<typeof executeFiles>[2]) => Promise<unknown>,
+  execute: (files: SqlFile[], options: Parameters<typeof executeFiles>[2]) => Promise<ExecutionStats>,
 ): Promise<Map<string, number>> {
   const started: number[] = [];
-  await execute(
+  const stats = await execute(
     files.map((file) => file.sql),
     {
       repositoryRoot: run.config.projectDir,
@@ -191,6 +247,13 @@ async function executeTimed(
     },
   );
   started.push(performance.now());
+  const edited = files.find((file) => stats.includedFiles.some((read) => read.absolutePath === file.sql.absolutePath));
+  if (edited) {
+    throw new DbfastError('SQL_FAILED', `${edited.sql.relativePath} changed while it was deployed`, {
+      file: edited.sql.relativePath,
+      hint: 'its new content was not recorded as applied; deploy again',
+    });
+  }
   return new Map(files.map((file, index) => [file.scanned.relativePath, Math.round(started[index + 1]! - started[index]!)]));
 }
 
@@ -201,26 +264,42 @@ async function executeTimed(
 async function failed(run: MigrationRun, error: unknown, applied: string[], stepIndex: number): Promise<unknown> {
   const message = error instanceof Error ? error.message : String(error);
   const located = isDbfastError(error) && error.file ? `${error.file}:${error.line ?? 1}:${error.column ?? 1}: ${message}` : message;
-  await withClient(run.target, (client) => withTransaction(client, async () => {
-    await ensureHistoryTables(client);
-    await recordDeployment(client, { ...run.deployment, mode: 'migrate', outcome: 'failed', finished: true, error: located });
-  }), run.database).catch((recording: Error) => run.onWarning?.(`the failure could not be recorded on remote ${run.remote}: ${recording.message}`));
+  await withClient(
+    run.target,
+    (client) =>
+      withTransaction(client, async () => {
+        await ensureHistoryTables(client);
+        await recordDeployment(client, { ...run.deployment, mode: 'migrate', outcome: 'failed', finished: true, error: withoutSecrets(located) });
+      }),
+    run.database,
+  ).catch((recording: Error) => run.onWarning?.(`the failure could not be recorded on remote ${run.remote}: ${recording.message}`));
   if (!isDbfastError(error)) return error;
+  return new DbfastError(error.code, message, { ...fieldsOf(error), hint: [causeHint(error), ...stateHint(run, error, applied, stepIndex)].filter(Boolean).join('; '), cause: error });
+}
+
+function causeHint(error: DbfastError): string | undefined {
+  if (error.sqlState === ACTIVE_SQL_TRANSACTION) return "dbfast runs a file outside the deploy's transaction only when the file itself (or a file it includes by name) holds the statement";
+  if (error.sqlState === UNSAFE_NEW_ENUM_VALUE_USAGE) return 'a value added with ALTER TYPE ... ADD VALUE can be used only once committed: put the ALTER TYPE in a file of its own (a deploy commits after it)';
+  return error.hint;
+}
+
+/** What the remote holds after the failure, and how to go on. */
+function stateHint(run: MigrationRun, error: DbfastError, applied: string[], stepIndex: number): string[] {
   const step = run.migration.steps[stepIndex];
   const partly = step && !step.transactional ? step.files[0]!.scanned.relativePath : null;
   const state: string[] = [];
   if (applied.length) state.push(`${plural(applied.length, 'file')} of this deploy ${applied.length === 1 ? 'is' : 'are'} applied and recorded on remote ${run.remote} (up to ${applied.at(-1)})`);
-  if (partly) state.push(`${partly} ran outside a transaction and may be partly applied (recorded as unfinished, the next deploy runs it again)`);
-  if (state.length === 0) state.push(`nothing was changed on remote ${run.remote}: the deploy's transaction was rolled back`);
-  else {
-    const rollback = run.deployment.backupId ? `, or dbfast deploy rollback ${run.remote} restores backup ${run.deployment.backupId} (losing writes made since)` : '';
-    state.push(`fix the failing file and deploy again to continue${rollback}`);
-  }
-  const outside = 'dbfast runs a file outside the deploy\'s transaction only when the file itself (or a file it includes by name) holds the statement';
-  const hint = [error.sqlState === '25001' ? outside : error.hint, ...state]
-    .filter(Boolean)
-    .join('; ');
-  return new DbfastError(error.code, message, { ...fieldsOf(error), hint, cause: error });
+  if (partly) state.push(`${partly} ran outside a transaction and may be partly applied (recorded as unfinished, the next deploy runs it again: make it idempotent)`);
+  if (state.length === 0) return [`nothing was changed on remote ${run.remote}: the deploy's transaction was rolled back`];
+  const checks = error.code === 'DRIFT' || error.code === 'VALIDATION_FAILED';
+  const goOn = checks ? `correct the remote by hand (dbfast diff ${run.remote} shows how it differs) or with a new file, and deploy again` : 'fix the failing file and deploy again to continue';
+  const back = run.deployment.backupId ? `, or dbfast backup restore ${run.deployment.backupId} --yes puts back the remote as it was before this deploy (losing writes made since)` : '';
+  return [...state, goOn + back];
+}
+
+/** A failure's text is stored on the remote: a password literal quoted from a file is not. */
+function withoutSecrets(text: string): string {
+  return text.replace(/(PASSWORD\s+)('(?:[^']|'')*'|"(?:[^"]|"")*")/gi, "$1'****'");
 }
 
 function fieldsOf(error: DbfastError) {

@@ -3,10 +3,11 @@
  * `__dbfast_prev`, is swapped back in (instant); without one, its pre-deploy backup is restored.
  * What the rollback replaces is kept as `__dbfast_prev` in turn, so it can be undone too.
  */
-import { locateSource } from './backup/create.js';
+import { type DatabaseLocation, locateSource } from './backup/create.js';
 import { describeLocation, restoreBackup, swapIn, withAdmin } from './backup/restore.js';
 import { findBackup } from './backup/store.js';
 import type { DbfastConfig } from './config/index.js';
+import { holdingDeployLock } from './deploy.js';
 import { type DeployRecord, deploymentHistory, writeDeploymentHistory } from './deployments.js';
 import { DbfastError } from './errors.js';
 import { databaseExists } from './pg/databases.js';
@@ -46,6 +47,15 @@ export async function rollbackDeploy(config: DbfastConfig, remoteName: string, o
   const where = describeLocation(location);
   await confirmRollback(options, `roll back deploy ${last.id} (environment ${last.environment}) on ${where}?`, remote.name);
 
+  const result = await holdingDeployLock(location, remote, () => undo(config, last, location, options, env));
+  const rolledBack: DeployRecord = { ...last, rolledBackAt: new Date().toISOString() };
+  await writeDeploymentHistory(config, remote.name, history.map((entry) => (entry === last ? rolledBack : entry)));
+  return result;
+}
+
+/** Swaps back the database the deploy replaced, else restores its pre-deploy backup. */
+async function undo(config: DbfastConfig, last: DeployRecord, location: DatabaseLocation, options: RollbackOptions, env: NodeJS.ProcessEnv): Promise<RollbackResult> {
+  const remote = location.remote!;
   const swapped = last.previous
     ? await withAdmin(location.target, location.database, async (admin) => {
         if (!(await databaseExists(admin, last.previous!))) return undefined;
@@ -55,21 +65,15 @@ export async function rollbackDeploy(config: DbfastConfig, remoteName: string, o
         return kept;
       })
     : undefined;
-  let result: RollbackResult;
-  if (swapped !== undefined) {
-    result = { remote: remote.name, database: location.database, deploy: last.id, method: 'swap-back', previous: swapped };
-  } else if (last.backupId) {
+  if (swapped !== undefined) return { remote, database: location.database, deploy: last.id, method: 'swap-back', previous: swapped };
+  if (last.backupId) {
     options.onStep?.(`restoring the pre-deploy backup ${last.backupId}`);
-    const restored = await restoreBackup(config, await findBackup(config, last.backupId), { remote: remote.name, yes: true, env, ...(options.onStep ? { onStep: options.onStep } : {}) });
-    result = { remote: remote.name, database: location.database, deploy: last.id, method: 'restore', ...(restored.previous ? { previous: restored.previous } : {}) };
-  } else {
-    throw new DbfastError('USAGE', `deploy ${last.id} kept no previous database (or it was pruned) and took no backup: nothing to roll back to`, {
-      hint: `dbfast backup list --remote ${remote.name} shows the backups there are`,
-    });
+    const restored = await restoreBackup(config, await findBackup(config, last.backupId), { remote, yes: true, env, ...(options.onStep ? { onStep: options.onStep } : {}) });
+    return { remote, database: location.database, deploy: last.id, method: 'restore', ...(restored.previous ? { previous: restored.previous } : {}) };
   }
-  const rolledBack: DeployRecord = { ...last, rolledBackAt: new Date().toISOString() };
-  await writeDeploymentHistory(config, remote.name, history.map((entry) => (entry === last ? rolledBack : entry)));
-  return result;
+  throw new DbfastError('USAGE', `deploy ${last.id} kept no previous database (or it was pruned) and took no backup: nothing to roll back to`, {
+    hint: `dbfast backup list --remote ${remote} shows the backups there are`,
+  });
 }
 
 async function confirmRollback(options: RollbackOptions, question: string, remote: string): Promise<void> {

@@ -198,7 +198,7 @@ describe.skipIf(!hasPgTools)('deploy, migrate mode', () => {
     const error = await failure(migrate());
     expect(error).toMatchObject({ code: 'SQL_FAILED', file: 'db/0_schema/05_tags.sql', line: 2 });
     expect(error.hint).toContain('1 file of this deploy is applied and recorded on remote live (up to 0_schema/04_index.sql)');
-    expect(error.hint).toMatch(/fix the failing file and deploy again to continue, or dbfast deploy rollback live restores backup \S+ \(losing writes made since\)/);
+    expect(error.hint).toMatch(/fix the failing file and deploy again to continue, or dbfast backup restore \S+ --yes puts back the remote as it was before this deploy \(losing writes made since\)$/);
     expect(await applied()).toContain('0_schema/04_index.sql');
     expect(await remoteQuery("SELECT indexname FROM pg_indexes WHERE indexname = 'accounts_name'")).toHaveLength(1);
     expect(await remoteQuery("SELECT to_regclass('tags') AS tags")).toEqual([{ tags: null }]);
@@ -207,6 +207,22 @@ describe.skipIf(!hasPgTools)('deploy, migrate mode', () => {
     const continued = await migrate();
     expect(continued.files).toEqual(['0_schema/05_tags.sql']);
     expect(await remoteQuery('SELECT name FROM tags')).toEqual([{ name: 'new' }]);
+  });
+
+  it('an index CREATE INDEX CONCURRENTLY left invalid is never recorded as applied, even when IF NOT EXISTS skips it the next time', async () => {
+    await remoteQuery("INSERT INTO accounts VALUES (3, 'customer')");
+    await writeFiles(root, { 'db/0_schema/05b_unique.sql': 'CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS accounts_name_unique ON accounts (name);\n' });
+    const duplicate = await failure(migrate());
+    expect(duplicate).toMatchObject({ code: 'SQL_FAILED', sqlState: '23505', file: 'db/0_schema/05b_unique.sql' });
+    expect(duplicate.hint).toContain('0_schema/05b_unique.sql ran outside a transaction and may be partly applied');
+    await remoteQuery('DELETE FROM accounts WHERE id = 3');
+    const skipped = await failure(migrate());
+    expect(skipped).toMatchObject({ message: 'after db/0_schema/05b_unique.sql, the database has 1 invalid index: accounts_name_unique', file: 'db/0_schema/05b_unique.sql' });
+    expect(skipped.hint).toMatch(/^a CREATE INDEX CONCURRENTLY that failed or was stopped leaves its index invalid, and IF NOT EXISTS then skips it: DROP INDEX CONCURRENTLY accounts_name_unique, then deploy again/);
+    expect(await applied()).toContain('0_schema/05b_unique.sql (unfinished)');
+    await remoteQuery('DROP INDEX accounts_name_unique');
+    expect((await migrate()).files).toEqual(['0_schema/05b_unique.sql']);
+    expect(await applied()).toContain('0_schema/05b_unique.sql');
   });
 
   it('an applied file whose content changed is reported, not applied again; --strict refuses', async () => {
@@ -228,6 +244,22 @@ describe.skipIf(!hasPgTools)('deploy, migrate mode', () => {
     }
   });
 
+  it('a file adding an enum value ends its step: the next file, in a transaction of its own, can use the value', async () => {
+    await writeFiles(root, { 'db/0_schema/07_mood.sql': "CREATE TYPE mood AS ENUM ('ok');\n" });
+    await migrate();
+    await writeFiles(root, {
+      'db/0_schema/08_mood_great.sql': "ALTER TYPE mood ADD VALUE 'great';\n",
+      'db/0_schema/09_feelings.sql': "CREATE TABLE feelings (m mood NOT NULL DEFAULT 'great');\nINSERT INTO feelings DEFAULT VALUES;\n",
+    });
+    const plan = (await deploy(config, 'live', { dryRun: true })) as DeployPlan;
+    expect(plan.steps).toEqual([
+      { files: ['0_schema/08_mood_great.sql'], transactional: true },
+      { files: ['0_schema/09_feelings.sql'], transactional: true },
+    ]);
+    expect((await migrate()).files).toEqual(['0_schema/08_mood_great.sql', '0_schema/09_feelings.sql']);
+    expect(await remoteQuery('SELECT m::text FROM feelings')).toEqual([{ m: 'great' }]);
+  });
+
   it('a statement waiting for a lock the application holds gives up after lock_timeout, retries, then goes through', async () => {
     await writeFiles(root, { 'db/0_schema/06_alter.sql': 'ALTER TABLE accounts ADD COLUMN email text;\n' });
     const holder = new pg.Client({ host: '127.0.0.1', port: remote.port, user: 'postgres', database });
@@ -239,7 +271,7 @@ describe.skipIf(!hasPgTools)('deploy, migrate mode', () => {
       const warnings: string[] = [];
       const error = await failure(migrate({ onWarning: (message) => warnings.push(message) }));
       expect(error).toMatchObject({ code: 'SQL_FAILED', sqlState: '55P03', file: 'db/0_schema/06_alter.sql' });
-      expect(warnings).toEqual(['db/0_schema/06_alter.sql waited 300 ms for a lock the application holds: rolled back, retrying in 1 s (1 of 1)']);
+      expect(warnings).toEqual(['db/0_schema/06_alter.sql:1 waited 300 ms for a lock the application holds: rolled back, retrying in 1 s (1 of 1)']);
       expect(await remoteQuery("SELECT count(*)::int AS n FROM information_schema.columns WHERE column_name = 'email'")).toEqual([{ n: 0 }]);
 
       // Released while the deploy waits to retry: the retry goes through.

@@ -11,8 +11,9 @@ import type { ServerTarget } from './target.js';
 
 /** `settings`: values the session starts with (and RESET returns to), e.g. `{ lock_timeout: '5000' }`. */
 export async function connect(target: ServerTarget, database?: string, settings: Record<string, string> = {}): Promise<pg.Client> {
-  const options = Object.entries(settings).map(([name, value]) => `-c ${name}=${value.replace(/[\\ ]/g, '\\$&')}`);
-  const client = new pg.Client({ ...target.clientConfig(database), ...(options.length ? { options: options.join(' ') } : {}) });
+  const config = target.clientConfig(database);
+  const options = [config.options, ...Object.entries(settings).map(([name, value]) => `-c ${name}=${value.replace(/[\\ ]/g, '\\$&')}`)].filter(Boolean);
+  const client = new pg.Client({ ...config, ...(options.length ? { options: options.join(' ') } : {}) });
   try {
     await client.connect();
   } catch (error) {

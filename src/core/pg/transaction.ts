@@ -19,10 +19,16 @@ export async function withTransaction<T>(client: pg.Client, work: () => Promise<
  */
 export async function withRolledBack<T>(client: pg.Client, work: () => Promise<T>): Promise<T> {
   const nested = client.getTransactionStatus() !== 'I';
+  const undo = () => client.query(nested ? 'ROLLBACK TO SAVEPOINT dbfast_rolled_back; RELEASE SAVEPOINT dbfast_rolled_back' : 'ROLLBACK');
   await client.query(nested ? 'SAVEPOINT dbfast_rolled_back' : 'BEGIN');
+  let result: T;
   try {
-    return await work();
-  } finally {
-    await client.query(nested ? 'ROLLBACK TO SAVEPOINT dbfast_rolled_back; RELEASE SAVEPOINT dbfast_rolled_back' : 'ROLLBACK');
+    result = await work();
+  } catch (error) {
+    // The failure says more than a failed undo would (the connection may be gone).
+    await undo().catch(() => {});
+    throw error;
   }
+  await undo();
+  return result;
 }

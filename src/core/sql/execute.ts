@@ -163,6 +163,16 @@ function transactionControl(words: string[]): TransactionControl | null {
   return first === 'commit' || first === 'end' ? 'commit' : 'rollback';
 }
 
+/** The leading words of the first statement of `text` (a value \gexec runs, a statement's sent text). */
+function wordsOf(text: string): string[] {
+  try {
+    for (const segment of lexScript(text, { file: '' })) if (segment.kind === 'statement') return segment.words;
+  } catch {
+    // Not lexable as SQL: the server will say what is wrong with it.
+  }
+  return [];
+}
+
 /** A file's own transaction, inside the caller's (ExecuteOptions.inTransaction). */
 const FILE_SAVEPOINT = 'dbfast_file';
 
@@ -283,7 +293,8 @@ class ScriptRunner {
     if (encodingName !== undefined) return this.checkEncoding(encodingName, file.reader.encoding, displayPath, statement.location);
     if (changesSessionDefaults(words)) this.changedSessionDefaults = true;
     if (words[0] === 'create' && words[1] === 'database') this.warnOutside(displayPath, statement.location);
-    const control = this.options.inTransaction ? transactionControl(words) : null;
+    // A variable may stand for the keyword (`\set c COMMIT` then `:c;`): then the sent text decides.
+    const control = this.options.inTransaction ? transactionControl(statement.pieces.some((piece) => piece.substituted) ? wordsOf(statement.text) : words) : null;
     if (control) {
       await this.drain();
       return this.fileTransaction(control, statement, displayPath);
@@ -459,6 +470,9 @@ class ScriptRunner {
       for (const value of row) {
         if (value === null) continue;
         if (/^\s*create\s+database\b/i.test(value)) this.warnOutside(displayPath, command.location);
+        if (this.options.inTransaction && transactionControl(wordsOf(value))) {
+          throw metaError(command, displayPath, `\\gexec built ${value.trim().split(/\s+/)[0]!.toUpperCase()}, which would end the deploy's transaction`, 'write BEGIN and COMMIT in the file itself');
+        }
         this.stats.statements++;
         const failure = await runBatch(this.client, value);
         if (failure) this.failed(sqlError(failure.error, displayPath, command.location), this.stopOnError);

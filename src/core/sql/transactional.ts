@@ -17,7 +17,7 @@ export function refusedInTransaction(words: string[]): boolean {
     case 'vacuum':
       return true;
     case 'reindex':
-      return second === 'database' || second === 'system';
+      return second === 'database' || second === 'system' || second === 'schema';
     case 'cluster':
       // Without a table: every table clustered before, each in a transaction of its own.
       return words.length === 1 || (words.length === 2 && second === 'verbose');
@@ -47,9 +47,19 @@ export interface NonTransactional {
 /**
  * The first statement of the file at `path`, or of a file it includes by a literal path, that
  * cannot run in a transaction block; null when there is none (or the file cannot be read this
- * way: running it then tells). Read as latin1: the keywords looked for are ASCII in every encoding.
+ * way: running it then tells).
  */
-export async function firstNonTransactional(path: string, seen = new Set<string>()): Promise<NonTransactional | null> {
+export function firstNonTransactional(path: string): Promise<NonTransactional | null> {
+  return firstStatement(path, refusedInTransaction);
+}
+
+/** Whether the file (or one it includes) adds an enum value, which the same transaction cannot use. */
+export async function addsEnumValue(path: string): Promise<boolean> {
+  return (await firstStatement(path, (words) => words[0] === 'alter' && words[1] === 'type' && words.includes('add') && words.includes('value'))) !== null;
+}
+
+/** Read as latin1: the keywords looked for are ASCII in every encoding. */
+async function firstStatement(path: string, matches: (words: string[]) => boolean, seen = new Set<string>()): Promise<NonTransactional | null> {
   if (seen.has(path)) return null;
   seen.add(path);
   const text = await readFile(path, 'latin1').catch(() => null);
@@ -57,10 +67,10 @@ export async function firstNonTransactional(path: string, seen = new Set<string>
   try {
     for (const segment of lexScript(text, { file: path })) {
       if (segment.kind === 'statement') {
-        if (refusedInTransaction(segment.words)) return { path, location: segment.location, statement: segment.words.slice(0, 3).join(' ') };
+        if (matches(segment.words)) return { path, location: segment.location, statement: segment.words.slice(0, 3).join(' ') };
       } else if (/^(i|ir|include|include_relative)$/.test(segment.name)) {
         const included = parseMetaArgs(segment.args, new Map())[0];
-        const found = included && !included.includes(':') ? await firstNonTransactional(resolve(dirname(path), included), seen) : null;
+        const found = included && !included.includes(':') ? await firstStatement(resolve(dirname(path), included), matches, seen) : null;
         if (found) return found;
       }
     }

@@ -64,6 +64,24 @@ describe("executor: inside the caller's transaction", () => {
     expect(await existing(['t'])).toEqual([]);
   });
 
+  it('reads a COMMIT or ROLLBACK a variable stands for from the text sent: the caller\'s transaction stays open', async () => {
+    await db.client.query('BEGIN');
+    await runInTransaction({ 'a.sql': "\\set b BEGIN\n\\set c COMMIT\n\\set r 'ROLLBACK'\nCREATE TABLE kept (id int);\n:b;\nCREATE TABLE undone (id int);\n:r;\n:c;\n" });
+    expect(db.client.getTransactionStatus()).toBe('T');
+    expect(await existing(['kept', 'undone'])).toEqual(['kept']);
+    await db.client.query('ROLLBACK');
+    expect(await existing(['kept'])).toEqual([]);
+  });
+
+  it('refuses a COMMIT built by \\gexec, which would end the caller\'s transaction', async () => {
+    await db.client.query('BEGIN');
+    const error = await failure(runInTransaction({ 'a.sql': "CREATE TABLE t (id int);\nSELECT 'COMMIT' \\gexec\n" }));
+    expect(error).toMatchObject({ code: 'SQL_META_COMMAND', file: 'a.sql', line: 2, message: "\\gexec built COMMIT, which would end the deploy's transaction" });
+    expect(db.client.getTransactionStatus()).toBe('T');
+    await db.client.query('ROLLBACK');
+    expect(await existing(['t'])).toEqual([]);
+  });
+
   it('reads START TRANSACTION, END, BEGIN WORK, COMMIT WORK and ABORT the same way', async () => {
     await db.client.query('BEGIN');
     await runInTransaction({
@@ -253,6 +271,7 @@ describe('refusedInTransaction', () => {
     [['create', 'index', 'concurrently']],
     [['vacuum']],
     [['reindex', 'database']],
+    [['reindex', 'schema']],
     [['cluster']],
     [['cluster', 'verbose']],
     [['create', 'database']],
