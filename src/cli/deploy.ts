@@ -10,13 +10,14 @@ import { terminalConfirm } from './prompt.js';
 export async function deployCommand(
   globals: GlobalOptions,
   remote: string,
-  options: { mode?: DeployMode; strict?: boolean; jobs?: number; yes?: boolean; skipBackup?: boolean; dryRun?: boolean; forceEnv?: boolean; allowDrift?: boolean; json?: boolean },
+  options: { mode?: DeployMode; strict?: boolean; baseline?: boolean; jobs?: number; yes?: boolean; skipBackup?: boolean; dryRun?: boolean; forceEnv?: boolean; allowDrift?: boolean; json?: boolean },
 ): Promise<number> {
   return withProject(globals, async (project) => {
     const outcome = await deploy(project.config, remote, {
       ...(globals.env === undefined ? {} : { environment: globals.env }),
       ...(options.mode ? { mode: options.mode } : {}),
       strict: Boolean(options.strict),
+      baseline: Boolean(options.baseline),
       ...(options.jobs === undefined ? {} : { jobs: options.jobs }),
       yes: Boolean(options.yes),
       skipBackup: Boolean(options.skipBackup),
@@ -53,6 +54,7 @@ function printPlan(plan: DeployPlan): void {
       for (const file of step.files) printData(dim(`    ${file}`));
     }
     for (const file of plan.changed ?? []) printData(yellow(`  changed since applied on ${file.appliedAt.slice(0, 10)}, not applied again: ${file.path}`));
+    for (const file of plan.outOfOrder ?? []) printData(yellow(`  new, sorts before applied files (runs after them): ${file}`));
   } else {
     for (const file of plan.files) printData(dim(`    ${file}`));
   }

@@ -237,7 +237,8 @@ const deploy = program
   .addOption(
     new Option('--mode <mode>', "replace: the template's database swapped in; migrate: only the files not applied there, its data kept").choices(['replace', 'migrate']),
   )
-  .option('--strict', 'migrate: refuse when a file applied before has changed since (default: a warning)')
+  .option('--strict', 'migrate: refuse when a file applied before has changed since, or a new one sorts before applied ones (default: a warning)')
+  .option('--baseline', "migrate: record the files as applied without running them, if the remote's schema is already the template's")
   .addOption(new Option('--jobs <n>', 'replace: parallel pg_restore jobs into the new database (default: up to 4, one per CPU)').argParser(parseJobs))
   .option('--yes', 'confirm without asking (a remote with require_confirmation; --skip-backup)')
   .option('--skip-backup', 'no backup first, on a remote with backup_before_deploy (needs --yes)')

@@ -30,7 +30,7 @@ import {
 import { compareSchemas, describeSchema, diffLines, type SchemaDescription, templateSchema } from './drift.js';
 import { productionReason } from './environments.js';
 import { DbfastError, isDbfastError } from './errors.js';
-import { type ChangedFile, describeSteps, type Migration, type MigrationStep, planMigration, runMigration } from './migrate.js';
+import { type ChangedFile, describeSteps, type Migration, migrationFiles, type MigrationStep, planMigration, runMigration } from './migrate.js';
 import { withClient } from './pg/client.js';
 import { lockKeys, tryAdvisoryLock } from './pg/locks.js';
 import { displayUrl, type ServerTarget } from './pg/target.js';
@@ -50,8 +50,13 @@ export interface DeployOptions {
   forceEnv?: boolean;
   /** Default: replace when allow_destructive is true or the remote's database holds no tables, else migrate. */
   mode?: DeployMode;
-  /** Migrate: a file applied before whose content changed since is an error, not a warning. */
+  /** Migrate: a file applied before whose content changed since, or a new one sorting before applied ones, is an error, not a warning. */
   strict?: boolean;
+  /**
+   * Migrate: record the environment's files as applied without running them, provided the remote's
+   * schema already matches the template's: for a database made before dbfast deployed to it.
+   */
+  baseline?: boolean;
   /** Replace: parallel pg_restore jobs into the new database (default: up to 4, one per CPU). */
   jobs?: number;
   /** Confirm without asking; also needed to skip a configured backup. */
@@ -84,6 +89,12 @@ export interface DeployPlan {
   steps?: MigrationStep[];
   /** Migrate: files applied before whose content changed since (not applied again). */
   changed?: ChangedFile[];
+  /** Migrate: new files that sort before files already applied (they run after them). */
+  outOfOrder?: string[];
+  /** Migrate: the files are recorded as applied without running, once the remote's schema matches the template's. */
+  baseline?: true;
+  /** Migrate: the database has tables but records no applied file, so every file would run over them (refused). */
+  unrecorded?: true;
   /** The remote's database exists and has tables, which the deploy replaces (replace mode). */
   destructive: boolean;
   /** A backup of the remote's database is taken first. */
@@ -132,8 +143,9 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
   const target = await inspectTarget(location);
   // What `dbfast remote test` checks (version, pg_dump, privileges); a database yet to be created has nothing to check but the privilege replace needs.
   const unready = target.exists ? notReady(await testRemote(config, remote.name, { env })) : null;
-  const mode = options.mode ?? (remote.allowDestructive || !target.hasTables ? 'replace' : 'migrate');
-  const migration = mode === 'migrate' && !unready ? await migrationFor(location, target.exists, state) : null;
+  const mode = options.mode ?? (options.baseline ? 'migrate' : remote.allowDestructive || !target.hasTables ? 'replace' : 'migrate');
+  if (options.baseline && mode !== 'migrate') throw new DbfastError('USAGE', '--baseline records files as applied in migrate mode, not with --mode replace');
+  const migration = mode === 'migrate' && !unready ? await migrationFor(location, target.exists, state, options) : null;
   const plan: DeployPlan = {
     remote: remote.name,
     url: displayUrl(remote, env),
@@ -142,10 +154,13 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
     template: template.name,
     fingerprint: template.fingerprint,
     mode,
-    files: mode === 'replace' ? state.selected.map((file) => file.relativePath) : describeSteps(migration ?? { steps: [], changed: [] }).flatMap((planned) => planned.files),
-    ...(migration ? { steps: describeSteps(migration), changed: migration.changed } : {}),
+    files: mode === 'replace' ? state.selected.map((file) => file.relativePath) : migration ? migrationFiles(migration) : [],
+    ...(migration
+      ? { steps: describeSteps(migration), changed: migration.changed, outOfOrder: migration.outOfOrder, ...(migration.baseline ? { baseline: true } : {}) }
+      : {}),
     destructive: mode === 'replace' && target.hasTables,
     backup: target.hasTables && remote.backupBeforeDeploy && !options.skipBackup && !(migration && migration.steps.length === 0),
+    ...(migration?.unrecorded && target.hasTables && !migration.baseline ? { unrecorded: true } : {}),
     confirmation: remote.requireConfirmation,
   };
   const refusal = unready ?? refusalOf(plan, remote, options);
@@ -162,9 +177,9 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
   const context: Deployment = { config, remote, location, plan, state, id, startedAt, env, options, step };
   const outcome = await holdingDeployLock(location, remote, () => (migration ? migrateRemote(context, template) : replaceRemote(context, template.name)));
   const result: DeployResult = { ...plan, id, startedAt, ...outcome, durationMs: Math.round(performance.now() - started) };
-  const { files: _files, steps: _steps, changed: _changed, ...entry } = result;
-  // A migrate deploy that applied nothing changed nothing a rollback could undo.
-  if (result.method === 'migrate' && result.files.length === 0) return result;
+  const { files: _files, steps: _steps, changed: _changed, outOfOrder: _outOfOrder, ...entry } = result;
+  // A migrate deploy that ran nothing changed nothing a rollback could undo.
+  if (result.method === 'migrate' && (result.files.length === 0 || result.baseline)) return result;
   await recordLocally(config, entry).catch((error: Error) => options.onWarning?.(`the deploy succeeded, but its local record could not be written: ${error.message}`));
   return result;
 }
@@ -192,19 +207,20 @@ export async function holdingDeployLock<T>(location: DatabaseLocation, remote: R
 }
 
 /** Migrate mode needs the database; it applies what its dbfast.applied_files lacks. */
-async function migrationFor(location: DatabaseLocation, exists: boolean, state: RepositoryState): Promise<Migration> {
+async function migrationFor(location: DatabaseLocation, exists: boolean, state: RepositoryState, options: DeployOptions): Promise<Migration> {
   if (!exists) {
     throw new DbfastError('USAGE', `${describeLocation(location)} does not exist: migrate mode applies files to a database that is there`, {
       hint: 'deploy with --mode replace, which creates it',
     });
   }
-  return planMigration(state, await withClient(location.target, appliedFiles, location.database));
+  return planMigration(state, await withClient(location.target, appliedFiles, location.database), { baseline: Boolean(options.baseline) });
 }
 
 function warnBeforehand(plan: DeployPlan, hasTables: boolean, remote: Remote, options: DeployOptions): void {
   const warn = options.onWarning ?? (() => {});
   if (options.skipBackup && remote.backupBeforeDeploy && hasTables) warn(`no backup of ${plan.database} on remote ${remote.name} is taken first (--skip-backup)`);
   for (const file of plan.changed ?? []) warn(`${file.path} changed since it was applied on ${file.appliedAt.slice(0, 10)}: not applied again (--strict refuses)`);
+  for (const file of plan.outOfOrder ?? []) warn(`${file} is new but sorts before files already applied: it runs after them (--strict refuses)`);
 }
 
 async function replaceRemote(context: Deployment, templateName: string): Promise<Outcome> {
@@ -255,7 +271,7 @@ async function migrateRemote(context: Deployment, template: TemplateInfo): Promi
   const local = await new Project(config, context.plan.environment, env, options.onWarning).server();
   const schema = await templateSchema(local, template, config.stateDir);
   // Under the lock: what the remote records now, not what the plan read before.
-  const migration = await migrationFor(location, true, context.state);
+  const migration = await migrationFor(location, true, context.state, options);
   let backupId: string | undefined;
   if (context.plan.backup && migration.steps.length > 0) {
     step(`backing up ${describeLocation(location)} first`);
@@ -274,8 +290,7 @@ async function migrateRemote(context: Deployment, template: TemplateInfo): Promi
     ...(options.onWarning ? { onWarning: options.onWarning } : {}),
   });
   // What ran: planned again under the lock.
-  const steps = describeSteps(migration);
-  return { method: 'migrate', files: steps.flatMap((planned) => planned.files), steps, ...(backupId ? { backupId } : {}) };
+  return { method: 'migrate', files: migrationFiles(migration), steps: describeSteps(migration), ...(backupId ? { backupId } : {}) };
 }
 
 /**
@@ -315,6 +330,18 @@ function refusalOf(plan: DeployPlan, remote: Remote, options: DeployOptions): Db
   if (plan.destructive && !remote.allowDestructive) {
     return new DbfastError('DESTRUCTIVE_REFUSED', `deploying replaces ${where}, whose tables and data would be lost: allow_destructive is false for remote ${remote.name}`, {
       hint: `deploy with --mode migrate to apply only the files it has not applied, or set allow_destructive = true in [remotes.${remote.name}] to replace it (a backup is taken first)`,
+    });
+  }
+  if (plan.unrecorded) {
+    return new DbfastError('USAGE', `${where} has tables but records no applied file: migrate mode would run all ${plural(plan.files.length, 'file')} over them`, {
+      hint: `if its schema is already the template's (dbfast diff ${plan.remote}), --baseline records the files as applied; else replace it (--mode replace, with allow_destructive = true)`,
+    });
+  }
+  const outOfOrder = plan.outOfOrder ?? [];
+  if (options.strict && outOfOrder.length > 0) {
+    const which = outOfOrder.length === 1 ? 'a new file sorts' : `${outOfOrder.length} new files sort`;
+    return new DbfastError('DRIFT', `${which} before files already applied on remote ${plan.remote} (--strict): ${outOfOrder.join(', ')}`, {
+      hint: 'rename them to sort after the applied files, or deploy without --strict to run them after',
     });
   }
   const changed = plan.changed ?? [];
@@ -381,6 +408,7 @@ async function confirmDeploy(plan: DeployPlan, options: DeployOptions): Promise<
 /** What the deploy does to the remote's data, in a few words. */
 export function modeSummary(plan: DeployPlan): string {
   if (plan.mode === 'replace') return plan.destructive ? 'REPLACING its data' : 'nothing to replace';
+  if (plan.baseline) return `${plural(plan.files.length, 'file')} recorded as applied without running, if its schema is the template's`;
   const steps = plan.steps ?? [];
   return steps.length === 0 ? 'nothing to apply' : `${plural(plan.files.length, 'new file')} in ${plural(steps.length, 'step')}, its data kept`;
 }

@@ -50,12 +50,23 @@ export interface Migration {
   steps: Step[];
   /** Applied files whose content changed since: reported, not applied again. */
   changed: ChangedFile[];
+  /** New files that sort before files already applied: they run after them. */
+  outOfOrder: string[];
+  /** The remote records no applied file at all. */
+  unrecorded: boolean;
+  /** Baseline: the files recorded as applied without running them (the checks decide). */
+  baseline?: PendingFile[];
 }
 
-/** The files of `state` that `applied` lacks (or records as unfinished), grouped into steps. */
-export async function planMigration(state: RepositoryState, applied: Map<string, AppliedFile>): Promise<Migration> {
+/**
+ * The files of `state` that `applied` lacks (or records as unfinished), grouped into steps; with
+ * `baseline`, the same files, to be recorded without running.
+ */
+export async function planMigration(state: RepositoryState, applied: Map<string, AppliedFile>, options: { baseline?: boolean } = {}): Promise<Migration> {
   const steps: (Step & { closed?: boolean })[] = [];
   const changed: ChangedFile[] = [];
+  const pending: PendingFile[] = [];
+  const lastApplied = state.selected.findLastIndex((file) => applied.get(file.relativePath)?.success);
   for (const [index, scanned] of state.selected.entries()) {
     const record = applied.get(scanned.relativePath);
     if (record?.success) {
@@ -63,6 +74,8 @@ export async function planMigration(state: RepositoryState, applied: Map<string,
       continue;
     }
     const file = { scanned, sql: state.files[index]! };
+    pending.push(file);
+    if (options.baseline) continue;
     const refused = await firstNonTransactional(scanned.absolutePath);
     const current = steps.at(-1);
     if (refused) {
@@ -76,7 +89,19 @@ export async function planMigration(state: RepositoryState, applied: Map<string,
     // A value added with ALTER TYPE ... ADD VALUE is usable once committed: the next file starts a new step.
     if (!refused && (await addsEnumValue(scanned.absolutePath))) steps.at(-1)!.closed = true;
   }
-  return { steps: steps.map(({ closed: _closed, ...step }) => step), changed };
+  const outOfOrder = pending.filter((file) => state.selected.indexOf(file.scanned) < lastApplied).map((file) => file.scanned.relativePath);
+  return {
+    steps: steps.map(({ closed: _closed, ...step }) => step),
+    changed,
+    outOfOrder,
+    unrecorded: applied.size === 0,
+    ...(options.baseline ? { baseline: pending } : {}),
+  };
+}
+
+/** The files the migration runs (or, baseline, records), in order. */
+export function migrationFiles(migration: Migration): string[] {
+  return migration.baseline ? migration.baseline.map((file) => file.scanned.relativePath) : migration.steps.flatMap((step) => step.files.map((file) => file.scanned.relativePath));
 }
 
 /** The plan's view of the steps: paths as the remote records them. */
@@ -124,11 +149,13 @@ export async function runMigration(run: MigrationRun): Promise<void> {
     applied.push(...names);
   }
   if (steps.length === 0 || !steps.at(-1)!.transactional) {
+    const { baseline } = run.migration;
     await withClient(
       run.target,
       (client) =>
         withTransaction(client, async () => {
           await recordStart(client, run);
+          if (baseline) await recordAppliedFiles(client, baseline.map((file) => file.scanned), run.deployment.id, { success: true });
           await finish(run, client);
         }),
       run.database,

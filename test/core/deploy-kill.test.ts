@@ -9,7 +9,7 @@ import { rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CatalogSnapshot, catalogSnapshot } from '../helpers/catalog.js';
+import { userSnapshot } from '../helpers/catalog.js';
 import { CLI, cliEnv, dropTemplateAndClones, runCli, testServerUrl, uniqueName } from '../helpers/cli.js';
 import { query } from '../helpers/database.js';
 import { hasPgTools } from '../helpers/pg-tools.js';
@@ -29,12 +29,6 @@ const SLEEP = "SELECT pg_sleep(coalesce(nullif(current_setting('dbfast_test.slee
 const remoteQuery = (database: string, sql: string) => query(database, sql, remote.port);
 const dbfast = (args: string[]) => runCli(args, { cwd: root });
 
-/** The remote's schema and content, dbfast's own bookkeeping left out. */
-async function userSnapshot(database: string): Promise<CatalogSnapshot> {
-  const snapshot = await catalogSnapshot(database, remote.port);
-  const kept = Object.fromEntries(Object.entries(snapshot).map(([key, lines]) => [key, key === 'tables' ? lines : (lines as string[]).filter((line) => !/\bdbfast\b/.test(line))]));
-  return { ...(kept as unknown as CatalogSnapshot), tables: snapshot.tables.filter((table) => !table.name.startsWith('dbfast.')) };
-}
 
 /** Starts `dbfast deploy` in a process group of its own, so that SIGKILL reaches its pg_dump and pg_restore too. */
 function startDeploy(args: string[]): ChildProcess {
@@ -104,7 +98,7 @@ afterAll(async () => {
 describe.skipIf(!hasPgTools)('deploy killed with SIGKILL', () => {
   it('while pg_dump takes the pre-deploy backup: the remote is untouched, no backup is listed, the next deploy goes through', async () => {
     await writeFiles(root, { 'db/1_seed/02_more.sql': "INSERT INTO items VALUES (3, 'three');\n" });
-    const before = await userSnapshot(whole);
+    const before = await userSnapshot(whole, remote.port);
     const holder = new pg.Client({ host: '127.0.0.1', port: remote.port, user: 'postgres', database: whole });
     await holder.connect();
     try {
@@ -116,7 +110,7 @@ describe.skipIf(!hasPgTools)('deploy killed with SIGKILL', () => {
     } finally {
       await holder.end();
     }
-    expect(await userSnapshot(whole)).toEqual(before);
+    expect(await userSnapshot(whole, remote.port)).toEqual(before);
     const listed = await dbfast(['backup', 'list', '--remote', 'whole', '--json']);
     expect(JSON.parse(listed.stdout)).toEqual([]);
     const next = await dbfast(['deploy', 'whole']);
@@ -126,7 +120,7 @@ describe.skipIf(!hasPgTools)('deploy killed with SIGKILL', () => {
 
   it('while the replacing database is checked beside the target: the remote is untouched, the next deploy goes through', async () => {
     await writeFiles(root, { 'db/1_seed/03_four.sql': "INSERT INTO items VALUES (4, 'four');\n" });
-    const before = await userSnapshot(whole);
+    const before = await userSnapshot(whole, remote.port);
     await remoteQuery('postgres', "ALTER ROLE postgres SET dbfast_test.sleep = '60'");
     const deploying = startDeploy(['whole']);
     try {
@@ -135,7 +129,7 @@ describe.skipIf(!hasPgTools)('deploy killed with SIGKILL', () => {
     } finally {
       await endSleepers();
     }
-    expect(await userSnapshot(whole)).toEqual(before);
+    expect(await userSnapshot(whole, remote.port)).toEqual(before);
     const next = await dbfast(['deploy', 'whole']);
     expect(next.code, next.stderr).toBe(0);
     expect(await remoteQuery(whole, 'SELECT id FROM items ORDER BY id')).toEqual([{ id: 1 }, { id: 3 }, { id: 4 }]);
@@ -147,7 +141,7 @@ describe.skipIf(!hasPgTools)('deploy killed with SIGKILL', () => {
 
   it("in the middle of a migrate deploy's transaction: the server rolls it back by itself, the remote is untouched, the next deploy applies the files", async () => {
     await writeFiles(root, { 'db/0_schema/02_tags.sql': `CREATE TABLE tags (name text PRIMARY KEY);\n${SLEEP};\nINSERT INTO tags VALUES ('new');\n` });
-    const before = await userSnapshot(live);
+    const before = await userSnapshot(live, remote.port);
     await remoteQuery('postgres', "ALTER ROLE postgres SET dbfast_test.sleep = '60'");
     const deploying = startDeploy(['live']);
     try {
@@ -158,7 +152,7 @@ describe.skipIf(!hasPgTools)('deploy killed with SIGKILL', () => {
     } finally {
       await endSleepers();
     }
-    expect(await userSnapshot(live)).toEqual(before);
+    expect(await userSnapshot(live, remote.port)).toEqual(before);
     expect(await remoteQuery(live, "SELECT count(*)::int AS n FROM dbfast.deployments WHERE outcome <> 'succeeded'")).toEqual([{ n: 0 }]);
     const next = await dbfast(['deploy', 'live']);
     expect(next.code, next.stderr).toBe(0);

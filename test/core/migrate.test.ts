@@ -14,7 +14,7 @@ import { type DbfastConfig, loadConfig } from '../../src/core/config/index.js';
 import { type DeployPlan, type DeployResult, deploy } from '../../src/core/deploy.js';
 import { deployHistory } from '../../src/core/deployments.js';
 import { rollbackDeploy } from '../../src/core/rollback.js';
-import { type CatalogSnapshot, catalogSnapshot } from '../helpers/catalog.js';
+import { userSnapshot } from '../helpers/catalog.js';
 import { dropTemplateAndClones, testServerUrl, uniqueName } from '../helpers/cli.js';
 import { query } from '../helpers/database.js';
 import { failure } from '../helpers/failure.js';
@@ -31,13 +31,6 @@ let config: DbfastConfig;
 
 const remoteQuery = (sql: string) => query(database, sql, remote.port);
 
-/** The remote's schema and content, dbfast's own bookkeeping left out. */
-async function userSnapshot(): Promise<CatalogSnapshot> {
-  const snapshot = await catalogSnapshot(database, remote.port);
-  const mine = (line: string) => /\bdbfast\b/.test(line);
-  const kept = Object.fromEntries(Object.entries(snapshot).map(([key, lines]) => [key, key === 'tables' ? lines : (lines as string[]).filter((line) => !mine(line))]));
-  return { ...(kept as unknown as CatalogSnapshot), tables: snapshot.tables.filter((table) => !table.name.startsWith('dbfast.')) };
-}
 
 async function migrate(options: Parameters<typeof deploy>[2] = {}): Promise<DeployResult> {
   return (await deploy(config, 'live', { mode: 'migrate', ...options })) as DeployResult;
@@ -128,7 +121,7 @@ describe.skipIf(!hasPgTools)('deploy, migrate mode', () => {
   });
 
   it('a file failing half-way leaves the remote exactly as it was, and the writes another session made meanwhile stay', async () => {
-    const before = await userSnapshot();
+    const before = await userSnapshot(database, remote.port);
     await writeFiles(root, {
       // Its own COMMIT must not commit the deploy's transaction.
       'db/0_schema/03_invoices.sql': 'BEGIN;\nCREATE TABLE invoices (id int PRIMARY KEY);\nINSERT INTO invoices VALUES (1);\nCOMMIT;\n',
@@ -143,7 +136,7 @@ describe.skipIf(!hasPgTools)('deploy, migrate mode', () => {
       const error = await deploying;
       expect(error).toMatchObject({ code: 'SQL_FAILED', file: 'db/1_data/02_broken.sql', line: 3, sqlState: '23514' });
       expect(error.hint).toContain("nothing was changed on remote live: the deploy's transaction was rolled back");
-      const after = await userSnapshot();
+      const after = await userSnapshot(database, remote.port);
       const written = after.tables.find((table) => table.name === 'public.accounts')!;
       expect(written.rows).toBe(2);
       expect({ ...after, tables: after.tables.filter((table) => table !== written) }).toEqual({ ...before, tables: before.tables.filter((table) => table.name !== 'public.accounts') });
@@ -158,25 +151,25 @@ describe.skipIf(!hasPgTools)('deploy, migrate mode', () => {
   });
 
   it('a [validation] failure rolls the deploy back', async () => {
-    const before = await userSnapshot();
+    const before = await userSnapshot(database, remote.port);
     // Passes on the template's build database, fails on the remote's.
     const strict: DbfastConfig = { ...config, validation: { ...config.validation, testQueries: [{ query: "SELECT 1 WHERE current_database() NOT LIKE 'live\\_%'", minExpectedResults: 1 }] } };
     const error = await failure(deploy(strict, 'live', { mode: 'migrate' }));
     expect(error.code).toBe('VALIDATION_FAILED');
     expect(error.message).toMatch(/^the deployed database fails \[validation\]: test query returned 0 rows/);
     expect(error.hint).toContain("nothing was changed on remote live: the deploy's transaction was rolled back");
-    expect(await userSnapshot()).toEqual(before);
+    expect(await userSnapshot(database, remote.port)).toEqual(before);
   });
 
   it('drift made by hand on the remote fails the deploy before it commits, with a readable diff; --allow-drift goes on', async () => {
     await remoteQuery('ALTER TABLE accounts ADD COLUMN nickname text');
-    const before = await userSnapshot();
+    const before = await userSnapshot(database, remote.port);
     const error = await failure(migrate());
     expect(error.code).toBe('DRIFT');
     expect(error.message).toBe("the deployed schema differs from the template's in 1 object");
     expect(error.detail).toBe('+ column public.accounts.nickname: text');
     expect(error.hint).toContain("the deploy's transaction was rolled back");
-    expect(await userSnapshot()).toEqual(before);
+    expect(await userSnapshot(database, remote.port)).toEqual(before);
 
     const warnings: string[] = [];
     const result = await migrate({ allowDrift: true, onWarning: (message) => warnings.push(message) });
@@ -261,7 +254,7 @@ describe.skipIf(!hasPgTools)('deploy, migrate mode', () => {
   });
 
   it('a statement waiting for a lock the application holds gives up after lock_timeout, retries, then goes through', async () => {
-    await writeFiles(root, { 'db/0_schema/06_alter.sql': 'ALTER TABLE accounts ADD COLUMN email text;\n' });
+    await writeFiles(root, { 'db/2_later/10_alter.sql': 'ALTER TABLE accounts ADD COLUMN email text;\n' });
     const holder = new pg.Client({ host: '127.0.0.1', port: remote.port, user: 'postgres', database });
     await holder.connect();
     try {
@@ -270,8 +263,8 @@ describe.skipIf(!hasPgTools)('deploy, migrate mode', () => {
       // Held for good: the one retry times out too, and nothing changed.
       const warnings: string[] = [];
       const error = await failure(migrate({ onWarning: (message) => warnings.push(message) }));
-      expect(error).toMatchObject({ code: 'SQL_FAILED', sqlState: '55P03', file: 'db/0_schema/06_alter.sql' });
-      expect(warnings).toEqual(['db/0_schema/06_alter.sql:1 waited 300 ms for a lock the application holds: rolled back, retrying in 1 s (1 of 1)']);
+      expect(error).toMatchObject({ code: 'SQL_FAILED', sqlState: '55P03', file: 'db/2_later/10_alter.sql' });
+      expect(warnings).toEqual(['db/2_later/10_alter.sql:1 waited 300 ms for a lock the application holds: rolled back, retrying in 1 s (1 of 1)']);
       expect(await remoteQuery("SELECT count(*)::int AS n FROM information_schema.columns WHERE column_name = 'email'")).toEqual([{ n: 0 }]);
 
       // Released while the deploy waits to retry: the retry goes through.
@@ -284,7 +277,7 @@ describe.skipIf(!hasPgTools)('deploy, migrate mode', () => {
       });
       const result = await deploying;
       expect(retried).toHaveLength(1);
-      expect(result.files).toEqual(['0_schema/06_alter.sql']);
+      expect(result.files).toEqual(['2_later/10_alter.sql']);
     } finally {
       await holder.end();
     }
@@ -315,3 +308,67 @@ async function untilRunning(text: string): Promise<void> {
   }
   throw new Error(`no backend ran ${text}`);
 }
+
+describe.skipIf(!hasPgTools)('deploy, migrate mode, onto a database made before dbfast deployed to it', () => {
+  const legacy = `legacy_${run}`;
+  let legacyRoot: string;
+  let legacyTemplate: string;
+  let legacyConfig: DbfastConfig;
+  const legacyQuery = (sql: string) => query(legacy, sql, remote.port);
+
+  beforeAll(async () => {
+    legacyTemplate = uniqueName('legacy');
+    legacyRoot = await tempRepo({
+      'dbfast.toml': `[database]\nurl = "${testServerUrl()}"\ntemplate_name = "${legacyTemplate}"\n\n[environments.app]\n\n[remotes.legacy]\nurl = "postgresql://postgres@127.0.0.1:${remote.port}/${legacy}"\nenvironment = "app"\n`,
+      'db/0_schema/10_users.sql': 'CREATE TABLE users (id int PRIMARY KEY, email text NOT NULL);\n',
+      'db/1_seed/10_users.sql': "INSERT INTO users VALUES (1, 'seed@example.com');\n",
+    });
+    legacyConfig = await loadConfig({ cwd: legacyRoot });
+    await query('postgres', `CREATE DATABASE ${legacy}`, remote.port);
+    await legacyQuery("CREATE TABLE users (id int PRIMARY KEY, email text); INSERT INTO users VALUES (42, 'customer@example.com')");
+  }, 60_000);
+
+  afterAll(async () => {
+    if (legacyTemplate) await dropTemplateAndClones(legacyTemplate);
+    if (legacyRoot) await rm(legacyRoot, { recursive: true, force: true });
+  });
+
+  it('refuses to run every file over tables it has no record of, and says how to adopt the database', async () => {
+    const error = await failure(deploy(legacyConfig, 'legacy', {}));
+    expect(error).toMatchObject({
+      code: 'USAGE',
+      message: `${legacy} on remote legacy has tables but records no applied file: migrate mode would run all 2 files over them`,
+      hint: "if its schema is already the template's (dbfast diff legacy), --baseline records the files as applied; else replace it (--mode replace, with allow_destructive = true)",
+    });
+    expect(await legacyQuery("SELECT to_regclass('dbfast.applied_files') AS history")).toEqual([{ history: null }]);
+  });
+
+  it('--baseline records nothing while the schema differs from the template\'s, then records the files without running them', async () => {
+    const drift = await failure(deploy(legacyConfig, 'legacy', { baseline: true }));
+    expect(drift).toMatchObject({ code: 'DRIFT', detail: '~ column public.users.email\n    - text not null\n    + text' });
+    expect(await legacyQuery('SELECT count(*)::int AS n FROM dbfast.applied_files')).toEqual([{ n: 0 }]);
+
+    await legacyQuery('ALTER TABLE users ALTER COLUMN email SET NOT NULL');
+    const plan = (await deploy(legacyConfig, 'legacy', { baseline: true, dryRun: true })) as DeployPlan;
+    expect(plan).toMatchObject({ mode: 'migrate', baseline: true, files: ['0_schema/10_users.sql', '1_seed/10_users.sql'], steps: [], backup: false });
+    const result = await migrateLegacy({ baseline: true });
+    expect(result.files).toEqual(['0_schema/10_users.sql', '1_seed/10_users.sql']);
+    expect(await legacyQuery('SELECT path FROM dbfast.applied_files ORDER BY path')).toEqual([{ path: '0_schema/10_users.sql' }, { path: '1_seed/10_users.sql' }]);
+    // Recorded, not run: the seed row never arrived.
+    expect(await legacyQuery('SELECT id FROM users')).toEqual([{ id: 42 }]);
+  });
+
+  it('a new file sorting before applied ones runs after them with a warning; --strict refuses', async () => {
+    await writeFiles(legacyRoot, { 'db/0_schema/05_roles.sql': 'CREATE TABLE roles (name text PRIMARY KEY);\n' });
+    const strict = await failure(migrateLegacy({ strict: true }));
+    expect(strict).toMatchObject({ code: 'DRIFT', message: 'a new file sorts before files already applied on remote legacy (--strict): 0_schema/05_roles.sql' });
+    const warnings: string[] = [];
+    const result = await migrateLegacy({ onWarning: (message) => warnings.push(message) });
+    expect(result.files).toEqual(['0_schema/05_roles.sql']);
+    expect(warnings).toContain('0_schema/05_roles.sql is new but sorts before files already applied: it runs after them (--strict refuses)');
+  });
+
+  async function migrateLegacy(options: Parameters<typeof deploy>[2]): Promise<DeployResult> {
+    return (await deploy(legacyConfig, 'legacy', options)) as DeployResult;
+  }
+});

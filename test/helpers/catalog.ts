@@ -110,3 +110,10 @@ export async function catalogSnapshot(database: string, port?: number): Promise<
     await client.end();
   }
 }
+
+/** catalogSnapshot without dbfast's own bookkeeping (schema `dbfast`), which a deploy writes whatever happens. */
+export async function userSnapshot(database: string, port?: number): Promise<CatalogSnapshot> {
+  const snapshot = await catalogSnapshot(database, port);
+  const kept = Object.fromEntries(Object.entries(snapshot).map(([key, lines]) => [key, key === 'tables' ? lines : (lines as string[]).filter((line) => !/\bdbfast\b/.test(line))]));
+  return { ...(kept as unknown as CatalogSnapshot), tables: snapshot.tables.filter((table) => !table.name.startsWith('dbfast.')) };
+}
