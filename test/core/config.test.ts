@@ -114,6 +114,7 @@ describe('defaults', () => {
       validation: { requiredTables: [], requiredFunctions: [], testQueries: [] },
       tools: {},
       backups: { directory: path.join(cwd, '.dbfast', 'backups'), format: 'custom' },
+      deploy: { lockTimeoutMs: 5_000, lockRetries: 3 },
       warnings: [],
     });
   });
@@ -397,7 +398,14 @@ describe('invalid files', () => {
     const backups = (await load('[backups]\nkeep_last = 3\nmax_age = "2w"\nmax_backups = 9\nretention_days = 1\n')).backups;
     expect(backups).toMatchObject({ keepLast: 3, maxAgeMs: 14 * 86_400_000 });
     const error = await loadError('[backups]\nmax_age = "30 days"\n');
-    expect(error.message).toBe('backups.max_age must be a duration: 30m, 12h, 7d, 2w');
+    expect(error.message).toBe('backups.max_age must be a duration: 500ms, 5s, 30m, 12h, 7d, 2w');
+  });
+
+  it('reads [deploy] lock_timeout (milliseconds too) and lock_retries, and refuses a timeout without a unit', async () => {
+    expect((await load('[deploy]\nlock_timeout = "750ms"\nlock_retries = 0\n')).deploy).toEqual({ lockTimeoutMs: 750, lockRetries: 0 });
+    expect((await load('[deploy]\nlock_timeout = "2s"\n')).deploy).toEqual({ lockTimeoutMs: 2_000, lockRetries: 3 });
+    const error = await loadError('[deploy]\nlock_timeout = "5"\n');
+    expect(error.message).toBe('deploy.lock_timeout must be a duration: 500ms, 5s, 30m, 12h, 7d, 2w');
   });
 
   it('accepts every backup format, both clone strategies and a zero build timeout', async () => {
