@@ -146,6 +146,7 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
   const mode = options.mode ?? (options.baseline ? 'migrate' : remote.allowDestructive || !target.hasTables ? 'replace' : 'migrate');
   if (options.baseline && mode !== 'migrate') throw new DbfastError('USAGE', '--baseline records files as applied in migrate mode, not with --mode replace');
   const migration = mode === 'migrate' && !unready ? await migrationFor(location, target.exists, state, options) : null;
+
   const plan: DeployPlan = {
     remote: remote.name,
     url: displayUrl(remote, env),
@@ -284,6 +285,7 @@ async function migrateRemote(context: Deployment, template: TemplateInfo): Promi
     config,
     migration,
     settings: await migrationSettings(location),
+    allowDestructive: remote.allowDestructive,
     deployment: { ...deploymentRow(context), backupId: backupId ?? null },
     check: (client) => checkDeployed(client, schema, config, options),
     onStep: step,
@@ -308,6 +310,7 @@ async function migrationSettings(location: DatabaseLocation): Promise<Record<str
   return checks ? { client_connection_check_interval: '1000' } : {};
 }
 
+/** The remote's schema against the template's, as diff lines: `+` to be created, `-` to go, `~` to change. */
 async function schemaChanges(local: ServerTarget, template: TemplateInfo, stateDir: string, location: DatabaseLocation): Promise<string[]> {
   const expected = await templateSchema(local, template, stateDir);
   return diffLines(compareSchemas(await withClient(location.target, describeSchema, location.database), expected));

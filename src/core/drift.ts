@@ -27,7 +27,8 @@ export interface SchemaDifference {
   actual?: string;
 }
 
-const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'dbfast') AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'`;
+/** The schemas of the application (pg_namespace `n`): not the system's, nor dbfast's bookkeeping. */
+export const USER_SCHEMA = `n.nspname NOT IN ('pg_catalog', 'information_schema', 'dbfast') AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'`;
 /** Neither an extension's member nor owned by another object (a range type's constructor functions). */
 const NOT_EXTENSION_MEMBER = (catalog: string, oid: string) =>
   `NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.classid = '${catalog}'::regclass AND e.objid = ${oid} AND e.deptype IN ('e', 'i'))`;

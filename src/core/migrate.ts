@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type { DbfastConfig } from './config/index.js';
 import { type AppliedFile, ensureHistoryTables, markInterrupted, recordAppliedFiles, recordDeployment, type RemoteDeployment } from './deployments.js';
+import { USER_SCHEMA } from './drift.js';
 import { DbfastError, isDbfastError } from './errors.js';
 import { withClient, withSession } from './pg/client.js';
 import type { ServerTarget } from './pg/target.js';
@@ -121,6 +122,8 @@ export interface MigrationRun {
   migration: Migration;
   /** What the sessions running files start with (and return to between files): lock_timeout, ... */
   settings: Record<string, string>;
+  /** false: a transactional step whose files drop a table or a column is rolled back (the remote's allow_destructive). */
+  allowDestructive: boolean;
   deployment: Pick<RemoteDeployment, 'id' | 'environment' | 'fingerprint' | 'startedAt' | 'backupId'>;
   /** [validation] and drift: run in the last step's transaction before it commits (or after a last step that has none). */
   check: (client: pg.Client) => Promise<void>;
@@ -176,8 +179,10 @@ async function transactionalStep(run: MigrationRun, step: Step, last: boolean): 
         (session) =>
           withTransaction(session.client, async () => {
             await recordStart(session.client, run);
+            const before = run.allowDestructive ? null : await dataHolders(session.client);
             const executionMs = await executeTimed(run, step.files, (files, options) => executeFiles(session, files, { ...options, inTransaction: true }));
             stillInTransaction(session.client, 'a file');
+            if (before) refuseDataLoss(run, step, before, await dataHolders(session.client));
             await resetInTransaction(session.client);
             await recordAppliedFiles(session.client, step.files.map((file) => file.scanned), run.deployment.id, { success: true, executionMs });
             if (last) await finish(run, session.client);
@@ -226,6 +231,38 @@ async function standaloneStep(run: MigrationRun, file: PendingFile): Promise<voi
     });
   }
   await withClient(run.target, (client) => recordAppliedFiles(client, [file.scanned], run.deployment.id, { success: true, executionMs }), run.database);
+}
+
+/**
+ * The tables (and materialized views) and columns of the application, by OID and column number,
+ * so that a rename keeps its key and a drop (or a drop and create again) loses it.
+ */
+async function dataHolders(client: pg.Client): Promise<Map<string, string>> {
+  const { rows } = await client.query<{ key: string; name: string }>(
+    `SELECT c.oid::text || coalesce('.' || a.attnum, '') AS key,
+            CASE WHEN a.attnum IS NULL THEN format('table %I.%I', n.nspname, c.relname) ELSE format('column %I.%I.%I', n.nspname, c.relname, a.attname) END AS name
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     LEFT JOIN LATERAL (SELECT NULL::int2 AS attnum, NULL::name AS attname
+                        UNION ALL SELECT attnum, attname FROM pg_attribute WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped) a ON true
+     WHERE c.relkind IN ('r', 'p', 'm') AND ${USER_SCHEMA}`,
+  );
+  return new Map(rows.map((row) => [row.key, row.name]));
+}
+
+/** allow_destructive = false: a table or column the step's files dropped rolls the step back. */
+function refuseDataLoss(run: MigrationRun, step: Step, before: Map<string, string>, after: Map<string, string>): void {
+  // A dropped table's columns go with it: the table is named, not each of them.
+  const gone = [...before.keys()].filter((key) => !after.has(key));
+  const dropped = gone
+    .filter((key) => !key.includes('.') || !gone.includes(key.split('.')[0]!))
+    .map((key) => before.get(key)!)
+    .sort();
+  if (dropped.length === 0) return;
+  const files = step.files.map((file) => file.scanned.relativePath).join(', ');
+  const shown = dropped.slice(0, 5).join(', ') + (dropped.length > 5 ? `, and ${dropped.length - 5} more` : '');
+  throw new DbfastError('DESTRUCTIVE_REFUSED', `${files} would drop ${shown} on remote ${run.remote}, with the data: allow_destructive is false for remote ${run.remote}`, {
+    hint: `set allow_destructive = true in [remotes.${run.remote}] to let deploys drop data (a backup is taken first)`,
+  });
 }
 
 async function invalidIndexes(client: pg.Client): Promise<string[]> {

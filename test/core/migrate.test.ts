@@ -253,6 +253,26 @@ describe.skipIf(!hasPgTools)('deploy, migrate mode', () => {
     expect(await remoteQuery('SELECT m::text FROM feelings')).toEqual([{ m: 'great' }]);
   });
 
+  it('with allow_destructive = false, files that drop a table or a column are rolled back; a rename keeps the data and goes through', async () => {
+    await writeFiles(root, {
+      'db/2_later/03_rename.sql': 'ALTER TABLE plans RENAME COLUMN name TO title;\nALTER TABLE invoices RENAME TO bills;\n',
+      'db/2_later/04_drop.sql': 'DROP TABLE tags;\nALTER TABLE accounts DROP COLUMN name;\n',
+    });
+    const before = await userSnapshot(database, remote.port);
+    const error = await failure(migrate());
+    expect(error).toMatchObject({
+      code: 'DESTRUCTIVE_REFUSED',
+      message: '2_later/03_rename.sql, 2_later/04_drop.sql would drop column public.accounts.name, table public.tags on remote live, with the data: allow_destructive is false for remote live',
+    });
+    expect(error.hint).toContain("nothing was changed on remote live: the deploy's transaction was rolled back");
+    expect(await userSnapshot(database, remote.port)).toEqual(before);
+
+    await unlink(join(root, 'db/2_later/04_drop.sql'));
+    expect((await migrate()).files).toEqual(['2_later/03_rename.sql']);
+    expect(await remoteQuery('SELECT title FROM plans')).toEqual([{ title: 'free' }]);
+    expect(await remoteQuery('SELECT id FROM bills')).toEqual([{ id: 1 }]);
+  });
+
   it('a statement waiting for a lock the application holds gives up after lock_timeout, retries, then goes through', async () => {
     await writeFiles(root, { 'db/2_later/10_alter.sql': 'ALTER TABLE accounts ADD COLUMN email text;\n' });
     const holder = new pg.Client({ host: '127.0.0.1', port: remote.port, user: 'postgres', database });
