@@ -337,8 +337,20 @@ async function failed(run: MigrationRun, error: unknown, applied: string[], step
       }),
     run.database,
   ).catch((recording: Error) => run.onWarning?.(`the failure could not be recorded on remote ${run.remote}: ${recording.message}`));
-  if (!isDbfastError(error)) return error;
-  return new DbfastError(error.code, message, { ...fieldsOf(error), hint: [causeHint(error), ...stateHint(run, error, applied, stepIndex)].filter(Boolean).join('; '), cause: error });
+  // A server error outside any file (a deferred constraint checked at COMMIT, a dropped connection) gets the same hint.
+  const known = isDbfastError(error) ? error : serverError(error);
+  if (!known) return error;
+  return new DbfastError(known.code, message, { ...fieldsOf(known), hint: [causeHint(known), ...stateHint(run, known, applied, stepIndex)].filter(Boolean).join('; '), cause: error });
+}
+
+function serverError(error: unknown): DbfastError | null {
+  const { code, hint, detail } = error as pg.DatabaseError;
+  if (typeof code !== 'string') return null;
+  return new DbfastError(/^[0-9A-Z]{5}$/.test(code) ? 'SQL_FAILED' : 'SERVER_UNREACHABLE', (error as Error).message, {
+    ...(/^[0-9A-Z]{5}$/.test(code) ? { sqlState: code } : {}),
+    ...(hint ? { hint } : {}),
+    ...(detail ? { detail } : {}),
+  });
 }
 
 function causeHint(error: DbfastError): string | undefined {

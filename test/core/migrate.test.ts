@@ -161,6 +161,20 @@ describe.skipIf(!hasPgTools)('deploy, migrate mode', () => {
     expect(await userSnapshot(database, remote.port)).toEqual(before);
   });
 
+  it('a deferred constraint that fails at COMMIT is reported like a failing file: SQL_FAILED, nothing changed', async () => {
+    const before = await userSnapshot(database, remote.port);
+    // No accounts in the template, so nothing to check there; on the remote, account 3 does not exist.
+    await writeFiles(root, { 'db/1_data/03_refs.sql': 'CREATE TABLE refs (account int REFERENCES accounts DEFERRABLE INITIALLY DEFERRED);\nINSERT INTO refs SELECT id + 1 FROM accounts;\n' });
+    try {
+      const error = await failure(migrate());
+      expect(error).toMatchObject({ code: 'SQL_FAILED', sqlState: '23503', message: 'insert or update on table "refs" violates foreign key constraint "refs_account_fkey"' });
+      expect(error.hint).toContain("nothing was changed on remote live: the deploy's transaction was rolled back");
+      expect(await userSnapshot(database, remote.port)).toEqual(before);
+    } finally {
+      await unlink(join(root, 'db/1_data/03_refs.sql'));
+    }
+  });
+
   it('drift made by hand on the remote fails the deploy before it commits, with a readable diff; --allow-drift goes on', async () => {
     await remoteQuery('ALTER TABLE accounts ADD COLUMN nickname text');
     const before = await userSnapshot(database, remote.port);
