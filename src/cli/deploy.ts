@@ -33,6 +33,11 @@ export async function deployCommand(
     if (!('id' in outcome)) return outcome.refused ? 1 : 0;
     if (options.json) return 0;
     const result: DeployResult = outcome;
+    if (result.baseline) {
+      info(`${green('baselined')} ${result.remote}/${result.database}: ${plural(result.files.length, 'file')} of environment ${result.environment} recorded as applied, its schema being the template's`);
+      printData(result.id);
+      return 0;
+    }
     const what = result.mode === 'migrate' ? `${plural(result.files.length, 'new file')} of environment ${result.environment}` : `environment ${result.environment}`;
     info(`${green('deployed')} ${what} to ${result.remote}/${result.database} (${result.method}) in ${(result.durationMs / 1000).toFixed(2)}s`);
     if (result.backupId) info(`  the database as it was: backup ${result.backupId}`);
@@ -48,7 +53,9 @@ function printPlan(plan: DeployPlan): void {
   printData(`  replaces data ${plan.destructive ? yellow('yes') : plan.mode === 'migrate' ? 'no' : 'no (empty or new database)'}`);
   printData(`  backup first  ${plan.backup ? 'yes' : 'no'}`);
   printData(`  confirmation  ${plan.confirmation ? 'the remote\'s name typed back (or --yes)' : 'none'}`);
-  if (plan.steps) {
+  if (plan.baseline) {
+    for (const file of plan.files) printData(dim(`    ${file}`));
+  } else if (plan.steps) {
     for (const [index, step] of plan.steps.entries()) {
       printData(`  step ${index + 1}        ${step.transactional ? 'one transaction' : yellow(`outside a transaction: ${step.reason}`)}`);
       for (const file of step.files) printData(dim(`    ${file}`));

@@ -93,7 +93,7 @@ export interface DeployPlan {
   outOfOrder?: string[];
   /** Migrate: the files are recorded as applied without running, once the remote's schema matches the template's. */
   baseline?: true;
-  /** Migrate: the database has tables but records no applied file, so every file would run over them (refused). */
+  /** Migrate: the database has tables but records none of the files, so every file would run over them (refused unless --baseline). */
   unrecorded?: true;
   /** The remote's database exists and has tables, which the deploy replaces (replace mode). */
   destructive: boolean;
@@ -145,6 +145,9 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
   const unready = target.exists ? notReady(await testRemote(config, remote.name, { env })) : null;
   const mode = options.mode ?? (options.baseline ? 'migrate' : remote.allowDestructive || !target.hasTables ? 'replace' : 'migrate');
   if (options.baseline && mode !== 'migrate') throw new DbfastError('USAGE', '--baseline records files as applied in migrate mode, not with --mode replace');
+  if (options.baseline && options.allowDrift) {
+    throw new DbfastError('USAGE', "--baseline records files as applied only when the remote's schema is the template's: it cannot go with --allow-drift");
+  }
   const migration = mode === 'migrate' && !unready ? await migrationFor(location, target.exists, state, options) : null;
 
   const plan: DeployPlan = {
@@ -161,13 +164,17 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
       : {}),
     destructive: mode === 'replace' && target.hasTables,
     backup: target.hasTables && remote.backupBeforeDeploy && !options.skipBackup && !(migration && migration.steps.length === 0),
-    ...(migration?.unrecorded && target.hasTables && !migration.baseline ? { unrecorded: true } : {}),
+    ...(migration?.unrecorded && target.hasTables ? { unrecorded: true } : {}),
     confirmation: remote.requireConfirmation,
   };
   const refusal = unready ?? refusalOf(plan, remote, options);
   if (options.dryRun) {
     const changes = target.exists && !unready ? await schemaChanges(await project.server(), template, config.stateDir, location) : undefined;
-    return { ...plan, ...(changes ? { changes } : {}), ...(refusal ? { refused: refusal.message } : {}) };
+    // A baseline commits only over the template's schema: what the real run's check would refuse, the plan says.
+    const objects = changes?.filter((line) => !line.startsWith(' ')).length ?? 0;
+    const drifting = plan.baseline && objects > 0 ? `the remote's schema differs from the template's in ${plural(objects, 'object')} (see changes): --baseline records nothing then` : undefined;
+    const refused = refusal?.message ?? drifting;
+    return { ...plan, ...(changes ? { changes } : {}), ...(refused ? { refused } : {}) };
   }
   if (refusal) throw refusal;
   warnBeforehand(plan, target.hasTables, remote, options);
@@ -335,7 +342,19 @@ function refusalOf(plan: DeployPlan, remote: Remote, options: DeployOptions): Db
       hint: `deploy with --mode migrate to apply only the files it has not applied, or set allow_destructive = true in [remotes.${remote.name}] to replace it (a backup is taken first)`,
     });
   }
-  if (plan.unrecorded) {
+  const dropping = remote.allowDestructive ? undefined : plan.steps?.find((step) => step.drops);
+  if (dropping) {
+    // Outside a transaction a drop cannot be taken back: refused before anything runs.
+    return new DbfastError('DESTRUCTIVE_REFUSED', `${dropping.files[0]} runs outside a transaction and drops data (${dropping.drops}): allow_destructive is false for remote ${remote.name}`, {
+      hint: `move the drop to a file of its own, which runs in a transaction; or set allow_destructive = true in [remotes.${remote.name}]`,
+    });
+  }
+  if (plan.baseline && !plan.unrecorded) {
+    return new DbfastError('USAGE', `--baseline adopts a database that records no applied file, and ${where} records some: it would mark new files as applied without running them`, {
+      hint: 'deploy without --baseline to run them',
+    });
+  }
+  if (plan.unrecorded && !plan.baseline) {
     return new DbfastError('USAGE', `${where} has tables but records no applied file: migrate mode would run all ${plural(plan.files.length, 'file')} over them`, {
       hint: `if its schema is already the template's (dbfast diff ${plan.remote}), --baseline records the files as applied; else replace it (--mode replace, with allow_destructive = true)`,
     });

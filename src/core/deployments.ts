@@ -60,7 +60,8 @@ export async function recordDeployment(client: pg.Client, deployment: Omit<Remot
   await client.query(
     `INSERT INTO dbfast.deployments (id, environment, fingerprint, mode, started_at, finished_at, outcome, backup_id, error)
      VALUES ($1, $2, $3, $4, $5, CASE WHEN $6 THEN clock_timestamp() END, $7, $8, $9)
-     ON CONFLICT (id) DO UPDATE SET finished_at = excluded.finished_at, outcome = excluded.outcome, backup_id = excluded.backup_id, error = excluded.error`,
+     ON CONFLICT (id) DO UPDATE SET finished_at = excluded.finished_at, outcome = excluded.outcome, backup_id = excluded.backup_id, error = excluded.error
+       WHERE dbfast.deployments.outcome <> 'succeeded'`,
     [
       deployment.id, deployment.environment, deployment.fingerprint, deployment.mode, deployment.startedAt,
       deployment.finished, deployment.outcome, deployment.backupId, deployment.error,

@@ -158,19 +158,26 @@ export interface RemoteDrift {
  * the whole template: the slow part of a small deploy); a template never changes under one
  * fingerprint, so the description is kept in the state folder for that fingerprint and server version.
  */
-export async function templateSchema(local: ServerTarget, template: { name: string; fingerprint: string }, stateDir: string): Promise<SchemaDescription> {
+export async function templateSchema(local: ServerTarget, template: { name: string; fingerprint: string; builtAt: string }, stateDir: string): Promise<SchemaDescription> {
   const version = await withClient(local, async (client) => (await client.query<{ v: string }>("SELECT current_setting('server_version_num') AS v")).rows[0]!.v);
+  // A rebuild under the same fingerprint (an included file changed) has another builtAt.
+  const key = { format: DESCRIPTION_FORMAT, fingerprint: template.fingerprint, builtAt: template.builtAt, serverVersion: version };
   const path = join(stateDir, 'schemas', `${template.name}.json`);
   const cached = await readFile(path, 'utf8').then((text) => JSON.parse(text) as CachedSchema, () => null);
-  if (cached?.fingerprint === template.fingerprint && cached.serverVersion === version) return new Map(cached.objects);
+  if (cached && Object.entries(key).every(([name, value]) => cached[name as keyof typeof key] === value)) return new Map(cached.objects);
   const schema = await withTemplateClone(local, template.name, (clone) => withClient(local, describeSchema, clone));
-  const entry: CachedSchema = { fingerprint: template.fingerprint, serverVersion: version, objects: [...schema] };
+  const entry: CachedSchema = { ...key, objects: [...schema] };
   await writeFileAtomic(path, JSON.stringify(entry));
   return schema;
 }
 
+/** Changes whenever QUERIES describe objects otherwise, so that no cached description outlives them. */
+const DESCRIPTION_FORMAT = 1;
+
 interface CachedSchema {
+  format: number;
   fingerprint: string;
+  builtAt: string;
   serverVersion: string;
   objects: [string, string][];
 }

@@ -19,7 +19,7 @@ import { plural } from './plural.js';
 import type { RepositoryState } from './repository.js';
 import type { ScannedFile } from './scan.js';
 import { type ExecutionStats, executeFiles, resetInTransaction, type SqlFile } from './sql/execute.js';
-import { addsEnumValue, firstNonTransactional } from './sql/transactional.js';
+import { addsEnumValue, firstDrop, firstNonTransactional } from './sql/transactional.js';
 
 export interface MigrationStep {
   /** The files of the step, in order. */
@@ -28,6 +28,8 @@ export interface MigrationStep {
   transactional: boolean;
   /** Why the step runs outside a transaction: `create index concurrently at 1_schema/04_index.sql:3:1`. */
   reason?: string;
+  /** Outside a transaction: where it drops data (`drop table tags at line 2`), which nothing could take back. */
+  drops?: string;
 }
 
 export interface ChangedFile {
@@ -45,6 +47,7 @@ interface Step {
   files: PendingFile[];
   transactional: boolean;
   reason?: string;
+  drops?: string;
 }
 
 export interface Migration {
@@ -53,7 +56,7 @@ export interface Migration {
   changed: ChangedFile[];
   /** New files that sort before files already applied: they run after them. */
   outOfOrder: string[];
-  /** The remote records no applied file at all. */
+  /** The remote records none of the environment's files as applied (none at all, or under other paths). */
   unrecorded: boolean;
   /** Baseline: the files recorded as applied without running them (the checks decide). */
   baseline?: PendingFile[];
@@ -81,7 +84,13 @@ export async function planMigration(state: RepositoryState, applied: Map<string,
     const current = steps.at(-1);
     if (refused) {
       const where = refused.path === scanned.absolutePath ? file.sql.relativePath : refused.path;
-      steps.push({ files: [file], transactional: false, reason: `${refused.statement} at ${where}:${refused.location.line}:${refused.location.column}` });
+      const drop = await firstDrop(scanned.absolutePath);
+      steps.push({
+        files: [file],
+        transactional: false,
+        reason: `${refused.statement} at ${where}:${refused.location.line}:${refused.location.column}`,
+        ...(drop ? { drops: `${drop.statement} at line ${drop.location.line}` } : {}),
+      });
     } else if (current?.transactional && !current.closed) {
       current.files.push(file);
     } else {
@@ -95,7 +104,7 @@ export async function planMigration(state: RepositoryState, applied: Map<string,
     steps: steps.map(({ closed: _closed, ...step }) => step),
     changed,
     outOfOrder,
-    unrecorded: applied.size === 0,
+    unrecorded: lastApplied === -1,
     ...(options.baseline ? { baseline: pending } : {}),
   };
 }
@@ -111,6 +120,7 @@ export function describeSteps(migration: Migration): MigrationStep[] {
     files: step.files.map((file) => file.scanned.relativePath),
     transactional: step.transactional,
     ...(step.reason ? { reason: step.reason } : {}),
+    ...(step.drops ? { drops: step.drops } : {}),
   }));
 }
 
@@ -234,7 +244,7 @@ async function standaloneStep(run: MigrationRun, file: PendingFile): Promise<voi
 }
 
 /**
- * The tables (and materialized views) and columns of the application, by OID and column number,
+ * The tables and columns of the application (not materialized views: their data is derived), by OID and column number,
  * so that a rename keeps its key and a drop (or a drop and create again) loses it.
  */
 async function dataHolders(client: pg.Client): Promise<Map<string, string>> {
@@ -244,7 +254,7 @@ async function dataHolders(client: pg.Client): Promise<Map<string, string>> {
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      LEFT JOIN LATERAL (SELECT NULL::int2 AS attnum, NULL::name AS attname
                         UNION ALL SELECT attnum, attname FROM pg_attribute WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped) a ON true
-     WHERE c.relkind IN ('r', 'p', 'm') AND ${USER_SCHEMA}`,
+     WHERE c.relkind IN ('r', 'p') AND ${USER_SCHEMA}`,
   );
   return new Map(rows.map((row) => [row.key, row.name]));
 }
@@ -252,9 +262,9 @@ async function dataHolders(client: pg.Client): Promise<Map<string, string>> {
 /** allow_destructive = false: a table or column the step's files dropped rolls the step back. */
 function refuseDataLoss(run: MigrationRun, step: Step, before: Map<string, string>, after: Map<string, string>): void {
   // A dropped table's columns go with it: the table is named, not each of them.
-  const gone = [...before.keys()].filter((key) => !after.has(key));
-  const dropped = gone
-    .filter((key) => !key.includes('.') || !gone.includes(key.split('.')[0]!))
+  const gone = new Set([...before.keys()].filter((key) => !after.has(key)));
+  const dropped = [...gone]
+    .filter((key) => !key.includes('.') || !gone.has(key.split('.')[0]!))
     .map((key) => before.get(key)!)
     .sort();
   if (dropped.length === 0) return;
@@ -344,13 +354,14 @@ async function failed(run: MigrationRun, error: unknown, applied: string[], step
 }
 
 function serverError(error: unknown): DbfastError | null {
-  const { code, hint, detail } = error as pg.DatabaseError;
-  if (typeof code !== 'string') return null;
-  return new DbfastError(/^[0-9A-Z]{5}$/.test(code) ? 'SQL_FAILED' : 'SERVER_UNREACHABLE', (error as Error).message, {
-    ...(/^[0-9A-Z]{5}$/.test(code) ? { sqlState: code } : {}),
-    ...(hint ? { hint } : {}),
-    ...(detail ? { detail } : {}),
-  });
+  if (!(error instanceof Error)) return null;
+  if ('severity' in error) {
+    const { code, hint, detail } = error as pg.DatabaseError;
+    return new DbfastError('SQL_FAILED', error.message, { ...(code ? { sqlState: code } : {}), ...(hint ? { hint } : {}), ...(detail ? { detail } : {}) });
+  }
+  const { code } = error as NodeJS.ErrnoException;
+  if (code === undefined && !/connection/i.test(error.message)) return null;
+  return new DbfastError('SERVER_UNREACHABLE', `the connection to the remote was lost: ${error.message}`);
 }
 
 function causeHint(error: DbfastError): string | undefined {
@@ -366,6 +377,10 @@ function stateHint(run: MigrationRun, error: DbfastError, applied: string[], ste
   const state: string[] = [];
   if (applied.length) state.push(`${plural(applied.length, 'file')} of this deploy ${applied.length === 1 ? 'is' : 'are'} applied and recorded on remote ${run.remote} (up to ${applied.at(-1)})`);
   if (partly) state.push(`${partly} ran outside a transaction and may be partly applied (recorded as unfinished, the next deploy runs it again: make it idempotent)`);
+  if (error.code === 'SERVER_UNREACHABLE') {
+    // The last COMMIT may or may not have reached the server.
+    return [...state, `whether the last step committed is unknown: dbfast deploy history ${run.remote} and dbfast deploy ${run.remote} --dry-run show what the remote records`];
+  }
   if (state.length === 0) return [`nothing was changed on remote ${run.remote}: the deploy's transaction was rolled back`];
   const checks = error.code === 'DRIFT' || error.code === 'VALIDATION_FAILED';
   const goOn = checks ? `correct the remote by hand (dbfast diff ${run.remote} shows how it differs) or with a new file, and deploy again` : 'fix the failing file and deploy again to continue';

@@ -282,6 +282,18 @@ describe.skipIf(!hasPgTools)('deploy, migrate mode', () => {
     expect(await userSnapshot(database, remote.port)).toEqual(before);
 
     await unlink(join(root, 'db/2_later/04_drop.sql'));
+    // Outside a transaction nothing could take a drop back: refused before the file runs.
+    await writeFiles(root, { 'db/2_later/04_index_drop.sql': 'CREATE INDEX CONCURRENTLY bills_id ON bills (id);\nDROP TABLE tags;\n' });
+    try {
+      const outside = await failure(migrate());
+      expect(outside).toMatchObject({
+        code: 'DESTRUCTIVE_REFUSED',
+        message: '2_later/04_index_drop.sql runs outside a transaction and drops data (drop table tags at line 2): allow_destructive is false for remote live',
+      });
+      expect(await remoteQuery("SELECT to_regclass('bills_id') AS index, to_regclass('tags') AS tags")).toEqual([{ index: null, tags: 'tags' }]);
+    } finally {
+      await unlink(join(root, 'db/2_later/04_index_drop.sql'));
+    }
     expect((await migrate()).files).toEqual(['2_later/03_rename.sql']);
     expect(await remoteQuery('SELECT title FROM plans')).toEqual([{ title: 'free' }]);
     expect(await remoteQuery('SELECT id FROM bills')).toEqual([{ id: 1 }]);
@@ -378,10 +390,14 @@ describe.skipIf(!hasPgTools)('deploy, migrate mode, onto a database made before 
   });
 
   it('--baseline records nothing while the schema differs from the template\'s, then records the files without running them', async () => {
+    const forced = await failure(deploy(legacyConfig, 'legacy', { baseline: true, allowDrift: true }));
+    expect(forced).toMatchObject({ code: 'USAGE', message: "--baseline records files as applied only when the remote's schema is the template's: it cannot go with --allow-drift" });
     const drift = await failure(deploy(legacyConfig, 'legacy', { baseline: true }));
     expect(drift).toMatchObject({ code: 'DRIFT', detail: '~ column public.users.email\n    - text not null\n    + text' });
     expect(await legacyQuery('SELECT count(*)::int AS n FROM dbfast.applied_files')).toEqual([{ n: 0 }]);
 
+    const drifting = (await deploy(legacyConfig, 'legacy', { baseline: true, dryRun: true })) as DeployPlan;
+    expect(drifting.refused).toBe("the remote's schema differs from the template's in 1 object (see changes): --baseline records nothing then");
     await legacyQuery('ALTER TABLE users ALTER COLUMN email SET NOT NULL');
     const plan = (await deploy(legacyConfig, 'legacy', { baseline: true, dryRun: true })) as DeployPlan;
     expect(plan).toMatchObject({ mode: 'migrate', baseline: true, files: ['0_schema/10_users.sql', '1_seed/10_users.sql'], steps: [], backup: false });
@@ -394,6 +410,11 @@ describe.skipIf(!hasPgTools)('deploy, migrate mode, onto a database made before 
 
   it('a new file sorting before applied ones runs after them with a warning; --strict refuses', async () => {
     await writeFiles(legacyRoot, { 'db/0_schema/05_roles.sql': 'CREATE TABLE roles (name text PRIMARY KEY);\n' });
+    const baseline = await failure(migrateLegacy({ baseline: true }));
+    expect(baseline).toMatchObject({
+      code: 'USAGE',
+      message: `--baseline adopts a database that records no applied file, and ${legacy} on remote legacy records some: it would mark new files as applied without running them`,
+    });
     const strict = await failure(migrateLegacy({ strict: true }));
     expect(strict).toMatchObject({ code: 'DRIFT', message: 'a new file sorts before files already applied on remote legacy (--strict): 0_schema/05_roles.sql' });
     const warnings: string[] = [];

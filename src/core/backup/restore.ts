@@ -74,9 +74,10 @@ SELECT r.rolsuper AS superuser, r.rolcreatedb AS createdb, d.datname IS NOT NULL
 FROM pg_roles r LEFT JOIN pg_database d ON d.datname = $1
 WHERE r.rolname = current_user`;
 
+/** The application's tables: dbfast's bookkeeping alone (a failed first deploy) is not data to protect. */
 const HAS_TABLES_SQL = `
 SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-               WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%') AS found`;
+               WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'dbfast') AND n.nspname NOT LIKE 'pg\\_toast%') AS found`;
 
 async function holdsTables(target: ServerTarget, database: string): Promise<boolean> {
   return withClient(target, async (client) => (await client.query<{ found: boolean }>(HAS_TABLES_SQL)).rows[0]!.found, database);

@@ -58,6 +58,15 @@ export async function addsEnumValue(path: string): Promise<boolean> {
   return (await firstStatement(path, (words) => words[0] === 'alter' && words[1] === 'type' && words.includes('add') && words.includes('value'))) !== null;
 }
 
+/** The first statement that drops a table, a schema or a column (ALTER TABLE ... DROP, but a constraint), or empties a table. */
+export function firstDrop(path: string): Promise<NonTransactional | null> {
+  return firstStatement(path, ([first, second, ...rest]) => {
+    if (first === 'truncate') return true;
+    if (first === 'drop') return second === 'table' || second === 'schema';
+    return first === 'alter' && second === 'table' && rest.includes('drop') && !rest.includes('constraint') && !rest.includes('default') && !rest.includes('not');
+  });
+}
+
 /** Read as latin1: the keywords looked for are ASCII in every encoding. */
 async function firstStatement(path: string, matches: (words: string[]) => boolean, seen = new Set<string>()): Promise<NonTransactional | null> {
   if (seen.has(path)) return null;
