@@ -209,7 +209,7 @@ type Outcome = Pick<DeployResult, 'method' | 'previous' | 'backupId'> & Partial<
 
 /** One deploy (or rollback) to a remote at a time: a second one is refused, never interleaved. */
 export async function holdingDeployLock<T>(location: DatabaseLocation, remote: Remote, work: () => Promise<T>): Promise<T> {
-  const locked = await withAdmin(location.target, location.database, (admin) => tryAdvisoryLock(admin, lockKeys.deploy(remote.name), work));
+  const locked = await withAdmin(location.target, location.database, (admin) => tryAdvisoryLock(admin, lockKeys.deploy(location.database), work));
   if (!locked.locked) throw new DbfastError('USAGE', `another deploy to remote ${remote.name} is running`, { hint: 'wait for it to finish, then deploy again' });
   return locked.result;
 }
@@ -278,8 +278,17 @@ async function migrateRemote(context: Deployment, template: TemplateInfo): Promi
   const { config, remote, location, options, step, env } = context;
   const local = await new Project(config, context.plan.environment, env, options.onWarning).server();
   const schema = await templateSchema(local, template, config.stateDir);
-  // Under the lock: what the remote records now, not what the plan read before.
+  // Under the lock: what the remote records now, not what the plan read before, refused on the same grounds.
   const migration = await migrationFor(location, true, context.state, options);
+  const replanned: DeployPlan = {
+    ...context.plan,
+    files: migrationFiles(migration),
+    steps: describeSteps(migration),
+    changed: migration.changed,
+    outOfOrder: migration.outOfOrder,
+  };
+  const refusal = refusalOf(replanned, remote, options);
+  if (refusal) throw refusal;
   let backupId: string | undefined;
   if (context.plan.backup && migration.steps.length > 0) {
     step(`backing up ${describeLocation(location)} first`);

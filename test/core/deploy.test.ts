@@ -185,7 +185,7 @@ describe.skipIf(!hasPgTools)('deploy, replace mode', () => {
     const holder = new pg.Client({ host: '127.0.0.1', port: remote.port, user: 'postgres', password: PASSWORD, database: 'postgres' });
     await holder.connect();
     try {
-      await holder.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', ['dbfast:deploy:staging']);
+      await holder.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [`dbfast:deploy:app_staging_${run}`]);
       const before = await remoteQuery(`app_staging_${run}`, 'SELECT count(*)::int AS n FROM dbfast.deployments');
       const error = await failure(deploy(config, 'staging', { env }));
       expect(error).toMatchObject({ code: 'USAGE', message: 'another deploy to remote staging is running' });

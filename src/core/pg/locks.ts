@@ -11,8 +11,11 @@ export const lockKeys = {
   template: (name: string) => `dbfast:template:${name}`,
   /** max_concurrent_clones slots, server-wide. */
   cloneSlot: (slot: number) => `dbfast:clone-slot:${slot}`,
-  /** One deploy to a remote at a time, held on the remote. */
-  deploy: (remote: string) => `dbfast:deploy:${remote}`,
+  /**
+   * One deploy (or rollback) to a database at a time, held on its server: keyed by the database,
+   * not by the remote's name, which two configurations may spell differently.
+   */
+  deploy: (database: string) => `dbfast:deploy:${database}`,
   /** Held while a restore's scratch database exists: one whose lock is free was left by a process that died. */
   scratch: (name: string) => `dbfast:scratch:${name}`,
 };
