@@ -1,5 +1,6 @@
 import { describe, expect, inject, it } from 'vitest';
-import { DbfastError, openProject } from '../src/index.js';
+import { DbfastError, type DeployPlan, deploy, loadConfig, openProject } from '../src/index.js';
+import { dropTemplateAndClones } from './helpers/cli.js';
 import { query } from './helpers/database.js';
 import { tempRepo } from './helpers/repo.js';
 
@@ -27,5 +28,21 @@ describe('public API', () => {
     await dbfast.drop(seeded.database);
     await expect(dbfast.drop(seeded.database)).rejects.toBeInstanceOf(DbfastError);
     await dbfast.clean({ all: true });
+  });
+
+  it('plans a deploy through loadConfig and deploy, changing nothing', async () => {
+    const port = inject('serverPort');
+    const root = await tempRepo({
+      'dbfast.toml': `[database]\nurl = "postgresql://postgres@127.0.0.1:${port}/postgres"\ntemplate_name = "api_deploy"\n[environments.app]\n[remotes.target]\nurl = "postgresql://postgres@127.0.0.1:${port}/api_deploy_target"\nenvironment = "app"\n`,
+      'db/0_schema/a.sql': 'CREATE TABLE a (id int);',
+    });
+    const config = await loadConfig({ cwd: root, env: {} });
+    const plan = (await deploy(config, 'target', { dryRun: true, env: {} })) as DeployPlan;
+    try {
+      expect(plan).toMatchObject({ remote: 'target', environment: 'app', mode: 'replace', files: ['0_schema/a.sql'], destructive: false, backup: false });
+      expect(await query('postgres', "SELECT datname FROM pg_database WHERE datname = 'api_deploy_target'")).toEqual([]);
+    } finally {
+      await dropTemplateAndClones(plan.template);
+    }
   });
 });
