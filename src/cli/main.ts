@@ -3,6 +3,8 @@
  * The dbfast command line: parses flags, calls the library, prints. Each command's module is
  * imported only when that command runs, to keep start-up fast.
  */
+// First: it changes how everything after it loads.
+import './startup.js';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { exitCodeFor } from '../core/errors.js';
