@@ -24,7 +24,7 @@ import { addsEnumValue, firstDrop, firstNonTransactional } from './sql/transacti
 export interface MigrationStep {
   /** The files of the step, in order. */
   files: string[];
-  /** false: a file with a statement PostgreSQL refuses in a transaction; it runs alone, statement by statement. */
+  /** false: a file with a statement PostgreSQL refuses in a transaction; it runs alone, as `psql -f` would. */
   transactional: boolean;
   /** Why the step runs outside a transaction: `create index concurrently at 1_schema/04_index.sql:3:1`. */
   reason?: string;
