@@ -158,10 +158,8 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
     template: template.name,
     fingerprint: template.fingerprint,
     mode,
-    files: mode === 'replace' ? state.selected.map((file) => file.relativePath) : migration ? migrationFiles(migration) : [],
-    ...(migration
-      ? { steps: describeSteps(migration), changed: migration.changed, outOfOrder: migration.outOfOrder, ...(migration.baseline ? { baseline: true } : {}) }
-      : {}),
+    files: mode === 'replace' ? state.selected.map((file) => file.relativePath) : [],
+    ...(migration ? migrationPlan(migration) : {}),
     destructive: mode === 'replace' && target.hasTables,
     backup: target.hasTables && remote.backupBeforeDeploy && !options.skipBackup && !(migration && migration.steps.length === 0),
     ...(migration?.unrecorded && target.hasTables ? { unrecorded: true } : {}),
@@ -182,7 +180,7 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
 
   const id = newBackupId();
   const startedAt = new Date().toISOString();
-  const context: Deployment = { config, remote, location, plan, state, id, startedAt, env, options, step };
+  const context: Deployment = { config, project, remote, location, plan, state, id, startedAt, env, options, step };
   const outcome = await holdingDeployLock(location, remote, () => (migration ? migrateRemote(context, template) : replaceRemote(context, template.name)));
   const result: DeployResult = { ...plan, id, startedAt, ...outcome, durationMs: Math.round(performance.now() - started) };
   const { files: _files, steps: _steps, changed: _changed, outOfOrder: _outOfOrder, ...entry } = result;
@@ -194,6 +192,8 @@ export async function deploy(config: DbfastConfig, remoteName: string, options: 
 
 interface Deployment {
   config: DbfastConfig;
+  /** The environment's project: its server holds the template. */
+  project: Project;
   remote: Remote;
   location: DatabaseLocation;
   plan: DeployPlan;
@@ -232,11 +232,11 @@ function warnBeforehand(plan: DeployPlan, hasTables: boolean, remote: Remote, op
 }
 
 async function replaceRemote(context: Deployment, templateName: string): Promise<Outcome> {
-  const { config, remote, location, plan, options, step, env } = context;
+  const { config, project, remote, location, plan, options, step, env } = context;
   const work = await mkdtemp(join(tmpdir(), 'dbfast-deploy-'));
   try {
     step(`dumping template ${templateName}`);
-    const { archive, schema } = await dumpTemplate(config, await new Project(config, plan.environment, env, options.onWarning).server(), templateName, work, env);
+    const { archive, schema } = await dumpTemplate(config, await project.server(), templateName, work, env);
     // The remote's earlier deploys move into the new database with it.
     const earlier = (await inspectTarget(location)).exists ? await deploymentsAsJson(location.target, location.database) : '[]';
     step(`deploying to ${describeLocation(location)}`);
@@ -275,18 +275,11 @@ async function replaceRemote(context: Deployment, templateName: string): Promise
 }
 
 async function migrateRemote(context: Deployment, template: TemplateInfo): Promise<Outcome> {
-  const { config, remote, location, options, step, env } = context;
-  const local = await new Project(config, context.plan.environment, env, options.onWarning).server();
-  const schema = await templateSchema(local, template, config.stateDir);
+  const { config, project, remote, location, options, step, env } = context;
+  const schema = await templateSchema(await project.server(), template, config.stateDir);
   // Under the lock: what the remote records now, not what the plan read before, refused on the same grounds.
   const migration = await migrationFor(location, true, context.state, options);
-  const replanned: DeployPlan = {
-    ...context.plan,
-    files: migrationFiles(migration),
-    steps: describeSteps(migration),
-    changed: migration.changed,
-    outOfOrder: migration.outOfOrder,
-  };
+  const replanned: DeployPlan = { ...context.plan, ...migrationPlan(migration) };
   const refusal = refusalOf(replanned, remote, options);
   if (refusal) throw refusal;
   let backupId: string | undefined;
@@ -308,7 +301,18 @@ async function migrateRemote(context: Deployment, template: TemplateInfo): Promi
     ...(options.onWarning ? { onWarning: options.onWarning } : {}),
   });
   // What ran: planned again under the lock.
-  return { method: 'migrate', files: migrationFiles(migration), steps: describeSteps(migration), ...(backupId ? { backupId } : {}) };
+  return { method: 'migrate', files: replanned.files, ...(replanned.steps ? { steps: replanned.steps } : {}), ...(backupId ? { backupId } : {}) };
+}
+
+/** A plan's migrate fields, from a migration planned before the lock or under it. */
+function migrationPlan(migration: Migration): Pick<DeployPlan, 'files' | 'steps' | 'changed' | 'outOfOrder' | 'baseline'> {
+  return {
+    files: migrationFiles(migration),
+    steps: describeSteps(migration),
+    changed: migration.changed,
+    outOfOrder: migration.outOfOrder,
+    ...(migration.baseline ? { baseline: true } : {}),
+  };
 }
 
 /**

@@ -87,6 +87,12 @@ export class DbfastError extends Error {
     this.constraint = fields.constraint;
   }
 
+  /** The same error, location and server fields included, with another hint (this error as its cause). */
+  withHint(hint: string | undefined): DbfastError {
+    const { code, message, file, line, column, detail, sqlState, schema, table, columnName, constraint } = this;
+    return new DbfastError(code, message, { file, line, column, detail, sqlState, schema, table, columnName, constraint, hint, cause: this });
+  }
+
   /** `file:line:column: message`, with as much of the location as is known. */
   get located(): string {
     if (this.file === undefined) return this.message;

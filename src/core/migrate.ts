@@ -19,7 +19,7 @@ import { plural } from './plural.js';
 import type { RepositoryState } from './repository.js';
 import type { ScannedFile } from './scan.js';
 import { type ExecutionStats, executeFiles, resetInTransaction, type SqlFile } from './sql/execute.js';
-import { addsEnumValue, firstDrop, firstNonTransactional } from './sql/transactional.js';
+import { scanStatements } from './sql/transactional.js';
 
 export interface MigrationStep {
   /** The files of the step, in order. */
@@ -70,6 +70,7 @@ export async function planMigration(state: RepositoryState, applied: Map<string,
   const steps: (Step & { closed?: boolean })[] = [];
   const changed: ChangedFile[] = [];
   const pending: PendingFile[] = [];
+  const outOfOrder: string[] = [];
   const lastApplied = state.selected.findLastIndex((file) => applied.get(file.relativePath)?.success);
   for (const [index, scanned] of state.selected.entries()) {
     const record = applied.get(scanned.relativePath);
@@ -79,12 +80,12 @@ export async function planMigration(state: RepositoryState, applied: Map<string,
     }
     const file = { scanned, sql: state.files[index]! };
     pending.push(file);
+    if (index < lastApplied) outOfOrder.push(scanned.relativePath);
     if (options.baseline) continue;
-    const refused = await firstNonTransactional(scanned.absolutePath);
+    const { nonTransactional: refused, drop, enumValue } = await scanStatements(scanned.absolutePath);
     const current = steps.at(-1);
     if (refused) {
       const where = refused.path === scanned.absolutePath ? file.sql.relativePath : refused.path;
-      const drop = await firstDrop(scanned.absolutePath);
       steps.push({
         files: [file],
         transactional: false,
@@ -97,9 +98,8 @@ export async function planMigration(state: RepositoryState, applied: Map<string,
       steps.push({ files: [file], transactional: true });
     }
     // A value added with ALTER TYPE ... ADD VALUE is usable once committed: the next file starts a new step.
-    if (!refused && (await addsEnumValue(scanned.absolutePath))) steps.at(-1)!.closed = true;
+    if (!refused && enumValue) steps.at(-1)!.closed = true;
   }
-  const outOfOrder = pending.filter((file) => state.selected.indexOf(file.scanned) < lastApplied).map((file) => file.scanned.relativePath);
   return {
     steps: steps.map(({ closed: _closed, ...step }) => step),
     changed,
@@ -202,11 +202,7 @@ async function transactionalStep(run: MigrationRun, step: Step, last: boolean): 
     } catch (error) {
       if (!(isDbfastError(error) && error.sqlState === LOCK_NOT_AVAILABLE)) throw error;
       if (attempt >= lockRetries) {
-        throw new DbfastError(error.code, error.message, {
-          ...fieldsOf(error),
-          hint: `it waited ${lockTimeoutMs} ms for a lock, ${plural(lockRetries + 1, 'time')}: deploy when the application is quieter, or raise [deploy] lock_timeout or lock_retries`,
-          cause: error,
-        });
+        throw error.withHint(`it waited ${lockTimeoutMs} ms for a lock, ${plural(lockRetries + 1, 'time')}: deploy when the application is quieter, or raise [deploy] lock_timeout or lock_retries`);
       }
       const wait = 1_000 * 2 ** attempt;
       const where = error.file ? `${error.file}:${error.line ?? 1}` : 'a statement';
@@ -336,8 +332,7 @@ async function executeTimed(
  * own, the failed one being rolled back), with a hint saying what the remote holds now.
  */
 async function failed(run: MigrationRun, error: unknown, applied: string[], stepIndex: number): Promise<unknown> {
-  const message = error instanceof Error ? error.message : String(error);
-  const located = isDbfastError(error) && error.file ? `${error.file}:${error.line ?? 1}:${error.column ?? 1}: ${message}` : message;
+  const located = isDbfastError(error) ? error.located : error instanceof Error ? error.message : String(error);
   await withClient(
     run.target,
     (client) =>
@@ -350,18 +345,18 @@ async function failed(run: MigrationRun, error: unknown, applied: string[], step
   // A server error outside any file (a deferred constraint checked at COMMIT, a dropped connection) gets the same hint.
   const known = isDbfastError(error) ? error : serverError(error);
   if (!known) return error;
-  return new DbfastError(known.code, message, { ...fieldsOf(known), hint: [causeHint(known), ...stateHint(run, known, applied, stepIndex)].filter(Boolean).join('; '), cause: error });
+  return known.withHint([causeHint(known), ...stateHint(run, known, applied, stepIndex)].filter(Boolean).join('; '));
 }
 
 function serverError(error: unknown): DbfastError | null {
   if (!(error instanceof Error)) return null;
   if ('severity' in error) {
     const { code, hint, detail } = error as pg.DatabaseError;
-    return new DbfastError('SQL_FAILED', error.message, { ...(code ? { sqlState: code } : {}), ...(hint ? { hint } : {}), ...(detail ? { detail } : {}) });
+    return new DbfastError('SQL_FAILED', error.message, { ...(code ? { sqlState: code } : {}), ...(hint ? { hint } : {}), ...(detail ? { detail } : {}), cause: error });
   }
   const { code } = error as NodeJS.ErrnoException;
   if (code === undefined && !/connection/i.test(error.message)) return null;
-  return new DbfastError('SERVER_UNREACHABLE', `the connection to the remote was lost: ${error.message}`);
+  return new DbfastError('SERVER_UNREACHABLE', `the connection to the remote was lost: ${error.message}`, { cause: error });
 }
 
 function causeHint(error: DbfastError): string | undefined {
@@ -391,9 +386,4 @@ function stateHint(run: MigrationRun, error: DbfastError, applied: string[], ste
 /** A failure's text is stored on the remote: a password literal quoted from a file is not. */
 function withoutSecrets(text: string): string {
   return text.replace(/(PASSWORD\s+)('(?:[^']|'')*'|"(?:[^"]|"")*")/gi, "$1'****'");
-}
-
-function fieldsOf(error: DbfastError) {
-  const { file, line, column, detail, sqlState, schema, table, columnName, constraint } = error;
-  return { file, line, column, detail, sqlState, schema, table, columnName, constraint };
 }

@@ -17,7 +17,7 @@ import { advance, codeUnitOffset, type Location } from './position.js';
 import { type BatchFailure, runBatch, runCopyIn } from './protocol.js';
 import { copyFromFile, hashFile, parseSlashCopy } from './slash-copy.js';
 import { SourceReader } from './source.js';
-import { refusedInTransaction } from './transactional.js';
+import { addsEnumValue, refusedInTransaction } from './transactional.js';
 
 export interface SqlFile {
   absolutePath: string;
@@ -176,10 +176,6 @@ function wordsOf(text: string): string[] {
 /** A file's own transaction, inside the caller's (ExecuteOptions.inTransaction). */
 const FILE_SAVEPOINT = 'dbfast_file';
 
-/** A new enum value cannot be used in the transaction that added it. */
-function endsBatch(words: string[]): boolean {
-  return words[0] === 'alter' && words[1] === 'type' && words.includes('add') && words.includes('value');
-}
 
 /** ALTER DATABASE/ROLE/USER ... SET|RESET: what a new connection starts with, not the current session. */
 function changesSessionDefaults(words: string[]): boolean {
@@ -320,7 +316,8 @@ class ScriptRunner {
       await this.flush();
     } else {
       this.add(statement, displayPath);
-      if (this.batch.text.length >= this.batchBytes || endsBatch(words)) await this.flush();
+      // A batch is one implicit transaction, and a new enum value is usable only after the one that added it.
+      if (this.batch.text.length >= this.batchBytes || addsEnumValue(words)) await this.flush();
     }
   }
 

@@ -44,47 +44,54 @@ export interface NonTransactional {
   statement: string;
 }
 
+/** ALTER TYPE ... ADD VALUE: the value cannot be used in the transaction that added it. */
+export function addsEnumValue(words: string[]): boolean {
+  return words[0] === 'alter' && words[1] === 'type' && words.includes('add') && words.includes('value');
+}
+
+/** Drops a table, a schema or a column (ALTER TABLE ... DROP, but a constraint, a default or NOT NULL), or empties a table. */
+function dropsData([first, second, ...rest]: string[]): boolean {
+  if (first === 'truncate') return true;
+  if (first === 'drop') return second === 'table' || second === 'schema';
+  return first === 'alter' && second === 'table' && rest.includes('drop') && !rest.includes('constraint') && !rest.includes('default') && !rest.includes('not');
+}
+
+const LOOKED_FOR = { nonTransactional: refusedInTransaction, drop: dropsData, enumValue: addsEnumValue };
+
+/** The first statement of each kind a migration plan asks about, in a file and the files it includes by a literal path. */
+export type FileStatements = Record<keyof typeof LOOKED_FOR, NonTransactional | null>;
+
 /**
- * The first statement of the file at `path`, or of a file it includes by a literal path, that
- * cannot run in a transaction block; null when there is none (or the file cannot be read this
- * way: running it then tells).
+ * Reads the file at `path` once (and each file it includes by a literal path, once) for the first
+ * statement that cannot run in a transaction block, that drops data, and that adds an enum value;
+ * null where there is none, or where a file cannot be read this way (running it then tells). Read
+ * as latin1: the keywords looked for are ASCII in every encoding.
  */
-export function firstNonTransactional(path: string): Promise<NonTransactional | null> {
-  return firstStatement(path, refusedInTransaction);
+export async function scanStatements(path: string): Promise<FileStatements> {
+  const found: FileStatements = { nonTransactional: null, drop: null, enumValue: null };
+  await walk(path, found, new Set());
+  return found;
 }
 
-/** Whether the file (or one it includes) adds an enum value, which the same transaction cannot use. */
-export async function addsEnumValue(path: string): Promise<boolean> {
-  return (await firstStatement(path, (words) => words[0] === 'alter' && words[1] === 'type' && words.includes('add') && words.includes('value'))) !== null;
-}
-
-/** The first statement that drops a table, a schema or a column (ALTER TABLE ... DROP, but a constraint), or empties a table. */
-export function firstDrop(path: string): Promise<NonTransactional | null> {
-  return firstStatement(path, ([first, second, ...rest]) => {
-    if (first === 'truncate') return true;
-    if (first === 'drop') return second === 'table' || second === 'schema';
-    return first === 'alter' && second === 'table' && rest.includes('drop') && !rest.includes('constraint') && !rest.includes('default') && !rest.includes('not');
-  });
-}
-
-/** Read as latin1: the keywords looked for are ASCII in every encoding. */
-async function firstStatement(path: string, matches: (words: string[]) => boolean, seen = new Set<string>()): Promise<NonTransactional | null> {
-  if (seen.has(path)) return null;
+async function walk(path: string, found: FileStatements, seen: Set<string>): Promise<void> {
+  if (seen.has(path)) return;
   seen.add(path);
   const text = await readFile(path, 'latin1').catch(() => null);
-  if (text === null) return null;
+  if (text === null) return;
+  const kinds = Object.keys(LOOKED_FOR) as (keyof FileStatements)[];
   try {
     for (const segment of lexScript(text, { file: path })) {
       if (segment.kind === 'statement') {
-        if (matches(segment.words)) return { path, location: segment.location, statement: segment.words.slice(0, 3).join(' ') };
+        for (const kind of kinds) {
+          if (found[kind] === null && LOOKED_FOR[kind](segment.words)) found[kind] = { path, location: segment.location, statement: segment.words.slice(0, 3).join(' ') };
+        }
       } else if (/^(i|ir|include|include_relative)$/.test(segment.name)) {
         const included = parseMetaArgs(segment.args, new Map())[0];
-        const found = included && !included.includes(':') ? await firstStatement(resolve(dirname(path), included), matches, seen) : null;
-        if (found) return found;
+        if (included && !included.includes(':')) await walk(resolve(dirname(path), included), found, seen);
       }
+      if (kinds.every((kind) => found[kind] !== null)) return;
     }
   } catch {
-    return null;
+    // Not lexable this way: what was found so far stands.
   }
-  return null;
 }

@@ -4,7 +4,9 @@ import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { DbfastError } from '../../../src/core/errors.js';
 import { executeFiles, type SqlSession } from '../../../src/core/sql/execute.js';
-import { firstNonTransactional, refusedInTransaction } from '../../../src/core/sql/transactional.js';
+import { refusedInTransaction, scanStatements } from '../../../src/core/sql/transactional.js';
+
+const firstNonTransactional = async (path: string) => (await scanStatements(path)).nonTransactional;
 import { freshDatabase, testClientConfig } from '../../helpers/database.js';
 import { tempRepo } from '../../helpers/repo.js';
 
@@ -295,7 +297,7 @@ describe('refusedInTransaction', () => {
   });
 });
 
-describe('firstNonTransactional', () => {
+describe('scanStatements: the first statement that cannot run in a transaction', () => {
   it('finds CREATE INDEX CONCURRENTLY and where it is', async () => {
     const root = await tempRepo({ 'a.sql': 'CREATE TABLE t (id int);\n\n  create index concurrently i on t (id);\n' });
     expect(await firstNonTransactional(join(root, 'a.sql'))).toEqual({
