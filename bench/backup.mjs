@@ -9,7 +9,7 @@ import { restoreBackup } from '../dist/core/backup/restore.js';
 import { findBackup, removeBackup } from '../dist/core/backup/store.js';
 import { loadConfig } from '../dist/core/config/index.js';
 import { syncToDisk } from '../dist/core/files.js';
-import { alternate, cleanEnv, comparisonRow as row, median, round, timeProcess, withClient } from './shared.mjs';
+import { alternate, cleanEnv, comparisonRow as row, dropDatabase, dropDatabasesStartingWith, median, round, timeProcess, withClient } from './shared.mjs';
 
 const CORPUS = fileURLToPath(new URL('../../shared/corpus/', import.meta.url));
 /** pg_dump and pg_restore must be at least the server's major version (15, the embedded server's). */
@@ -231,14 +231,9 @@ async function expectSame({ server }, database, restored) {
   if (expected !== actual) throw new Error(`${restored}: ${database.check} gave ${actual}, ${database.name} has ${expected}`);
 }
 
-async function dropDatabase(admin, name) {
-  await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-}
-
 /** Every database this benchmark makes starts with PREFIX: swapped-out (`__dbfast_prev_`) and scratch ones too. */
-async function dropLeftovers(admin) {
-  const { rows } = await admin.query(`SELECT datname FROM pg_database WHERE datname LIKE '${PREFIX.replace(/_/g, '\\_')}%'`);
-  for (const { datname } of rows) await dropDatabase(admin, datname);
+function dropLeftovers(admin) {
+  return dropDatabasesStartingWith(admin, PREFIX);
 }
 
 function fmt(ms) {

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../dist/core/config/index.js';
 import { deploy } from '../dist/core/deploy.js';
 import { Project } from '../dist/core/project.js';
-import { alternate, cleanEnv, comparisonRow, timeProcess, withClient } from './shared.mjs';
+import { alternate, cleanEnv, comparisonRow, dropDatabase, dropDatabasesStartingWith, timeProcess, withClient } from './shared.mjs';
 
 const CORPUS = fileURLToPath(new URL('../../shared/corpus/', import.meta.url));
 const BIN = process.env.DBFAST_BENCH_PG_BIN ?? '/usr/lib/postgresql/15/bin';
@@ -89,7 +89,7 @@ export async function benchDeploy(server) {
 
 async function benchMigrate({ admin, env, work, connection }, config, size) {
   const fresh = async () => {
-    await admin.query(`DROP DATABASE IF EXISTS ${REMOTE} WITH (FORCE)`);
+    await dropDatabase(admin, REMOTE);
     await admin.query(`CREATE DATABASE ${REMOTE} TEMPLATE ${BASE}`);
     await admin.query('CHECKPOINT');
   };
@@ -133,17 +133,14 @@ async function benchReplace({ admin, env, work, connection }, config) {
     },
   };
   const before = async () => {
-    await admin.query(`DROP DATABASE IF EXISTS ${target} WITH (FORCE)`);
+    await dropDatabase(admin, target);
     await admin.query('CHECKPOINT');
   };
   const times = await alternate(tools, RUNS, { warmUp: true, before });
   return comparisonRow('replace deploy of a new database (Pagila + 1M rows) vs createdb -T, pg_dump -Fc, createdb, pg_restore', times, GOALS.replace);
 }
 
-async function dropLeftovers(admin) {
-  const { rows } = await admin.query(`SELECT datname FROM pg_database WHERE datname LIKE '${PREFIX.replace(/_/g, '\\_')}%'`);
-  for (const { datname } of rows) {
-    await admin.query(`ALTER DATABASE "${datname}" IS_TEMPLATE false`);
-    await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
-  }
+/** The template, the remote's copies and the floor's databases all start with PREFIX. */
+function dropLeftovers(admin) {
+  return dropDatabasesStartingWith(admin, PREFIX);
 }

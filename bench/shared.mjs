@@ -68,3 +68,17 @@ export function median(values) {
 export function round(value) {
   return Math.round(value * 10) / 10;
 }
+
+/** Drops a database if it exists, ending its connections. */
+export async function dropDatabase(admin, name) {
+  await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+}
+
+/** Drops every database whose name starts with `prefix`, templates too: what a benchmark left, even after a crash. */
+export async function dropDatabasesStartingWith(admin, prefix) {
+  const { rows } = await admin.query(`SELECT datname FROM pg_database WHERE datname LIKE '${prefix.replace(/_/g, '\\_')}%'`);
+  for (const { datname } of rows) {
+    await admin.query(`ALTER DATABASE "${datname}" IS_TEMPLATE false`);
+    await dropDatabase(admin, datname);
+  }
+}

@@ -6,12 +6,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { userSnapshot } from '../helpers/catalog.js';
 import { CLI, cliEnv, dropTemplateAndClones, runCli, testServerUrl, uniqueName } from '../helpers/cli.js';
-import { query } from '../helpers/database.js';
+import { query, untilBackend } from '../helpers/database.js';
 import { hasPgTools } from '../helpers/pg-tools.js';
 import { tempRepo, writeFiles } from '../helpers/repo.js';
 import { startServer, type TestServer } from '../helpers/server.js';
@@ -41,14 +40,6 @@ async function killGroup(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** Waits until a backend on the remote matches `condition` (SQL over pg_stat_activity). */
-async function untilRemote(condition: string): Promise<void> {
-  for (let attempt = 0; attempt < 600; attempt++) {
-    if ((await remoteQuery('postgres', `SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND ${condition}`)).length > 0) return;
-    await sleep(50);
-  }
-  throw new Error(`no backend on the remote matched ${condition}`);
-}
 
 /** The server notices a killed client by itself (client_connection_check_interval) or, here, is told to. */
 async function endSleepers(): Promise<void> {
@@ -105,7 +96,7 @@ describe.skipIf(!hasPgTools)('deploy killed with SIGKILL', () => {
       await holder.query('BEGIN');
       await holder.query('LOCK TABLE items IN ACCESS EXCLUSIVE MODE');
       const deploying = startDeploy(['whole']);
-      await untilRemote(`datname = '${whole}' AND application_name LIKE 'dbfast backup %' AND wait_event_type = 'Lock'`);
+      await untilBackend(`datname = '${whole}' AND application_name LIKE 'dbfast backup %' AND wait_event_type = 'Lock'`, { port: remote.port });
       await killGroup(deploying);
     } finally {
       await holder.end();
@@ -124,7 +115,7 @@ describe.skipIf(!hasPgTools)('deploy killed with SIGKILL', () => {
     await remoteQuery('postgres', "ALTER ROLE postgres SET dbfast_test.sleep = '60'");
     const deploying = startDeploy(['whole']);
     try {
-      await untilRemote("datname LIKE '%\\_\\_dbfast\\_restore\\_%' AND query LIKE '%pg_sleep%' AND state = 'active'");
+      await untilBackend("datname LIKE '%\\_\\_dbfast\\_restore\\_%' AND query LIKE '%pg_sleep%' AND state = 'active'", { port: remote.port });
       await killGroup(deploying);
     } finally {
       await endSleepers();
@@ -145,10 +136,10 @@ describe.skipIf(!hasPgTools)('deploy killed with SIGKILL', () => {
     await remoteQuery('postgres', "ALTER ROLE postgres SET dbfast_test.sleep = '60'");
     const deploying = startDeploy(['live']);
     try {
-      await untilRemote(`datname = '${live}' AND query LIKE '%pg_sleep%' AND state = 'active'`);
+      await untilBackend(`datname = '${live}' AND query LIKE '%pg_sleep%' AND state = 'active'`, { port: remote.port });
       await killGroup(deploying);
       // client_connection_check_interval: the server ends the dead client's statement, and its transaction, within seconds.
-      await untilGone(`datname = '${live}' AND query LIKE '%pg_sleep%'`);
+      await untilBackend(`datname = '${live}' AND query LIKE '%pg_sleep%'`, { port: remote.port, gone: true });
     } finally {
       await endSleepers();
     }
@@ -166,7 +157,7 @@ describe.skipIf(!hasPgTools)('deploy killed with SIGKILL', () => {
     await remoteQuery('postgres', "ALTER ROLE postgres SET dbfast_test.sleep = '60'");
     const deploying = startDeploy(['live']);
     try {
-      await untilRemote(`datname = '${live}' AND query LIKE '%pg_sleep%' AND state = 'active'`);
+      await untilBackend(`datname = '${live}' AND query LIKE '%pg_sleep%' AND state = 'active'`, { port: remote.port });
       await killGroup(deploying);
     } finally {
       await endSleepers();
@@ -188,11 +179,3 @@ describe.skipIf(!hasPgTools)('deploy killed with SIGKILL', () => {
     expect(history.stdout).toContain('interrupted');
   });
 });
-
-async function untilGone(condition: string): Promise<void> {
-  for (let attempt = 0; attempt < 600; attempt++) {
-    if ((await remoteQuery('postgres', `SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND ${condition}`)).length === 0) return;
-    await sleep(50);
-  }
-  throw new Error(`a backend on the remote still matches ${condition}`);
-}

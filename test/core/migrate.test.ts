@@ -6,7 +6,6 @@
 import { randomBytes } from 'node:crypto';
 import { rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listBackups } from '../../src/core/backup/store.js';
@@ -16,7 +15,7 @@ import { deployHistory } from '../../src/core/deployments.js';
 import { rollbackDeploy } from '../../src/core/rollback.js';
 import { userSnapshot } from '../helpers/catalog.js';
 import { dropTemplateAndClones, testServerUrl, uniqueName } from '../helpers/cli.js';
-import { query } from '../helpers/database.js';
+import { query, untilBackend } from '../helpers/database.js';
 import { failure } from '../helpers/failure.js';
 import { hasPgTools } from '../helpers/pg-tools.js';
 import { tempRepo, writeFiles } from '../helpers/repo.js';
@@ -131,7 +130,7 @@ describe.skipIf(!hasPgTools)('deploy, migrate mode', () => {
     try {
       const deploying = failure(migrate());
       // While the deploy's transaction runs, the application writes to a table it does not lock.
-      await untilRunning('pg_sleep');
+      await untilBackend("query LIKE '%pg_sleep%' AND state = 'active'", { port: remote.port });
       await remoteQuery("INSERT INTO accounts VALUES (2, 'written during the deploy')");
       const error = await deploying;
       expect(error).toMatchObject({ code: 'SQL_FAILED', file: 'db/1_data/02_broken.sql', line: 3, sqlState: '23514' });
@@ -344,16 +343,6 @@ describe.skipIf(!hasPgTools)('deploy, migrate mode', () => {
     expect(await remoteQuery("SELECT count(*)::int AS n FROM information_schema.columns WHERE column_name = 'email'")).toEqual([{ n: 0 }]);
   });
 });
-
-/** Waits until a backend on the remote runs a query containing `text`. */
-async function untilRunning(text: string): Promise<void> {
-  for (let attempt = 0; attempt < 600; attempt++) {
-    const rows = await query('postgres', `SELECT 1 FROM pg_stat_activity WHERE query LIKE '%${text}%' AND pid <> pg_backend_pid() AND state = 'active'`, remote.port);
-    if (rows.length > 0) return;
-    await sleep(50);
-  }
-  throw new Error(`no backend ran ${text}`);
-}
 
 describe.skipIf(!hasPgTools)('deploy, migrate mode, onto a database made before dbfast deployed to it', () => {
   const legacy = `legacy_${run}`;

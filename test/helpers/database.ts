@@ -68,3 +68,16 @@ export async function freshDatabase(port?: number) {
     },
   };
 }
+
+/**
+ * Waits (up to 30 s) until a backend other than the asking one matches `condition` (SQL over
+ * pg_stat_activity) on the server at `port`; with `gone`, until none does.
+ */
+export async function untilBackend(condition: string, options: { port?: number; gone?: boolean } = {}): Promise<void> {
+  for (let attempt = 0; attempt < 600; attempt++) {
+    const rows = await query('postgres', `SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND ${condition}`, options.port);
+    if (rows.length > 0 !== Boolean(options.gone)) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(options.gone ? `a backend still matches ${condition}` : `no backend matched ${condition}`);
+}
