@@ -127,6 +127,22 @@ program
   .addHelpText('after', '\nWith --verbose (before or after the command), also the rules and the selected files.')
   .action(action(async () => (await import('./environments.js')).environments));
 
+const pool = program
+  .command('pool')
+  .description('the warm pool: spare clones made ahead, so that seed is a rename ([performance] pool_size)');
+
+pool
+  .command('fill')
+  .description('drop stale spares and make new ones until pool_size are ready (seed and build start this in the background)')
+  .option('--json', 'print JSON')
+  .action(action(async () => (await import('./pool.js')).fill));
+
+pool
+  .command('drain')
+  .description('drop every spare of the template')
+  .option('--json', 'print JSON')
+  .action(action(async () => (await import('./pool.js')).drain));
+
 const remote = program.command('remote').description('named remote servers ([remotes.NAME] in dbfast.toml)');
 
 remote

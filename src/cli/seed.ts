@@ -1,6 +1,7 @@
 import { DbfastError } from '../core/errors.js';
 import type { GlobalOptions } from './globals.js';
 import { dim, info, printData, printJson } from './output.js';
+import { refillDetached } from './pool.js';
 import { buildProgress } from './progress.js';
 import { withProject } from './project.js';
 
@@ -11,10 +12,13 @@ export async function seed(globals: GlobalOptions, options: { output?: string; r
   await withProject(globals, async (project) => {
     const { done, ...progress } = buildProgress();
     const result = await project
-      .seed({ name: options.output, replace: options.replace, recreate: options.recreate, ...progress })
+      .seed({ name: options.output, replace: options.replace, recreate: options.recreate, refill: false, ...progress })
       .finally(done);
-    if (options.json) return printJson(result);
-    if (result.rebuilt) info(dim(`rebuilt ${result.template} in ${(result.timings.build_ms / 1000).toFixed(2)}s`));
-    printData(result.url);
+    if (options.json) printJson(result);
+    else {
+      if (result.rebuilt) info(dim(`rebuilt ${result.template} in ${(result.timings.build_ms / 1000).toFixed(2)}s`));
+      printData(result.url);
+    }
+    refillDetached(project, globals);
   });
 }

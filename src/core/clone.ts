@@ -20,6 +20,16 @@ export interface CloneMetadata {
   createdAt: string;
 }
 
+/** A clone made ahead for the warm pool (pool.ts). */
+export interface SpareMetadata {
+  kind: 'spare';
+  template: string;
+  fingerprint: string;
+  /** The template database it was copied from: a rebuild makes a new one. */
+  templateOid: number;
+  createdAt: string;
+}
+
 export interface CloneInfo extends CloneMetadata {
   name: string;
   sizeBytes: number;
@@ -38,6 +48,8 @@ export interface CreateCloneOptions {
   timeoutMs?: number;
   /** PostgreSQL 15+ only; older servers always copy files. */
   strategy?: 'file_copy' | 'wal_log';
+  /** A spare for the warm pool (pool.ts), not yet a clone anyone was given. */
+  spare?: boolean;
 }
 
 export function generateCloneName(template: string): string {
@@ -114,12 +126,9 @@ async function copyTemplate(admin: pg.Client, name: string, options: CreateClone
  * template's is; a role that may not set it there falls back to the comment.
  */
 async function completeClone(admin: pg.Client, name: string, template: CloneSourceRow | undefined, options: CreateCloneOptions) {
-  const metadata: CloneMetadata = {
-    kind: 'clone',
-    template: options.template,
-    fingerprint: options.fingerprint,
-    createdAt: new Date().toISOString(),
-  };
+  const common = { template: options.template, fingerprint: options.fingerprint, createdAt: new Date().toISOString() };
+  const metadata: CloneMetadata | SpareMetadata =
+    options.spare && template ? { kind: 'spare', ...common, templateOid: Number(template.oid) } : { kind: 'clone', ...common };
   const batch = (place: MetadataPlace) =>
     [
       ...(template ? copyPropertiesSql(name, place === 'comment' ? { ...template, comment: null } : template) : []),
@@ -171,7 +180,7 @@ async function withCloneSlot<T>(
 export async function listClones(admin: pg.Client): Promise<CloneInfo[]> {
   const { rows } = await admin.query<MetadataColumns & { datname: string; size: string }>(
     `SELECT d.datname, m.*, pg_database_size(d.oid)::text AS size FROM pg_database d, LATERAL (SELECT ${METADATA_COLUMNS}) m
-      WHERE m.metadata IS NOT NULL OR m.comment LIKE '{"dbfast"%' ORDER BY d.datname`,
+      WHERE coalesce(m.metadata, m.comment) LIKE '{"dbfast":{"kind":"clone"%' ORDER BY d.datname`,
   );
   return rows.flatMap((row) => {
     const metadata = parseMetadata<CloneMetadata>(row, 'clone');

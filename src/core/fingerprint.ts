@@ -20,8 +20,18 @@ export interface FingerprintInput {
  * purpose: touching a file is not a change.
  */
 export function computeFingerprint({ files, selection }: FingerprintInput): string {
+  return prefixFingerprints({ files, selection }, [files.length])[0]!;
+}
+
+/** The fingerprint of `files.slice(0, end)` for each of `ends` (ascending), in one pass. */
+export function prefixFingerprints({ files, selection }: FingerprintInput, ends: number[]): string[] {
   const hash = createHash('sha256');
   hash.update(JSON.stringify({ format: FORMAT_VERSION, selection }));
-  for (const file of files) hash.update(`\n${file.relativePath}\0${file.hash}`);
-  return hash.digest('hex');
+  const fingerprints: string[] = [];
+  let next = 0;
+  for (const end of ends) {
+    for (; next < end; next++) hash.update(`\n${files[next]!.relativePath}\0${files[next]!.hash}`);
+    fingerprints.push(hash.copy().digest('hex'));
+  }
+  return fingerprints;
 }

@@ -3,7 +3,7 @@
  * commands and programs (test runners) call; the CLI adds only flags and printing.
  */
 import type pg from 'pg';
-import { type CleanupRules, type CloneInfo, createClone, dropClones, listClones, selectForCleanup } from './clone.js';
+import { type CleanupRules, type CloneInfo, createClone, dropClones, generateCloneName, listClones, selectForCleanup } from './clone.js';
 import { type DbfastConfig, type LoadConfigOptions, loadConfig } from './config/index.js';
 import { DbfastError, isDbfastError } from './errors.js';
 import {
@@ -19,6 +19,7 @@ import { recordBuild } from './manifest.js';
 import { validateDatabaseName } from './names.js';
 import { withClient } from './pg/client.js';
 import { resolveTarget, type ServerTarget } from './pg/target.js';
+import { claimSpare, drainPool, dropStaleSpares, type FillResult, fillPool, readPool } from './pool.js';
 import { type RepositoryState, repositoryState, scanProjectRepository } from './repository.js';
 import type { ScanResult } from './scan.js';
 import { collectStatus, type EnvironmentStatus, environmentStates, type ProjectStatus, type StatusInput } from './status.js';
@@ -36,6 +37,8 @@ export interface SeedOptions extends Omit<BuildOptions, 'force'> {
   /** Name of the new database; default `<template>_<short id>`. */
   name?: string;
   replace?: boolean;
+  /** Refill the warm pool in the background of this process (seed: default true; build: default false); the CLI refills from a detached process instead. */
+  refill?: boolean;
 }
 
 export interface SeedResult {
@@ -43,6 +46,8 @@ export interface SeedResult {
   url: string;
   template: string;
   rebuilt: boolean;
+  /** Taken from the warm pool (a rename) rather than copied. */
+  pooled: boolean;
   timings: { check_ms: number; build_ms: number; clone_ms: number; total_ms: number };
 }
 
@@ -61,7 +66,7 @@ export interface OpenOptions extends LoadConfigOptions {
 export class Project {
   private target: Promise<ServerTarget> | undefined;
   private selected: EnvironmentSelection | undefined;
-  private version: number | undefined;
+  private readonly refills = new Set<Promise<void>>();
 
   constructor(
     readonly config: DbfastConfig,
@@ -145,12 +150,17 @@ export class Project {
     return repositoryState(this.config, environment, scan);
   }
 
-  /** Builds the template when the files changed since it was built (always with `force`). */
-  async build(options: BuildOptions = {}): Promise<EnsureResult> {
+  /**
+   * Builds the template when the files changed since it was built (always with `force`); with
+   * `refill`, then refills the warm pool in the background (see close()).
+   */
+  async build(options: BuildOptions & Pick<SeedOptions, 'refill'> = {}): Promise<EnsureResult> {
     const state = await this.scan();
     const target = await this.server();
-    const strategy = await withClient(target, (admin) => this.cloneStrategy(admin));
-    return this.buildFrom(target, state, strategy, options);
+    const view = await withClient(target, (admin) => readPool(admin, this.templateName));
+    const result = await this.buildFrom(target, state, this.cloneStrategy(view.serverVersion), options);
+    if (result.rebuilt && this.config.performance.poolSize > 0 && options.refill) this.refillInBackground();
+    return result;
   }
 
   private async buildFrom(target: ServerTarget, state: RepositoryState, strategy: CloneStrategy, options: BuildOptions): Promise<EnsureResult> {
@@ -169,7 +179,8 @@ export class Project {
       {
         name: this.templateName,
         fingerprint: state.fingerprint,
-        files: state.files,
+        layers: state.layers,
+        checkpoints: this.config.performance.layerCheckpoints,
         projectDir: this.config.projectDir,
         stateDir: this.config.stateDir,
         validation: this.config.validation,
@@ -178,7 +189,11 @@ export class Project {
       },
       { batchBytes: this.config.performance.statementBatchBytes, ...options },
     );
-    if (result.rebuilt) await recordBuild(this.config.stateDir, this.templateName, state);
+    if (result.rebuilt) {
+      await recordBuild(this.config.stateDir, this.templateName, state);
+      // Never handed out (claimSpare checks the build), but they hold disk until dropped.
+      await withClient(target, async (admin) => dropStaleSpares(admin, await readPool(admin, this.templateName)));
+    }
     return result;
   }
 
@@ -197,9 +212,10 @@ export class Project {
   }
 
   /**
-   * A new database cloned from an up-to-date template (rebuilt first when the files changed). Safe
-   * to call concurrently: each call has its own connection, and max_concurrent_clones bounds the
-   * copies running at once, across calls and processes.
+   * A new database cloned from an up-to-date template (rebuilt first when the files changed): a
+   * spare from the warm pool when one is ready, else a copy. Safe to call concurrently: each call
+   * has its own connection, and max_concurrent_clones bounds the copies running at once, across
+   * calls and processes. Refills the pool in the background unless `refill` is false (see close()).
    */
   async seed(options: SeedOptions = {}): Promise<SeedResult> {
     const started = performance.now();
@@ -209,12 +225,17 @@ export class Project {
     const target = await this.server();
     let checked = 0;
     let strategy: CloneStrategy;
-    // When nothing changed, one connection checks and clones; a rebuild runs on its own in between.
+    let pooled = false;
+    // When nothing changed, one connection checks and clones (or takes a spare); a rebuild runs on its own in between.
     let database = await withClient(target, async (admin) => {
-      const { fresh } = await this.checkWith(admin, state);
+      const view = await readPool(admin, this.templateName);
+      const fresh = await isFresh(view.template, state.fingerprint, this.config);
       checked = performance.now();
-      strategy = await this.cloneStrategy(admin);
-      return fresh ? this.cloneWith(admin, state.fingerprint, strategy, options) : null;
+      strategy = this.cloneStrategy(view.serverVersion);
+      if (!fresh) return null;
+      const spare = this.usesPool(options) ? await claimSpare(admin, view, { name: options.name ?? generateCloneName(this.templateName), fingerprint: state.fingerprint }) : null;
+      pooled = spare !== null;
+      return spare ?? this.cloneWith(admin, state.fingerprint, strategy, options);
     });
     let built = checked;
     let rebuilt = false;
@@ -225,11 +246,13 @@ export class Project {
       database = await withClient(target, (admin) => this.cloneWith(admin, template.fingerprint, strategy, options));
     }
     const done = performance.now();
+    if (this.config.performance.poolSize > 0 && options.refill !== false) this.refillInBackground();
     return {
       database,
       url: target.url(database),
       template: this.templateName,
       rebuilt,
+      pooled,
       timings: {
         check_ms: round(checked - started),
         build_ms: round(built - checked),
@@ -252,6 +275,52 @@ export class Project {
     });
   }
 
+  /** A name of the caller's own to replace is the ordinary path's: it checks what it replaces. */
+  private usesPool(options: SeedOptions): boolean {
+    return this.config.performance.poolSize > 0 && !options.replace;
+  }
+
+  /**
+   * Drops the template's stale spares and makes new ones until [performance] pool_size are ready.
+   * Returns at once when another process is filling the same pool, and when the embedded server is
+   * stopped: a refill outliving its seed must not start a server nobody will stop.
+   */
+  async fillPool(): Promise<FillResult & { stopped?: string }> {
+    const server = await this.serverIfRunning();
+    if ('error' in server) return { created: [], dropped: [], busy: false, stopped: server.error };
+    const { target } = server;
+    const { poolSize, maxConcurrentClones, cloneTimeoutMs } = this.config.performance;
+    const version = await withClient(target, async (admin) => (await readPool(admin, this.templateName)).serverVersion);
+    return fillPool(target, {
+      template: this.templateName,
+      size: poolSize,
+      maxConcurrent: maxConcurrentClones,
+      timeoutMs: cloneTimeoutMs,
+      strategy: this.cloneStrategy(version),
+    });
+  }
+
+  /** Drops every spare of the template. */
+  async drainPool(): Promise<string[]> {
+    return withClient(await this.server(), (admin) => drainPool(admin, this.templateName));
+  }
+
+  /** Waits for the pool refills this object started in the background; call before the process ends. */
+  async close(): Promise<void> {
+    while (this.refills.size > 0) await Promise.all(this.refills);
+  }
+
+  private refillInBackground(): void {
+    // A refill already under way refills for this call too (fillPool reads the count again after each spare).
+    if (this.refills.size > 0) return;
+    const refill: Promise<void> = this.fillPool().then(
+      () => {},
+      (error: Error) => this.onWarning?.(`refilling the pool of ${this.templateName} failed: ${error.message}`),
+    );
+    this.refills.add(refill);
+    refill.finally(() => this.refills.delete(refill));
+  }
+
   /** Server, repository, template and clones; does not start a stopped embedded server. */
   async status(): Promise<ProjectStatus> {
     const input: StatusInput = {
@@ -270,9 +339,10 @@ export class Project {
     return options.all ? clones : clones.filter((clone) => clone.template === this.templateName);
   }
 
-  /** Drops this template's clones chosen by `rules`; returns their names. */
+  /** Drops this template's clones chosen by `rules` (with `all`, its pool's spares too); returns their names. */
   async clean(rules: CleanupRules): Promise<string[]> {
-    return this.drop(...selectForCleanup(await this.list(), rules).map((clone) => clone.name));
+    const dropped = await this.drop(...selectForCleanup(await this.list(), rules).map((clone) => clone.name));
+    return rules.all ? [...dropped, ...(await this.drainPool())] : dropped;
   }
 
   async drop(...names: string[]): Promise<string[]> {
@@ -306,9 +376,8 @@ export class Project {
   }
 
   /** The configured CREATE DATABASE strategy, on servers that have strategies (15+). */
-  private async cloneStrategy(admin: pg.Client): Promise<CloneStrategy> {
-    this.version ??= Number((await admin.query('SHOW server_version_num')).rows[0].server_version_num);
-    return this.version >= 150000 ? this.config.performance.cloneStrategy : undefined;
+  private cloneStrategy(serverVersion: number): CloneStrategy {
+    return serverVersion >= 150000 ? this.config.performance.cloneStrategy : undefined;
   }
 }
 

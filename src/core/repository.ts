@@ -8,6 +8,7 @@ import type { EnvironmentSelection } from './environments.js';
 import { selectFiles } from './environments.js';
 import { relativePosix } from './files.js';
 import { computeFingerprint } from './fingerprint.js';
+import { type Layer, layersOf } from './layers.js';
 import { type ScannedFile, type ScanResult, scanRepository } from './scan.js';
 import type { SqlFile } from './sql/execute.js';
 
@@ -19,6 +20,8 @@ export interface RepositoryState {
   /** The files to run, with paths shown relative to the project folder (`db/0_schema/01.sql`). */
   files: SqlFile[];
   fingerprint: string;
+  /** The files by top-level folder, each with the fingerprint of everything up to it (layer checkpoints). */
+  layers: Layer[];
 }
 
 /** Every repository file (after [repository] patterns), through the stat cache. */
@@ -44,5 +47,6 @@ export function repositoryState(config: DbfastConfig, environment: EnvironmentSe
     hash: file.hash,
   }));
   const selection = { include: repository.include, exclude: repository.exclude, environment: environment.settings };
-  return { scan, selected, files, fingerprint: computeFingerprint({ files: selected, selection }) };
+  const layers = layersOf(selected, files, selection);
+  return { scan, selected, files, fingerprint: layers.at(-1)?.fingerprint ?? computeFingerprint({ files: selected, selection }), layers };
 }

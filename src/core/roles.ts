@@ -7,6 +7,7 @@
  */
 import type pg from 'pg';
 import { type CloneInfo, listClones } from './clone.js';
+import { isDerivedName } from './names.js';
 import { dropDatabase } from './pg/databases.js';
 import { DbfastError } from './errors.js';
 import { plural } from './plural.js';
@@ -73,10 +74,14 @@ export async function explainRoleError(admin: pg.Client, error: unknown, previou
     const owners = await dependentDatabases(admin, [role]);
     const { template } = previous;
     const clones = await clonesOf(admin, template);
-    const hasTemplate = owners.some((owner) => owner.database === template);
+    // Its pool spares and layer checkpoints are the template's own copies.
+    const templateOwns = (database: string | null) => database === template || (database !== null && isDerivedName(database, template));
+    const hasTemplate = owners.some((owner) => templateOwns(owner.database));
     const cloneCount = clones.filter((clone) => owners.some((owner) => owner.database === clone.name)).length;
-    const ours = new Set([template, ...clones.map((clone) => clone.name)]);
-    const others = [...new Set(owners.map((owner) => owner.database ?? '(shared objects)').filter((database) => !ours.has(database)))];
+    const ours = new Set(clones.map((clone) => clone.name));
+    const others = [
+      ...new Set(owners.map((owner) => owner.database ?? '(shared objects)').filter((database) => !ours.has(database) && !templateOwns(database))),
+    ];
     const parts = [
       hasTemplate ? `the previous template ${template}` : '',
       cloneCount === 0 ? '' : `${hasTemplate ? 'its ' : ''}${plural(cloneCount, 'clone')}${hasTemplate ? '' : ` of ${template}`}`,
@@ -132,7 +137,9 @@ async function dependentDatabases(admin: pg.Client, roles: string[]): Promise<{ 
  */
 export async function dropPreviousBuild(admin: pg.Client, previous: PreviousBuild): Promise<void> {
   const clones = await clonesOf(admin, previous.template);
-  const ours = new Set([previous.template, ...clones.map((clone) => clone.name)]);
+  const { rows } = await admin.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [previous.template]);
+  const derived = rows.map((row) => row.datname).filter((name) => isDerivedName(name, previous.template));
+  const ours = new Set([previous.template, ...clones.map((clone) => clone.name), ...derived]);
   const existing = await roleNames(admin);
   const roles = previous.roles.filter((role) => existing.has(role));
   const elsewhere = (await dependentDatabases(admin, roles)).filter((owner) => owner.database === null || !ours.has(owner.database));
@@ -142,7 +149,7 @@ export async function dropPreviousBuild(admin: pg.Client, previous: PreviousBuil
       hint: `dbfast drops only what its builds made: drop or reassign those objects (REASSIGN OWNED BY ${ident(role)} TO ...; DROP OWNED BY ${ident(role)}) or rebuild without --recreate`,
     });
   }
-  for (const clone of clones) await dropDatabase(admin, clone.name);
+  for (const name of [...clones.map((clone) => clone.name), ...derived]) await dropDatabase(admin, name);
   await dropDatabase(admin, previous.template);
   for (const role of roles) await admin.query(`DROP ROLE IF EXISTS ${ident(role)}`);
 }

@@ -7,8 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type pg from 'pg';
 import type { ValidationSettings } from './config/index.js';
+import { type BuildCounts, type Checkpoint, copyDatabase, dropCheckpoints, reusableCheckpoint, saveCheckpoint } from './checkpoints.js';
 import { DbfastError } from './errors.js';
 import { type IncludedFile, isFresh, recordedIncludes } from './freshness.js';
+import type { Layer } from './layers.js';
+import { isDerivedName, SUFFIXES } from './names.js';
 import { withClient, withSession } from './pg/client.js';
 import { createDatabase, databaseExists, dropDatabase } from './pg/databases.js';
 import { lockKeys, withAdvisoryLock } from './pg/locks.js';
@@ -16,7 +19,7 @@ import { METADATA_COLUMNS, type MetadataColumns, parseMetadata, writableMetadata
 import type { ServerTarget } from './pg/target.js';
 import { withTransaction } from './pg/transaction.js';
 import { builtRoles, dropPreviousBuild, explainRoleError, roleNames, rolesUsedBy } from './roles.js';
-import { type ExecuteOptions, type ExecutionStats, executeFiles, type SqlFile, type SqlSession } from './sql/execute.js';
+import { type ExecuteOptions, type ExecutionStats, executeFiles, type SqlSession } from './sql/execute.js';
 import { quoteIdentifier as ident } from './sql/quote.js';
 import { validateDatabase } from './validate.js';
 
@@ -45,7 +48,10 @@ export interface TemplateInfo extends TemplateMetadata {
 export interface TemplateSpec {
   name: string;
   fingerprint: string;
-  files: SqlFile[];
+  /** The files by top-level folder (layers.ts); the last layer's fingerprint is `fingerprint`. */
+  layers: Layer[];
+  /** Keep a checkpoint after each layer, and start from the last one that still matches. */
+  checkpoints: boolean;
   /** Included files (\i) inside this folder are shown relative to it; their recorded paths are relative to it. */
   projectDir: string;
   /** Holds the stat cache for hashing the included files of the current template. */
@@ -71,7 +77,10 @@ export interface BuildOptions extends Pick<ExecuteOptions, 'onFileStart' | 'onEc
 export interface EnsureResult {
   template: TemplateInfo;
   rebuilt: boolean;
+  /** What this build ran (absent when nothing was built): the layers it reused are not counted. */
   stats?: ExecutionStats;
+  /** The layers (top-level folders) a rebuild took from a checkpoint instead of running them. */
+  reusedLayers: string[];
 }
 
 interface DatabaseRow extends MetadataColumns {
@@ -85,15 +94,19 @@ export async function readTemplate(admin: pg.Client, name: string, options: { wi
     `SELECT d.datname, ${METADATA_COLUMNS}, ${size} AS size FROM pg_database d WHERE d.datname = $1`,
     [name],
   );
-  const row = rows[0];
-  if (!row) return null;
+  return rows[0] ? templateFromRow(rows[0]) : null;
+}
+
+/** The template described by its pg_database row (with METADATA_COLUMNS); refuses a database dbfast did not make. */
+export function templateFromRow(row: MetadataColumns & { datname: string; size?: string | null }): TemplateInfo {
   const metadata = parseMetadata<TemplateMetadata>(row, 'template');
   if (!metadata) {
-    throw new DbfastError('CONFIG_INVALID', `database "${name}" exists and was not created by dbfast`, {
+    throw new DbfastError('CONFIG_INVALID', `database "${row.datname}" exists and was not created by dbfast`, {
       hint: 'dbfast never replaces a database it did not make: choose another template_name in dbfast.toml',
     });
   }
-  return row.size === null ? { ...metadata, name } : { ...metadata, name, sizeBytes: Number(row.size) };
+  const name = row.datname;
+  return row.size === null || row.size === undefined ? { ...metadata, name } : { ...metadata, name, sizeBytes: Number(row.size) };
 }
 
 /**
@@ -104,84 +117,144 @@ export async function readTemplate(admin: pg.Client, name: string, options: { wi
 export async function ensureTemplate(target: ServerTarget, spec: TemplateSpec, options: BuildOptions = {}): Promise<EnsureResult> {
   return withClient(target, (admin) => withAdvisoryLock(admin, lockKeys.template(spec.name), async () => {
     const current = await readTemplate(admin, spec.name);
-    if (current && !options.force && (await isFresh(current, spec.fingerprint, spec))) return { template: current, rebuilt: false };
+    if (current && !options.force && (await isFresh(current, spec.fingerprint, spec))) return { template: current, rebuilt: false, reusedLayers: [] };
     await dropOrphans(admin, spec.name);
     const previous = { template: spec.name, roles: current?.roles ?? [] };
-    if (options.recreate) await dropPreviousBuild(admin, previous);
+    // Under the pool's lock: a refill copying the template meanwhile would leave a spare holding the roles' objects.
+    if (options.recreate) await withAdvisoryLock(admin, lockKeys.pool(spec.name), () => dropPreviousBuild(admin, previous));
     const roles = { before: await roleNames(admin), recorded: options.recreate ? [] : previous.roles };
-    const stats = await build(target, admin, spec, options, roles).catch(async (error) => {
+    const { stats, reusedLayers } = await build(target, admin, spec, options, roles).catch(async (error) => {
       throw await explainRoleError(admin, error, previous);
     });
-    return { template: (await readTemplate(admin, spec.name, { withSize: true }))!, rebuilt: true, stats };
+    return { template: (await readTemplate(admin, spec.name, { withSize: true }))!, rebuilt: true, stats, reusedLayers };
   }));
 }
 
-const BUILDING = '__b';
-const RETIRED = '__o';
+const { building: BUILDING, retired: RETIRED } = SUFFIXES;
 
-/** Temporary databases of builds that were killed. Only called under the template's lock. */
+/** Scratch databases of builds that were killed, and templates they retired. Only called under the template's lock. */
 async function dropOrphans(admin: pg.Client, name: string): Promise<void> {
   const { rows } = await admin.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [name]);
-  // Exactly the names build() and swap() generate: never a user's database that merely shares the prefix.
-  const generated = new RegExp(`^${name}(?:${BUILDING}|${RETIRED})[0-9a-f]{8}$`);
-  for (const { datname } of rows) if (generated.test(datname)) await dropDatabase(admin, datname);
+  // Exactly the names dbfast generates: never a user's database that merely shares the prefix.
+  const orphan = new RegExp(`^(?:${BUILDING}|${RETIRED})[0-9a-f]{8}$`);
+  for (const { datname } of rows) if (isDerivedName(datname, name) && orphan.test(datname.slice(name.length))) await dropDatabase(admin, datname);
 }
 
+interface Built {
+  stats: ExecutionStats;
+  reusedLayers: string[];
+}
+
+/**
+ * Runs the layers into a scratch database, from the last checkpoint that still matches (else from
+ * template0), saving a checkpoint after each layer but the last; then swaps it in as the template.
+ */
 async function build(
   target: ServerTarget,
   admin: pg.Client,
   spec: TemplateSpec,
   options: BuildOptions,
   roles: { before: Set<string>; recorded: string[] },
-): Promise<ExecutionStats> {
+): Promise<Built> {
   const started = performance.now();
   const temporary = `${spec.name}${BUILDING}${randomBytes(4).toString('hex')}`;
-  await createDatabase(admin, temporary, { template: 'template0', strategy: spec.strategy });
+  const { layers } = spec;
+  const from = spec.checkpoints && !options.force ? await reusableCheckpoint(admin, spec.name, layers, spec) : null;
+  if (from) await copyDatabase(admin, from.name, temporary, spec.strategy);
+  else await createDatabase(admin, temporary, { template: 'template0', strategy: spec.strategy });
   try {
-    const stats = await withSession(target, temporary, (session) =>
-      withTimeout(admin, session, spec.timeoutMs, async (signal) => {
-        const result = await executeFiles(session, spec.files, { ...options, signal, repositoryRoot: spec.projectDir });
-        if (spec.validation) await validateDatabase(session.client, spec.validation);
-        // Statistics travel with the template, so every clone plans well from its first query.
-        await session.client.query('ANALYZE');
-        return result;
-      }),
-    );
+    const first = from ? from.index + 1 : 0;
+    const stats: ExecutionStats = { files: 0, statements: 0, rowsCopied: 0, failedStatements: 0, includedFiles: [] };
+    const total = layers.slice(first).reduce((sum, layer) => sum + layer.files.length, 0);
+    await withTimeout(admin, spec.timeoutMs, async (signal, running) => {
+      for (let index = first; index < layers.length; index++) {
+        const last = index === layers.length - 1;
+        const offset = stats.files;
+        const ran = await withSession(target, temporary, async (session) => {
+          running.session = session;
+          const result = await executeFiles(session, layers[index]!.files, {
+            ...options,
+            onFileStart: options.onFileStart && ((file, at) => options.onFileStart!(file, offset + at, total)),
+            signal,
+            repositoryRoot: spec.projectDir,
+          });
+          if (last && spec.validation) await validateDatabase(session.client, spec.validation);
+          // Statistics travel with the template, so every clone plans well from its first query.
+          if (last) await session.client.query('ANALYZE');
+          return result;
+        });
+        running.session = undefined;
+        addStats(stats, ran);
+        if (!last && spec.checkpoints) {
+          await saveCheckpoint(
+            admin,
+            temporary,
+            { template: spec.name, index, layer: layers[index]!.name, fingerprint: layers[index]!.fingerprint, ...withCheckpoint(from, stats, spec.projectDir) },
+            spec.strategy,
+          );
+        }
+      }
+    });
     const { includedFiles, ...counts } = stats;
+    const { includes, ...cumulative } = withCheckpoint(from, stats, spec.projectDir);
     const metadata: TemplateMetadata = {
       kind: 'template',
       fingerprint: spec.fingerprint,
       builtAt: new Date().toISOString(),
       durationMs: Math.round(performance.now() - started),
       ...counts,
+      ...cumulative,
       builtBy: `${hostname()}:${spec.projectDir}`,
-      includes: recordedIncludes(includedFiles, spec.projectDir),
+      includes,
       roles: builtRoles(roles.before, await roleNames(admin), await rolesUsedBy(admin, temporary), roles.recorded),
     };
     await swap(admin, spec.name, temporary, metadata);
-    return stats;
+    // Checkpoints of layers that no longer exist, or all of them when they are off, only hold disk.
+    await dropCheckpoints(admin, spec.name, spec.checkpoints ? layers.length - 1 : 0);
+    return { stats, reusedLayers: layers.slice(0, first).map((layer) => layer.name) };
   } catch (error) {
     await dropDatabase(admin, temporary).catch(() => {});
     throw error;
   }
 }
 
-/** Runs `work`; past `timeoutMs`, aborts it and cancels the statement running on `client`. */
+function addStats(into: ExecutionStats, more: ExecutionStats): void {
+  into.files += more.files;
+  into.statements += more.statements;
+  into.rowsCopied += more.rowsCopied;
+  into.failedStatements += more.failedStatements;
+  into.includedFiles.push(...more.includedFiles);
+}
+
+/** The counts and includes of everything up to now: the checkpoint the build started from, and what it ran since. */
+function withCheckpoint(from: Checkpoint | null, ran: ExecutionStats, projectDir: string): BuildCounts & { includes: IncludedFile[] } {
+  return {
+    files: (from?.files ?? 0) + ran.files,
+    statements: (from?.statements ?? 0) + ran.statements,
+    rowsCopied: (from?.rowsCopied ?? 0) + ran.rowsCopied,
+    includes: [...(from?.includes ?? []), ...recordedIncludes(ran.includedFiles, projectDir)],
+  };
+}
+
+/**
+ * Runs `work`; past `timeoutMs`, aborts it and cancels the statement running on the session it
+ * puts in `running` (a build opens one per layer).
+ */
 async function withTimeout<T>(
   admin: pg.Client,
-  session: SqlSession,
   timeoutMs: number | undefined,
-  work: (signal: AbortSignal) => Promise<T>,
+  work: (signal: AbortSignal, running: { session?: SqlSession }) => Promise<T>,
 ): Promise<T> {
-  if (!timeoutMs) return work(new AbortController().signal);
   const controller = new AbortController();
+  const running: { session?: SqlSession } = {};
+  if (!timeoutMs) return work(controller.signal, running);
   const timer = setTimeout(() => {
     controller.abort();
-    const pid = (session.client as unknown as { processID: number }).processID;
-    admin.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => {});
+    const pid = (running.session?.client as unknown as { processID?: number } | undefined)?.processID;
+    if (pid) admin.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => {});
   }, timeoutMs);
   try {
-    return await work(controller.signal);
+    return await work(controller.signal, running);
   } catch (error) {
     if (!controller.signal.aborted) throw error;
     const at = error instanceof DbfastError ? error : undefined;

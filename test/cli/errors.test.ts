@@ -156,7 +156,7 @@ describe('a failed build', () => {
     expect(failed.stdout).toBe('');
     expect(withoutProgress(failed)).toEqual(duplicateKeyError);
 
-    // The template and the clone are untouched, and no half-built database is left behind.
+    // The template and the clone are untouched, and no half-built database is left behind (pool spares and layer checkpoints are not half-built).
     const listed = await run(['list', '--json']);
     expect(listed.code).toBe(0);
     const mine = JSON.parse(listed.stdout).filter((item: { template: string }) => item.template === templateName);
@@ -167,7 +167,8 @@ describe('a failed build', () => {
     ]);
     const databases = await query<{ datname: string }>(
       'postgres',
-      `SELECT datname FROM pg_database WHERE datname LIKE '${templateName}%' AND datname <> '${clone.database}' ORDER BY 1`,
+      `SELECT datname FROM pg_database WHERE datname LIKE '${templateName}%' AND datname <> '${clone.database}'
+          AND datname !~ '__(p[0-9a-f]{8}|c[0-9]+)$' ORDER BY 1`,
     );
     expect(databases.map((row) => row.datname)).toEqual([templateName]);
 

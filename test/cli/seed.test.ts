@@ -45,7 +45,7 @@ describe('dbfast seed', () => {
     const first = await run(['seed', '--json']);
     expect(first.code).toBe(0);
     const result = JSON.parse(first.stdout);
-    expect(Object.keys(result).sort()).toEqual(['database', 'rebuilt', 'template', 'timings', 'url']);
+    expect(Object.keys(result).sort()).toEqual(['database', 'pooled', 'rebuilt', 'template', 'timings', 'url']);
     expect(Object.keys(result.timings).sort()).toEqual(['build_ms', 'check_ms', 'clone_ms', 'total_ms']);
     for (const value of Object.values(result.timings)) expect(value).toBeTypeOf('number');
     expect(result.timings.total_ms).toBeGreaterThanOrEqual(result.timings.clone_ms);

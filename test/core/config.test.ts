@@ -110,6 +110,8 @@ describe('defaults', () => {
         buildTimeoutMs: 0,
         statementBatchBytes: 1048576,
         cloneStrategy: 'file_copy',
+        poolSize: 2,
+        layerCheckpoints: true,
       },
       validation: { requiredTables: [], requiredFunctions: [], testQueries: [] },
       tools: {},
@@ -172,6 +174,8 @@ clone_timeout_ms = 5000
 build_timeout_ms = 0
 statement_batch_bytes = 65536
 clone_strategy = "wal_log"
+pool_size = 0
+layer_checkpoints = false
 
 [validation]
 required_tables = ["users"]
@@ -223,6 +227,8 @@ format = "directory"
       buildTimeoutMs: 0,
       statementBatchBytes: 65536,
       cloneStrategy: 'wal_log',
+      poolSize: 0,
+      layerCheckpoints: false,
     });
     expect(config.validation).toEqual({
       requiredTables: ['users'],
@@ -386,6 +392,8 @@ describe('invalid files', () => {
     ['[remotes.x]\nhost = "h"\nallow_destructive = "yes"\n', 'remotes.x.allow_destructive must be true or false'],
     ['[performance]\nbuild_timeout_ms = -1\n', 'performance.build_timeout_ms must be a non-negative integer'],
     ['[performance]\nclone_strategy = "copy"\n', 'performance.clone_strategy must be "file_copy" or "wal_log"'],
+    ['[performance]\npool_size = -1\n', 'performance.pool_size must be a non-negative integer'],
+    ['[performance]\nlayer_checkpoints = "yes"\n', 'performance.layer_checkpoints must be true or false'],
     ['[validation]\ntest_queries = "select 1"\n', 'validation.test_queries must be a list'],
     ['[database]\nhost = "h"\npassword_env = "1PG"\n', 'database.password_env must be the name of an environment variable (letters, digits and _)'],
     ['[database]\nhost = "h"\npassword_env = "PG-PASS"\n', 'database.password_env must be the name of an environment variable (letters, digits and _)'],

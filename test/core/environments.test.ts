@@ -56,6 +56,8 @@ function makeConfig(
       buildTimeoutMs: 0,
       statementBatchBytes: 1_048_576,
       cloneStrategy: 'file_copy',
+      poolSize: 2,
+      layerCheckpoints: true,
     },
     validation: { requiredTables: [], requiredFunctions: [], testQueries: [] },
     tools: {},

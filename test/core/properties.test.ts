@@ -24,6 +24,7 @@ async function makeProject(files: Record<string, string>, user = 'postgres', ext
   });
   const project = await Project.open({ cwd: root, env: { DBFAST_DATABASE_URL: serverUrl(user) } });
   cleanups.push(async () => {
+    await project.close();
     await dropTemplateAndClones(templateName);
   });
   return { project, templateName, root };

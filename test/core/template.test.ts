@@ -30,8 +30,12 @@ function prefix(dir: string, files: Record<string, string>) {
   return Object.fromEntries(Object.entries(files).map(([path, content]) => [dir + path, content]));
 }
 
+/** Databases matching `pattern`, but for layer checkpoints (`<template>__c<n>`, which a build keeps: layers.test.ts). */
 async function databases(pattern: string) {
-  const rows = await query<{ datname: string }>('postgres', `SELECT datname FROM pg_database WHERE datname LIKE '${pattern}' ORDER BY 1`);
+  const rows = await query<{ datname: string }>(
+    'postgres',
+    `SELECT datname FROM pg_database WHERE datname LIKE '${pattern}' AND datname !~ '^t_[0-9a-f]{8}__c[0-9]+$' ORDER BY 1`,
+  );
   return rows.map((row) => row.datname);
 }
 

@@ -8,7 +8,8 @@ import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, inject } from 'vitest';
-import { query } from './database.js';
+import pg from 'pg';
+import { query, testClientConfig } from './database.js';
 import { tempRepo } from './repo.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
@@ -126,18 +127,28 @@ export function cliProjects(): typeof cliProject {
   };
 }
 
-/** Drops a template and every database dbfast cloned from it, on the shared test server. */
+/**
+ * Drops a template and every database dbfast cloned from it, on the shared test server. Holds the
+ * pool's lock while it does, so that a background refill (the CLI's detached one) cannot make a
+ * spare after the listing: it either finished before or finds no template after.
+ */
 export async function dropTemplateAndClones(templateName: string): Promise<void> {
-  const rows = await query<{ datname: string }>(
-    'postgres',
-    `SELECT datname FROM pg_database
-      WHERE datname = '${templateName}' OR datname LIKE '${templateName}\\_\\_%'
-         OR shobj_description(oid, 'pg_database') LIKE '%"template":"${templateName}"%'
-         OR EXISTS (SELECT FROM pg_db_role_setting s, unnest(s.setconfig) c
-                     WHERE s.setdatabase = pg_database.oid AND s.setrole = 0 AND c LIKE 'dbfast.metadata=%"template":"${templateName}"%')`,
-  );
-  for (const { datname } of rows) {
-    await query('postgres', `ALTER DATABASE "${datname}" IS_TEMPLATE false`).catch(() => {});
-    await query('postgres', `DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+  const client = new pg.Client(testClientConfig());
+  await client.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [`dbfast:pool:${templateName}`]);
+    const { rows } = await client.query<{ datname: string }>(
+      `SELECT datname FROM pg_database
+        WHERE datname = '${templateName}' OR datname LIKE '${templateName}\\_\\_%'
+           OR shobj_description(oid, 'pg_database') LIKE '%"template":"${templateName}"%'
+           OR EXISTS (SELECT FROM pg_db_role_setting s, unnest(s.setconfig) c
+                       WHERE s.setdatabase = pg_database.oid AND s.setrole = 0 AND c LIKE 'dbfast.metadata=%"template":"${templateName}"%')`,
+    );
+    for (const { datname } of rows) {
+      await client.query(`ALTER DATABASE "${datname}" IS_TEMPLATE false`).catch(() => {});
+      await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+    }
+  } finally {
+    await client.end();
   }
 }

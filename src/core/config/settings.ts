@@ -48,6 +48,8 @@ export function buildSettings(
       buildTimeoutMs: performance?.build_timeout_ms ?? 0,
       statementBatchBytes: performance?.statement_batch_bytes ?? 1_048_576,
       cloneStrategy: performance?.clone_strategy ?? 'file_copy',
+      poolSize: performance?.pool_size ?? 2,
+      layerCheckpoints: performance?.layer_checkpoints ?? true,
     },
     validation: {
       requiredTables: validation?.required_tables ?? [],

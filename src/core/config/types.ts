@@ -55,6 +55,10 @@ export interface PerformanceSettings {
   statementBatchBytes: number;
   /** CREATE DATABASE strategy on PostgreSQL 15+: FILE_COPY measured faster here at 8 MB and 886 MB. */
   cloneStrategy: 'file_copy' | 'wal_log';
+  /** Spare clones kept ready per template (pool.ts); 0 disables the pool. */
+  poolSize: number;
+  /** Keep a checkpoint database after each top-level folder, so a rebuild starts from the last unchanged one. */
+  layerCheckpoints: boolean;
 }
 
 export interface TestQuery {

@@ -9,6 +9,8 @@ import type pg from 'pg';
 export const lockKeys = {
   /** One builder per template at a time. */
   template: (name: string) => `dbfast:template:${name}`,
+  /** One filler of a template's warm pool at a time. */
+  pool: (template: string) => `dbfast:pool:${template}`,
   /** max_concurrent_clones slots, server-wide. */
   cloneSlot: (slot: number) => `dbfast:clone-slot:${slot}`,
   /**
