@@ -11,7 +11,7 @@
 import { Project } from './core/project.js';
 
 export type { CloneInfo } from './core/clone.js';
-export type { DbfastConfig, LoadConfigOptions } from './core/config/index.js';
+export type { DbfastConfig, LoadConfigOptions, RepositorySettings } from './core/config/index.js';
 export { loadConfig } from './core/config/index.js';
 export type { ErrorCode } from './core/errors.js';
 export { DbfastError, exitCodeFor, isDbfastError } from './core/errors.js';
@@ -27,7 +27,15 @@ export { type AppliedFile, type DeployRecord, deploymentHistory, type RemoteDepl
 export { type RemoteDrift, remoteDrift, type SchemaDifference } from './core/drift.js';
 export type { ChangedFile, MigrationStep } from './core/migrate.js';
 export { type RollbackOptions, type RollbackResult, rollbackDeploy } from './core/rollback.js';
-export { type FreshnessCheck, Project, type RepositoryState, type SeedOptions, type SeedResult } from './core/project.js';
+export {
+  type FreshnessCheck,
+  Project,
+  type ProjectScan,
+  type RepositoryFiles,
+  type RepositoryState,
+  type SeedOptions,
+  type SeedResult,
+} from './core/project.js';
 export type { ProjectStatus } from './core/status.js';
 export { type ScannedFile, type ScanResult, scanRepository } from './core/scan.js';
 export { type EnsureServerOptions, ensureServer, type ServerOptions, serverStatus, stopServer } from './core/server.js';

@@ -181,6 +181,14 @@ remote
   .addHelpText('after', '\nExit code 0 only when everything deploy and backup need is in place, 1 otherwise.')
   .action(action(async () => (await import('./remote.js')).remoteTest));
 
+program
+  .command('repo')
+  .description('the SQL repositories ([repository], or [[repositories]] built one after the other)')
+  .command('list')
+  .description('each repository in build order: name, folder, file count, and how many files each environment selects')
+  .option('--json', 'print JSON')
+  .action(action(async () => (await import('./repositories.js')).repoList));
+
 const backup = program
   .command('backup')
   .description('backups with pg_dump: create, list, verify, restore, prune')

@@ -1,7 +1,6 @@
-import { posix } from 'node:path';
-import { relativePosix } from '../core/files.js';
 import { plural } from '../core/plural.js';
 import type { RemoteReachability } from '../core/remote.js';
+import { pathShower } from '../core/repository.js';
 import type { ProjectStatus } from '../core/status.js';
 import type { GlobalOptions } from './globals.js';
 import { bold, dim, formatBytes, green, printData, printJson, red, yellow } from './output.js';
@@ -21,7 +20,7 @@ export async function status(globals: GlobalOptions, options: { json?: boolean; 
     if (options.json) {
       printJson(remotes ? { ...current, remotes } : current);
     } else {
-      printReport(current, relativePosix(project.config.projectDir, current.repository.path), Boolean(globals.verbose));
+      printReport(current, pathShower(project.config), Boolean(globals.verbose));
       if (remotes) printRemotes(remotes);
     }
     return current.server.reachable && (remotes ?? []).every((remote) => remote.reachable) ? 0 : 1;
@@ -42,13 +41,14 @@ function printRemotes(remotes: RemoteReachability[]): void {
   }
 }
 
-/** `shownRepository`: the repository from the dbfast.toml folder, to name changed files as every other message does. */
-function printReport(current: ProjectStatus, shownRepository: string, verbose: boolean): void {
+/** `show` names changed files as every other message does. */
+function printReport(current: ProjectStatus, show: (path: string) => string, verbose: boolean): void {
   const { server, repository, clones } = current;
   const kind = server.embedded ? 'embedded' : 'configured';
   printData(`${bold('server')}      ${kind}, ${server.reachable ? green(`reachable at ${server.address}, PostgreSQL ${server.version}`) : red(server.error ?? 'unreachable')}`);
   const changed = repository.changed === null ? dim('no template to compare') : repository.changed ? yellow('changed since the template was built') : green('unchanged');
-  printData(`${bold('repository')}  ${repository.path}, ${plural(repository.files, 'file')}, ${changed}`);
+  const where = repository.path ?? repository.repositories.map(({ name, path }) => `${name} (${path})`).join(', ');
+  printData(`${bold('repository')}  ${where}, ${plural(repository.files, 'file')}, ${changed}`);
   const other = repository.otherBuild;
   if (other) {
     const by = other.builtBy ? ` by ${other.builtBy}` : '';
@@ -56,7 +56,7 @@ function printReport(current: ProjectStatus, shownRepository: string, verbose: b
   }
   if (verbose && repository.changedFiles) {
     for (const [what, paths] of Object.entries(repository.changedFiles)) {
-      for (const path of paths) printData(`              ${what}: ${posix.join(shownRepository, path)}`);
+      for (const path of paths) printData(`              ${what}: ${show(path)}`);
     }
   }
   printData(`${bold('template')}    ${templateState(current)}`);

@@ -13,6 +13,10 @@
  * 5. remove files matching exclude_files globs — last, it always wins.
  * The result keeps the input's execution order. An empty `include_directories = []` is "given": it keeps no
  * directory, so only include_files select anything (an environment made of a few named files).
+ *
+ * With `[[repositories]]`, a file's path starts with its repository's name (`shared/0_schema/01.sql`, see
+ * repository.ts), and the rules match those paths: a plain name in include_directories is a whole repository,
+ * `shared/0_schema` one of its folders, and a glob is matched against every folder above the file as ever.
  */
 import picomatch from 'picomatch';
 import type { DbfastConfig, EnvironmentSettings } from './config/index.js';

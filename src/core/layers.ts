@@ -9,19 +9,25 @@ import type { ScannedFile } from './scan.js';
 import type { SqlFile } from './sql/execute.js';
 
 export interface Layer {
-  /** The top-level folder, or '' for files at the repository's root. */
+  /** The top-level folder (after the repository's name with [[repositories]]); '' or the name alone for files at a repository's root. */
   name: string;
   files: SqlFile[];
   /** Of every selected file up to the end of this layer, with the selection settings. */
   fingerprint: string;
 }
 
+/** `0_schema`; `shared/0_schema` for a file of one of [[repositories]] (its path starts with the repository's name). */
+function layerName(file: ScannedFile): string {
+  const segments = file.relativePath.split('/');
+  const depth = file.repository === undefined ? 1 : 2;
+  return segments.length > depth ? segments.slice(0, depth).join('/') : segments.slice(0, depth - 1).join('/');
+}
+
 /** `selected` and `files` are the same files (as scanned, as run); consecutive files of one top-level folder form a layer. */
 export function layersOf(selected: ScannedFile[], files: SqlFile[], selection: unknown): Layer[] {
   const groups: { name: string; files: SqlFile[]; end: number }[] = [];
   selected.forEach((file, index) => {
-    const slash = file.relativePath.indexOf('/');
-    const name = slash === -1 ? '' : file.relativePath.slice(0, slash);
+    const name = layerName(file);
     const last = groups.at(-1);
     if (last?.name === name) {
       last.files.push(files[index]!);

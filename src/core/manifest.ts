@@ -6,9 +6,9 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { DbfastConfig } from './config/index.js';
-import { relativePosix, writeFileAtomic } from './files.js';
+import { writeFileAtomic } from './files.js';
 import type { IncludedFile } from './freshness.js';
-import type { RepositoryState } from './repository.js';
+import { type RepositoryState, scannedPath } from './repository.js';
 
 export interface ChangedFiles {
   added: string[];
@@ -36,8 +36,8 @@ export async function recordBuild(stateDir: string, templateName: string, state:
 
 /**
  * The files changed since this checkout built the template with `fingerprint`; null when it did not
- * (another checkout built it, or the manifest is gone). Paths are relative to the repository, as
- * the scan names them; an included file elsewhere starts with `../`.
+ * (another checkout built it, or the manifest is gone). Paths are as the scan names them (see
+ * `scannedPath`): an included file outside `[repository]` starts with `../`.
  */
 export async function changedSinceBuild(
   config: DbfastConfig,
@@ -51,7 +51,7 @@ export async function changedSinceBuild(
   );
   if (manifest?.fingerprint !== template.fingerprint) return null;
   const current = new Map(state.selected.map((file) => [file.relativePath, file.hash]));
-  const includes = changedIncludes.map(({ path }) => relativePosix(config.repository.path, resolve(config.projectDir, path)));
+  const includes = changedIncludes.map(({ path }) => scannedPath(config, resolve(config.projectDir, path)));
   const modified = [...current].filter(([path, hash]) => path in manifest.files && manifest.files[path] !== hash).map(([path]) => path);
   return {
     added: [...current.keys()].filter((path) => !(path in manifest.files)),

@@ -13,19 +13,25 @@ import {
   resolveEnvironment,
   validateEnvironment,
 } from './environments.js';
-import { relativePosix } from './files.js';
 import { isFresh } from './freshness.js';
 import { recordBuild } from './manifest.js';
 import { validateDatabaseName } from './names.js';
 import { withClient } from './pg/client.js';
 import { resolveTarget, type ServerTarget } from './pg/target.js';
 import { claimSpare, drainPool, dropStaleSpares, type FillResult, fillPool, readPool } from './pool.js';
-import { type RepositoryState, repositoryState, scanProjectRepository } from './repository.js';
-import type { ScanResult } from './scan.js';
+import {
+  type ProjectScan,
+  type RepositoryFiles,
+  type RepositoryState,
+  repositoryFiles,
+  repositoryState,
+  requireFiles,
+  scanProjectRepository,
+} from './repository.js';
 import { collectStatus, type EnvironmentStatus, environmentStates, type ProjectStatus, type StatusInput } from './status.js';
 import { type BuildOptions, type EnsureResult, ensureTemplate, readTemplate, type TemplateInfo } from './template.js';
 
-export type { RepositoryState } from './repository.js';
+export type { ProjectScan, RepositoryFiles, RepositoryState } from './repository.js';
 
 export interface FreshnessCheck {
   state: RepositoryState;
@@ -132,8 +138,8 @@ export class Project {
     return this.stateFor(this.environment, await this.scanRepository());
   }
 
-  /** Every repository file (after [repository] patterns), through the stat cache. */
-  async scanRepository(): Promise<ScanResult> {
+  /** Every repository file (after the repositories' patterns), through the stat cache. */
+  async scanRepository(): Promise<ProjectScan> {
     return scanProjectRepository(this.config).catch((error) => {
       // Without dbfast.toml the missing repository is the default `db/`: the real problem is the missing config.
       if (this.config.configPath === null && isDbfastError(error, 'REPOSITORY_NOT_FOUND')) {
@@ -146,8 +152,13 @@ export class Project {
   }
 
   /** What `environment` selects from `scan`; its rules are part of the fingerprint. */
-  stateFor(environment: EnvironmentSelection, scan: ScanResult): RepositoryState {
+  stateFor(environment: EnvironmentSelection, scan: ProjectScan): RepositoryState {
     return repositoryState(this.config, environment, scan);
+  }
+
+  /** Each repository, in build order, with its file count and what each configured environment selects from it. */
+  async repositories(): Promise<RepositoryFiles[]> {
+    return repositoryFiles(this.config, await this.scanRepository(), this.configuredEnvironments());
   }
 
   /**
@@ -164,16 +175,7 @@ export class Project {
   }
 
   private async buildFrom(target: ServerTarget, state: RepositoryState, strategy: CloneStrategy, options: BuildOptions): Promise<EnsureResult> {
-    if (state.files.length === 0) {
-      const { repository } = this.config;
-      const where = relativePosix(this.config.projectDir, repository.path) || '.';
-      const { name } = this.environment;
-      throw new DbfastError('REPOSITORY_EMPTY', name ? `environment ${name} selects no SQL files in ${where}` : `no SQL files in ${where}`, {
-        hint: name
-          ? `check [environments.${name}] in dbfast.toml (dbfast validate-env ${name})`
-          : `nothing matches ${repository.include.join(', ')}; add files or change [repository] include_patterns`,
-      });
-    }
+    requireFiles(this.config, this.environment, state);
     const result = await ensureTemplate(
       target,
       {

@@ -8,8 +8,13 @@ import { relativePosix, writeFileAtomic } from './files.js';
 import { compileSelection, type PathSelection } from './patterns.js';
 
 export interface ScannedFile {
-  /** POSIX separators, relative to the repository root, e.g. '1_seed/02_users.sql'. */
+  /**
+   * POSIX separators, relative to the repository root, e.g. '1_seed/02_users.sql'; in a repository of several,
+   * after its name: 'shared/1_seed/02_users.sql'.
+   */
   relativePath: string;
+  /** The name of the repository of several (ScanOptions.name) the file belongs to. */
+  repository?: string;
   absolutePath: string;
   size: number;
   mtimeMs: number;
@@ -27,6 +32,12 @@ export interface ScanOptions {
   cachePath?: string;
   /** Errors name files relative to this folder (default `root`): dbfast passes the dbfast.toml folder, as for SQL errors. */
   shownFrom?: string;
+  /**
+   * The repository's name when a project has several: each file's relativePath, and the paths errors show, start
+   * with `<name>/` (instead of `shownFrom`), so that files of different repositories never share a path. Patterns
+   * still match the path inside the repository.
+   */
+  name?: string;
 }
 
 export interface ScanResult {
@@ -80,7 +91,8 @@ export async function scanRepository(options: ScanOptions): Promise<ScanResult> 
   const startedAtMs = Date.now();
   const root = resolve(options.root);
   const selection = compileSelection(options.include ?? ['**/*.sql'], options.exclude ?? []);
-  const shownRoot = options.shownFrom === undefined ? '' : relativePosix(options.shownFrom, root);
+  const { name } = options;
+  const shownRoot = name ?? (options.shownFrom === undefined ? '' : relativePosix(options.shownFrom, root));
   const show: Show = (path) => (shownRoot ? posix.join(shownRoot, path) : path);
   const rootFolder = { absolutePath: root, relativePath: '', realPath: await resolveRoot(root) };
   const [found, cache] = await Promise.all([
@@ -89,7 +101,8 @@ export async function scanRepository(options: ScanOptions): Promise<ScanResult> 
   ]);
   const { files, entries, hashedFiles } = await inspectFiles(sortInExecutionOrder(found), cache, { show });
   if (options.cachePath !== undefined) await updateStatCache(options.cachePath, cache, { writtenAtMs: startedAtMs, entries }, hashedFiles);
-  return { root, files, hashedFiles };
+  if (name === undefined) return { root, files, hashedFiles };
+  return { root, files: files.map((file) => ({ ...file, relativePath: `${name}/${file.relativePath}`, repository: name })), hashedFiles };
 }
 
 /**

@@ -10,8 +10,7 @@ import { isFresh, changedIncludes } from './freshness.js';
 import { type ChangedFiles, changedSinceBuild } from './manifest.js';
 import { connect } from './pg/client.js';
 import type { ServerTarget } from './pg/target.js';
-import { repositoryState } from './repository.js';
-import type { ScanResult } from './scan.js';
+import { type ProjectScan, type RepositoryFiles, repositoryFiles, repositoryState } from './repository.js';
 import { readTemplate, type TemplateInfo } from './template.js';
 
 export type { ChangedFiles } from './manifest.js';
@@ -30,7 +29,11 @@ export interface ProjectStatus {
   /** The environment this status is for (null: no environments configured). */
   environment: string | null;
   repository: {
-    path: string;
+    /** The `[repository]` folder; absent with `[[repositories]]`. */
+    path?: string;
+    /** Each repository, in build order: its file count, and what each configured environment selects from it. */
+    repositories: RepositoryFiles[];
+    /** The files of the environment (with none chosen: of every repository). */
     files: number;
     /** Null when there is no template to compare with. */
     changed: boolean | null;
@@ -47,7 +50,7 @@ export interface ProjectStatus {
 
 export interface StatusInput {
   config: DbfastConfig;
-  scan: ScanResult;
+  scan: ProjectScan;
   /** The chosen environment; null when several exist and none was chosen. */
   selection: EnvironmentSelection | null;
   /** Every configured environment. */
@@ -60,7 +63,7 @@ export interface StatusInput {
 export async function environmentStates(
   config: DbfastConfig,
   environments: EnvironmentSelection[],
-  scan: ScanResult,
+  scan: ProjectScan,
   admin: pg.Client | null,
 ): Promise<EnvironmentStatus[]> {
   const rows = environments.map((selection) => {
@@ -82,7 +85,14 @@ export async function collectStatus(input: StatusInput): Promise<ProjectStatus> 
   const status: ProjectStatus = {
     server: { embedded: config.database === null, address: null, reachable: false, version: null, error: null },
     environment: selection?.name ?? null,
-    repository: { path: config.repository.path, files: (state ?? scan).files.length, changed: null, changedFiles: null, otherBuild: null },
+    repository: {
+      ...(config.repositories[0]!.name === undefined ? { path: config.repositories[0]!.path } : {}),
+      repositories: repositoryFiles(config, scan, input.environments),
+      files: (state ?? scan).files.length,
+      changed: null,
+      changedFiles: null,
+      otherBuild: null,
+    },
     template: null,
     clones: { count: 0, totalBytes: 0 },
     environments: [],

@@ -63,7 +63,7 @@ describe('finding dbfast.toml', () => {
     const config = await loadConfig({ cwd: root, configPath: 'elsewhere/dbfast.toml', env: {} });
     expect(config.configPath).toBe(path.join(dir, 'dbfast.toml'));
     expect(config.projectDir).toBe(dir);
-    expect(config.repository.path).toBe(path.join(dir, 'sql'));
+    expect(config.repositories[0]?.path).toBe(path.join(dir, 'sql'));
   });
 
   it('resolves paths against the config file folder, not cwd', async () => {
@@ -83,7 +83,7 @@ describe('finding dbfast.toml', () => {
     const config = await loadConfig({ cwd, env: {} });
     expect(config.configPath).toBe(path.join(root, 'dbfast.toml'));
     expect(config.projectDir).toBe(root);
-    expect(config.repository.path).toBe(path.join(path.dirname(root), 'shared', 'db'));
+    expect(config.repositories[0]?.path).toBe(path.join(path.dirname(root), 'shared', 'db'));
     expect(config.database?.passwordFile).toBe(path.join(root, 'secrets', 'pw'));
     expect(config.backups.directory).toBe(path.join(root, 'dumps'));
     expect(config.stateDir).toBe(path.join(root, '.dbfast'));
@@ -101,7 +101,7 @@ describe('defaults', () => {
       stateDir: path.join(cwd, '.dbfast'),
       database: null,
       templateName: 'my_shop_api_template',
-      repository: { path: path.join(cwd, 'db'), include: ['**/*.sql'], exclude: [] },
+      repositories: [{ path: path.join(cwd, 'db'), include: ['**/*.sql'], exclude: [] }],
       environments: {},
       remotes: {},
       performance: {
@@ -197,11 +197,13 @@ format = "directory"
     });
     expect(config.templateName).toBe('shop_template');
     expect(config.defaultEnvironment).toBe('local');
-    expect(config.repository).toEqual({
-      path: path.join(root, 'sql'),
-      include: ['**/*.sql', '**/*.psql'],
-      exclude: ['**/scratch/**'],
-    });
+    expect(config.repositories).toEqual([
+      {
+        path: path.join(root, 'sql'),
+        include: ['**/*.sql', '**/*.psql'],
+        exclude: ['**/scratch/**'],
+      },
+    ]);
     expect(config.environments).toEqual({
       local: { includeDirectories: ['0_schema', '1_seed'], description: 'everything' },
       production: {
@@ -576,6 +578,81 @@ describe('invalid files', () => {
       message: 'repository.include_patterns is empty: no file can be selected',
       hint: 'list the files to build, e.g. ["**/*.sql"], or remove the key for that default',
     });
+  });
+});
+
+describe('[[repositories]]', () => {
+  const errorsOf = (toml: string) => parseConfigText(toml, { file: 'dbfast.toml', projectDir: root, env: {} }).errors;
+
+  it('lists the repositories in order, named, their paths resolved and their patterns defaulted', async () => {
+    const config = await load(`
+[[repositories]]
+name = "shared"
+path = "../schema/db"
+exclude_patterns = ["**/scratch/**"]
+
+[[repositories]]
+name = "app-db"
+path = "db"
+include_patterns = ["**/*.psql"]
+`);
+    expect(config.repositories).toEqual([
+      { name: 'shared', path: path.join(path.dirname(root), 'schema', 'db'), include: ['**/*.sql'], exclude: ['**/scratch/**'] },
+      { name: 'app-db', path: path.join(root, 'db'), include: ['**/*.psql'], exclude: [] },
+    ]);
+    expect(config.warnings).toEqual([]);
+  });
+
+  it('refuses [repository] beside [[repositories]]', async () => {
+    const error = await loadError('[repository]\npath = "db"\n[[repositories]]\nname = "app"\npath = "app"\n');
+    expect(error).toMatchObject({
+      code: 'CONFIG_INVALID',
+      file: 'dbfast.toml',
+      message: '[repository] and [[repositories]] cannot both be set',
+      hint: 'move [repository] into a [[repositories]] table with a name',
+    });
+  });
+
+  it('refuses two repositories of one name, keyed to the second', () => {
+    expect(errorsOf('[[repositories]]\nname = "app"\npath = "a"\n[[repositories]]\nname = "app"\npath = "b"\n')).toEqual([
+      { file: 'dbfast.toml', key: 'repositories[1].name', message: 'repositories[1].name "app" is already used by repositories[0]' },
+    ]);
+  });
+
+  it('requires a name and a path in each, reporting every missing one', () => {
+    expect(errorsOf('[[repositories]]\nname = "shared"\n[[repositories]]\npath = "app"\n')).toEqual([
+      { file: 'dbfast.toml', key: 'repositories[0].path', message: "repositories[0].path is missing: the repository's folder, relative to dbfast.toml" },
+      {
+        file: 'dbfast.toml',
+        key: 'repositories[1].name',
+        message: "repositories[1].name is missing: it starts the paths of the repository's files",
+        hint: 'each [[repositories]] table has a name and a path',
+      },
+    ]);
+  });
+
+  it('takes simple names only: they start the paths environment rules match', () => {
+    for (const name of ['a/b', '1_app', 'app*', '']) {
+      expect(errorsOf(`[[repositories]]\nname = ${JSON.stringify(name)}\npath = "app"\n`)).toEqual([
+        { file: 'dbfast.toml', key: 'repositories[0].name', message: 'repositories[0].name must be a simple name: a letter, then letters, digits, _ or -' },
+      ]);
+    }
+  });
+
+  it('refuses an empty list, a table instead of a list, and an entry that selects no file', () => {
+    expect(errorsOf('repositories = []\n').map((issue) => issue.message)).toEqual(['repositories is empty: no file can be selected']);
+    expect(errorsOf('[repositories]\nname = "app"\n').map((issue) => issue.message)).toEqual([
+      'repositories must be a list of [[repositories]] tables',
+    ]);
+    const empty = errorsOf('[[repositories]]\nname = "a"\npath = "a"\n[[repositories]]\nname = "b"\npath = "b"\ninclude_patterns = []\n');
+    expect(empty.map((issue) => issue.message)).toEqual(['repositories[1].include_patterns is empty: no file can be selected']);
+  });
+
+  it('warns about an unknown key in an entry', async () => {
+    const config = await load('[[repositories]]\nname = "app"\npath = "app"\nexclude_pattern = []\n');
+    expect(config.warnings).toEqual([
+      { file: 'dbfast.toml', key: 'repositories[0].exclude_pattern', message: 'unknown key repositories[0].exclude_pattern', hint: 'did you mean "exclude_patterns"?' },
+    ]);
   });
 });
 

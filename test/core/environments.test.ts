@@ -47,7 +47,7 @@ function makeConfig(
     database: null,
     templateName: overrides.templateName ?? 'app_template',
     ...(overrides.defaultEnvironment === undefined ? {} : { defaultEnvironment: overrides.defaultEnvironment }),
-    repository: { path: '/project/db', include: ['**/*.sql'], exclude: [] },
+    repositories: [{ path: '/project/db', include: ['**/*.sql'], exclude: [] }],
     environments,
     remotes,
     performance: {

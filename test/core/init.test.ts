@@ -46,7 +46,7 @@ describe('initProject', () => {
     expect(config.warnings).toEqual([]);
     expect(config.configPath).toBe(result.path);
     expect(config.templateName).toBe('shop_template');
-    expect(config.repository.path).toBe(db);
+    expect(config.repositories[0]?.path).toBe(db);
     expect(config.database).toBeNull();
     expect(config.defaultEnvironment).toBe('local');
     expect(config.environments).toEqual({
@@ -132,6 +132,6 @@ describe('renderConfig', () => {
     );
     const config = await loadConfig({ cwd: root, env: {} });
     expect(config.environments.local?.includeDirectories).toEqual(directories);
-    expect(config.repository.path).toBe(path.join(root, 'my db'));
+    expect(config.repositories[0]?.path).toBe(path.join(root, 'my db'));
   });
 });

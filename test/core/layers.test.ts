@@ -139,4 +139,23 @@ describe('layered incremental rebuilds', () => {
     expect((await off.build()).reusedLayers).toEqual([]);
     expect(await checkpoints(templateName)).toEqual([]);
   });
+
+  it('with [[repositories]], a layer is a top-level folder of one repository', async () => {
+    const templateName = `l_${randomBytes(4).toString('hex')}`;
+    templates.push(templateName);
+    const root = await tempRepo({
+      'dbfast.toml': `[database]\ntemplate_name = "${templateName}"\n[performance]\npool_size = 0\n\n[[repositories]]\nname = "shared"\npath = "schema"\n\n[[repositories]]\nname = "app"\npath = "db"\n`,
+      'schema/0_schema/01.sql': 'CREATE TABLE accounts (id int);',
+      'schema/1_seed/01.sql': 'INSERT INTO accounts VALUES (1);',
+      'db/0_schema/01.sql': 'CREATE TABLE orders (account int);',
+      'db/1_seed/01.sql': 'INSERT INTO orders SELECT id FROM accounts;',
+    });
+    const project = await Project.open({ cwd: root, env: { DBFAST_DATABASE_URL: serverUrl() } });
+    expect((await project.scan()).layers.map((layer) => layer.name)).toEqual(['shared/0_schema', 'shared/1_seed', 'app/0_schema', 'app/1_seed']);
+    await build(project);
+    await writeFiles(root, { 'db/1_seed/01.sql': 'INSERT INTO orders SELECT id + 1 FROM accounts;' });
+    const rebuilt = await build(project);
+    expect(rebuilt.reusedLayers).toEqual(['shared/0_schema', 'shared/1_seed', 'app/0_schema']);
+    expect(rebuilt.ran).toEqual(['app/1_seed/01.sql']);
+  });
 });

@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, inject } from 'vitest';
 import pg from 'pg';
-import { query, testClientConfig } from './database.js';
+import { testClientConfig } from './database.js';
 import { tempRepo } from './repo.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(import.meta.url), '../../..');

@@ -10,6 +10,7 @@ export type {
   DbfastConfig,
   EnvironmentSettings,
   RemoteSettings,
+  RepositorySettings,
   ValidationSettings,
 } from './types.js';
 export { parseConnectionUrl } from './url.js';

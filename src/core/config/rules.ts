@@ -21,6 +21,7 @@ export function checkRules(settings: FileSettings, context: RuleContext): { erro
       ...templateNames(settings, context),
       ...environmentReferences(settings, context),
       ...connectionUrls(settings, context),
+      ...repositoryList(settings, context),
       ...includePatterns(settings, context),
     ],
     warnings: passwordsInUrls(settings, context),
@@ -112,11 +113,45 @@ function urlProblems(key: string, url: string): ConfigIssue[] {
   }
 }
 
+/** `[[repositories]]`: each with a name and a path, the names unique, and not beside `[repository]`. */
+function repositoryList(settings: FileSettings, { file }: RuleContext): ConfigIssue[] {
+  const { repositories } = settings;
+  if (repositories === undefined) return [];
+  const issues: ConfigIssue[] = [];
+  const hint = 'each [[repositories]] table has a name and a path';
+  if (settings.repository !== undefined) {
+    const message = '[repository] and [[repositories]] cannot both be set';
+    issues.push({ file, key: 'repositories', message, hint: 'move [repository] into a [[repositories]] table with a name' });
+  }
+  if (repositories.length === 0) issues.push({ file, key: 'repositories', message: 'repositories is empty: no file can be selected', hint });
+  const indexByName = new Map<string, number>();
+  repositories.forEach(({ name, path }, index) => {
+    const key = joinKey('repositories', index);
+    if (path === undefined) issues.push({ file, key: `${key}.path`, message: `${key}.path is missing: the repository's folder, relative to ${CONFIG_FILE_NAME}` });
+    const first = name === undefined ? undefined : indexByName.get(name);
+    if (name === undefined) {
+      issues.push({ file, key: `${key}.name`, message: `${key}.name is missing: it starts the paths of the repository's files`, hint });
+    } else if (first !== undefined) {
+      issues.push({ file, key: `${key}.name`, message: `${key}.name "${name}" is already used by ${joinKey('repositories', first)}` });
+    } else {
+      indexByName.set(name, index);
+    }
+  });
+  return issues;
+}
+
 function includePatterns(settings: FileSettings, { file }: RuleContext): ConfigIssue[] {
-  if (settings.repository?.include_patterns?.length !== 0) return [];
-  const key = 'repository.include_patterns';
+  const sections: [string, { include_patterns?: string[] } | undefined][] = [
+    ['repository', settings.repository],
+    ...(settings.repositories ?? []).map((repository, index): [string, { include_patterns?: string[] }] => [joinKey('repositories', index), repository]),
+  ];
   const hint = 'list the files to build, e.g. ["**/*.sql"], or remove the key for that default';
-  return [{ file, key, message: `${key} is empty: no file can be selected`, hint }];
+  return sections
+    .filter(([, section]) => section?.include_patterns?.length === 0)
+    .map(([section]) => {
+      const key = `${section}.include_patterns`;
+      return { file, key, message: `${key} is empty: no file can be selected`, hint };
+    });
 }
 
 /** A password written into a url works (it is never printed), but belongs in password_env. */

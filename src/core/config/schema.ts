@@ -50,6 +50,8 @@ function integerAtLeast(min: 0 | 1) {
   return v.optional(v.pipe(v.number(message), v.integer(message), v.minValue(min, message)));
 }
 
+/** It starts the paths of the repository's files (`shared/0_schema/01.sql`): no `/`, nothing a glob would read. */
+const REPOSITORY_NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
 const PORT = 'must be a port number (1-65535)';
 const ENV_NAME = 'must be the name of an environment variable (letters, digits and _)';
 
@@ -78,6 +80,18 @@ export const fileSchema = v.object({
       // Accepted for compatibility with the original Rust DBFast format, which required it.
       type: v.optional(v.unknown()),
     }),
+  ),
+  // name and path are required, and their absence is reported by rules.ts: valibot would call a missing key "must be a table".
+  repositories: v.optional(
+    v.array(
+      table({
+        name: v.optional(v.pipe(v.string(STRING), v.regex(REPOSITORY_NAME, 'must be a simple name: a letter, then letters, digits, _ or -'))),
+        path: text(),
+        include_patterns: stringList(),
+        exclude_patterns: stringList(),
+      }),
+      'must be a list of [[repositories]] tables',
+    ),
   ),
   environments: v.optional(
     tableOf(

@@ -14,16 +14,20 @@ export function buildSettings(
 ): BuiltSettings {
   const { projectDir, stateDir, env } = context;
   const resolve = (file: string) => resolvePath(projectDir, file);
-  const { database, repository, performance, validation, backups, deploy } = settings;
+  const { database, repository, repositories, performance, validation, backups, deploy } = settings;
   return {
     database: databaseSettings(database ?? {}, resolve, env),
     templateName: database?.template_name ?? defaultTemplateName(projectDir),
     ...definedOnly({ defaultEnvironment: database?.default_environment }),
-    repository: {
-      path: resolve(repository?.path ?? './db'),
-      include: repository?.include_patterns ?? ['**/*.sql'],
-      exclude: repository?.exclude_patterns ?? [],
-    },
+    repositories: (repositories ?? [{ ...repository, path: repository?.path ?? './db' }]).map((section) =>
+      definedOnly({
+        name: section.name,
+        // The rules have refused a [[repositories]] table without a path.
+        path: resolve(section.path!),
+        include: section.include_patterns ?? ['**/*.sql'],
+        exclude: section.exclude_patterns ?? [],
+      }),
+    ),
     environments: mapValues(settings.environments ?? {}, (environment) =>
       definedOnly({
         includeDirectories: environment.include_directories,

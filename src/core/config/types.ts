@@ -24,7 +24,14 @@ export interface DatabaseSettings {
   sslkey?: string;
 }
 
+/** A folder of numbered SQL folders: `[repository]`, or one of `[[repositories]]`. */
 export interface RepositorySettings {
+  /**
+   * Its name in `[[repositories]]`, absent for `[repository]`. Named repositories' files are known by
+   * `<name>/<path in the repository>`: in errors, progress, environment rules and the fingerprint.
+   */
+  name?: string;
+  /** Absolute. */
   path: string;
   include: string[];
   exclude: string[];
@@ -117,7 +124,8 @@ export interface DbfastConfig {
   database: DatabaseSettings | null;
   templateName: string;
   defaultEnvironment?: string;
-  repository: RepositorySettings;
+  /** In build order: `[repository]` as the only (unnamed) one, or the `[[repositories]]`; never empty. */
+  repositories: RepositorySettings[];
   environments: Record<string, EnvironmentSettings>;
   remotes: Record<string, RemoteSettings>;
   performance: PerformanceSettings;
