@@ -41,6 +41,7 @@ export { type ScannedFile, type ScanResult, scanRepository } from './core/scan.j
 export { type EnsureServerOptions, ensureServer, type ServerOptions, serverStatus, stopServer } from './core/server.js';
 export { type ExecuteOptions, type ExecutionStats, executeFiles, type FileRead, type SqlFile, type SqlSession } from './core/sql/execute.js';
 export type { IncludedFile } from './core/freshness.js';
+export type { FillResult } from './core/pool.js';
 export type { EnsureResult, TemplateInfo } from './core/template.js';
 
 export interface OpenProjectOptions {
