@@ -16,7 +16,7 @@ import {
 import { isFresh } from './freshness.js';
 import { recordBuild } from './manifest.js';
 import { validateDatabaseName } from './names.js';
-import { withClient } from './pg/client.js';
+import { ReusedConnections, withClient } from './pg/client.js';
 import { resolveTarget, type ServerTarget } from './pg/target.js';
 import { claimSpare, drainPool, dropStaleSpares, type FillResult, fillPool, readPool } from './pool.js';
 import {
@@ -65,14 +65,15 @@ export interface OpenOptions extends LoadConfigOptions {
 }
 
 /**
- * No connection is kept between calls: each operation opens what it needs and closes it, so
- * concurrent calls on one project never share a session (advisory locks, statement_timeout) and a
- * dropped connection never outlives the call that saw it.
+ * Concurrent calls on one project never share a session (advisory locks, statement_timeout): each
+ * takes its own connection, from the few idle ones kept for reuse (withAdmin) or a new one, and a
+ * connection whose work failed is closed, so a dropped connection never outlives the call that saw it.
  */
 export class Project {
   private target: Promise<ServerTarget> | undefined;
   private selected: EnvironmentSelection | undefined;
   private readonly refills = new Set<Promise<void>>();
+  private connections: ReusedConnections | undefined;
 
   constructor(
     readonly config: DbfastConfig,
@@ -168,7 +169,7 @@ export class Project {
   async build(options: BuildOptions & Pick<SeedOptions, 'refill'> = {}): Promise<EnsureResult> {
     const state = await this.scan();
     const target = await this.server();
-    const view = await withClient(target, (admin) => readPool(admin, this.templateName));
+    const view = await this.withAdmin(target, (admin) => readPool(admin, this.templateName));
     const result = await this.buildFrom(target, state, this.cloneStrategy(view.serverVersion), options);
     if (result.rebuilt && this.config.performance.poolSize > 0 && options.refill) this.refillInBackground();
     return result;
@@ -194,7 +195,7 @@ export class Project {
     if (result.rebuilt) {
       await recordBuild(this.config.stateDir, this.templateName, state);
       // Never handed out (claimSpare checks the build), but they hold disk until dropped.
-      await withClient(target, async (admin) => dropStaleSpares(admin, await readPool(admin, this.templateName)));
+      await this.withAdmin(target, async (admin) => dropStaleSpares(admin, await readPool(admin, this.templateName)));
     }
     return result;
   }
@@ -205,7 +206,7 @@ export class Project {
    */
   async check(): Promise<FreshnessCheck> {
     const state = await this.scan();
-    return withClient(await this.server(), (admin) => this.checkWith(admin, state));
+    return this.withAdmin(await this.server(), (admin) => this.checkWith(admin, state));
   }
 
   private async checkWith(admin: pg.Client, state: RepositoryState): Promise<FreshnessCheck> {
@@ -229,7 +230,7 @@ export class Project {
     let strategy: CloneStrategy;
     let pooled = false;
     // When nothing changed, one connection checks and clones (or takes a spare); a rebuild runs on its own in between.
-    let database = await withClient(target, async (admin) => {
+    let database = await this.withAdmin(target, async (admin) => {
       const view = await readPool(admin, this.templateName);
       const fresh = await isFresh(view.template, state.fingerprint, this.config);
       checked = performance.now();
@@ -245,7 +246,7 @@ export class Project {
       const { template, rebuilt: byThisCall } = await this.buildFrom(target, state, strategy!, options);
       rebuilt = byThisCall;
       built = performance.now();
-      database = await withClient(target, (admin) => this.cloneWith(admin, template.fingerprint, strategy, options));
+      database = await this.withAdmin(target, (admin) => this.cloneWith(admin, template.fingerprint, strategy, options));
     }
     const done = performance.now();
     if (this.config.performance.poolSize > 0 && options.refill !== false) this.refillInBackground();
@@ -292,7 +293,7 @@ export class Project {
     if ('error' in server) return { created: [], dropped: [], busy: false, stopped: server.error };
     const { target } = server;
     const { poolSize, maxConcurrentClones, cloneTimeoutMs } = this.config.performance;
-    const version = await withClient(target, async (admin) => (await readPool(admin, this.templateName)).serverVersion);
+    const version = await this.withAdmin(target, async (admin) => (await readPool(admin, this.templateName)).serverVersion);
     return fillPool(target, {
       template: this.templateName,
       size: poolSize,
@@ -304,12 +305,23 @@ export class Project {
 
   /** Drops every spare of the template. */
   async drainPool(): Promise<string[]> {
-    return withClient(await this.server(), (admin) => drainPool(admin, this.templateName));
+    return this.withAdmin(await this.server(), (admin) => drainPool(admin, this.templateName));
   }
 
-  /** Waits for the pool refills this object started in the background; call before the process ends. */
+  /** Waits for the pool refills this object started in the background and closes its idle connections. */
   async close(): Promise<void> {
     while (this.refills.size > 0) await Promise.all(this.refills);
+    await this.connections?.close();
+    this.connections = undefined;
+  }
+
+  /**
+   * Runs `work` on a connection to the maintenance database, reused across calls (a seed from the
+   * pool costs two round trips; a new connection more than both). Idle ones never keep the process alive.
+   */
+  private withAdmin<T>(target: ServerTarget, work: (admin: pg.Client) => Promise<T>): Promise<T> {
+    this.connections ??= new ReusedConnections(target);
+    return this.connections.use(work);
   }
 
   private refillInBackground(): void {
@@ -337,7 +349,7 @@ export class Project {
 
   /** This template's clones, or with `all` every clone dbfast made on the server. */
   async list(options: { all?: boolean } = {}): Promise<CloneInfo[]> {
-    const clones = await withClient(await this.server(), listClones);
+    const clones = await this.withAdmin(await this.server(), listClones);
     return options.all ? clones : clones.filter((clone) => clone.template === this.templateName);
   }
 
@@ -348,7 +360,7 @@ export class Project {
   }
 
   async drop(...names: string[]): Promise<string[]> {
-    return withClient(await this.server(), (admin) => dropClones(admin, names));
+    return this.withAdmin(await this.server(), (admin) => dropClones(admin, names));
   }
 
   private configuredEnvironments(): EnvironmentSelection[] {

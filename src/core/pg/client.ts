@@ -35,6 +35,70 @@ export async function withClient<T>(target: ServerTarget, work: (client: pg.Clie
   }
 }
 
+/** pg.Client has these (its socket's ref and unref); @types/pg does not declare them. */
+interface Referenced {
+  ref(): void;
+  unref(): void;
+}
+
+/**
+ * Connections to the maintenance database kept for reuse by a long-lived caller (a Project): a
+ * seed from the warm pool is two round trips, and opening a connection costs more than both. A
+ * connection whose work failed is closed, never reused; an idle one does not keep the process
+ * alive, and one the server closed is forgotten.
+ */
+export class ReusedConnections {
+  private readonly idle = new Set<pg.Client>();
+  private closed = false;
+
+  constructor(
+    private readonly target: ServerTarget,
+    private readonly maxIdle = 4,
+  ) {}
+
+  async use<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = this.take() ?? (await this.open());
+    try {
+      const result = await work(client);
+      this.putBack(client);
+      return result;
+    } catch (error) {
+      await client.end().catch(() => {});
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const idle = [...this.idle];
+    this.idle.clear();
+    await Promise.all(idle.map((client) => client.end().catch(() => {})));
+  }
+
+  private async open(): Promise<pg.Client> {
+    const client = await connect(this.target);
+    client.on('end', () => this.idle.delete(client));
+    return client;
+  }
+
+  private take(): pg.Client | undefined {
+    const [client] = this.idle;
+    if (!client) return undefined;
+    this.idle.delete(client);
+    (client as unknown as Referenced).ref();
+    return client;
+  }
+
+  private putBack(client: pg.Client): void {
+    if (this.closed || this.idle.size >= this.maxIdle) {
+      client.end().catch(() => {});
+      return;
+    }
+    (client as unknown as Referenced).unref();
+    this.idle.add(client);
+  }
+}
+
 /**
  * Like withClient, for running SQL files: the session's connection can be replaced mid-way
  * (`reconnect`), and whichever connection it holds at the end is closed.
