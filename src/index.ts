@@ -2,10 +2,12 @@
  * dbfast as a library: the same operations as the CLI.
  *
  * ```ts
- * import { openProject } from 'dbfast';
+ * import { openProject, watchProject } from 'dbfast';
  * const dbfast = await openProject();             // finds dbfast.toml upward from cwd
  * const { url } = await dbfast.seed();            // a fresh, fully seeded database
  * await dbfast.drop(...);                         // remove clones dbfast created
+ * const watcher = await watchProject(dbfast, { onEvent: console.log }); // rebuilt on each change
+ * await watcher.close();                           // cancels a running build
  * ```
  */
 import { Project } from './core/project.js';
@@ -42,7 +44,19 @@ export { type EnsureServerOptions, ensureServer, type ServerOptions, serverStatu
 export { type ExecuteOptions, type ExecutionStats, executeFiles, type FileRead, type SqlFile, type SqlSession } from './core/sql/execute.js';
 export type { IncludedFile } from './core/freshness.js';
 export type { FillResult } from './core/pool.js';
-export type { EnsureResult, TemplateInfo } from './core/template.js';
+export type { BuildOptions, EnsureResult, TemplateInfo } from './core/template.js';
+/**
+ * Keeps templates built while files change (what `dbfast watch` runs): builds now, then after each
+ * change to the repository or dbfast.toml, one build at a time, reporting plain-data events.
+ */
+export {
+  type BuiltEvent,
+  type ProjectWatcher,
+  type WatchedEnvironment,
+  type WatchEvent,
+  type WatchOptions,
+  watchProject,
+} from './core/watch.js';
 
 export interface OpenProjectOptions {
   /** Path to dbfast.toml; by default it is searched upward from `cwd`. */

@@ -92,6 +92,20 @@ program
   .action(action(async () => (await import('./seed.js')).seed));
 
 program
+  .command('watch')
+  .description('rebuild templates whenever the SQL files or dbfast.toml change, until Ctrl-C')
+  .option('--debounce <duration>', 'quiet time after the last change before building (default 300ms)')
+  .option('--exec <command>', 'a shell command to run after each successful rebuild (DBFAST_TEMPLATE and DBFAST_ENV set)')
+  .option('--json', 'print each event as one JSON object per line')
+  .addHelpText(
+    'after',
+    `
+Watches -e's environment only; otherwise the default one and every environment whose template exists.
+A failed build prints its error and keeps the last good template. Ctrl-C cancels a running build.`,
+  )
+  .action(action(async () => (await import('./watch.js')).watch));
+
+program
   .command('list')
   .description("list this template's clones")
   .option('--all', 'every clone dbfast made on the server, of any project')

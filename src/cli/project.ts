@@ -1,3 +1,4 @@
+import type { ConfigWarning } from '../core/config/index.js';
 import { Project } from '../core/project.js';
 import type { GlobalOptions } from './globals.js';
 import { warn } from './output.js';
@@ -5,8 +6,12 @@ import { warn } from './output.js';
 /** Opens the project named by --config (or found upward) and shows configuration warnings. */
 export async function openProject(globals: GlobalOptions): Promise<Project> {
   const project = await Project.open({ configPath: globals.config, environment: globals.env, onWarning: (message) => warn(message) });
-  for (const warning of project.config.warnings) warn(`${warning.file}: ${warning.message}`, warning.hint);
+  showConfigWarnings(project.config.warnings);
   return project;
+}
+
+export function showConfigWarnings(warnings: ConfigWarning[]): void {
+  for (const warning of warnings) warn(`${warning.file}: ${warning.message}`, warning.hint);
 }
 
 /** Runs `work` with the project open. */

@@ -27,6 +27,8 @@ export interface PoolView {
   template: TemplateInfo | null;
   templateOid: number | null;
   spares: Spare[];
+  /** Spare names without spare metadata: copies a killed filler never finished (fillers hold the pool's lock). */
+  unfinished: string[];
   serverVersion: number;
 }
 
@@ -54,14 +56,17 @@ export async function readPool(admin: pg.Client, template: string): Promise<Pool
     [template, `${template}${SPARE}`],
   );
   const templateRow = rows.find((row) => row.datname === template);
-  const spares = rows.flatMap((row) => {
-    const metadata = isSpareName(row.datname, template) ? parseMetadata<SpareMetadata>(row, 'spare') : null;
+  const named = rows.filter((row) => isSpareName(row.datname, template));
+  const spares = named.flatMap((row) => {
+    const metadata = parseMetadata<SpareMetadata>(row, 'spare');
     return metadata?.template === template ? [{ ...metadata, name: row.datname, place: metadataPlace(row) }] : [];
   });
+  const unfinished = named.filter((row) => !spares.some((spare) => spare.name === row.datname)).map((row) => row.datname);
   return {
     template: templateRow ? templateFromRow(templateRow) : null,
     templateOid: templateRow ? Number(templateRow.oid) : null,
     spares,
+    unfinished,
     serverVersion: Number(rows[0]?.version ?? (await admin.query('SHOW server_version_num')).rows[0].server_version_num),
   };
 }
@@ -127,7 +132,8 @@ export async function fillPool(target: ServerTarget, options: FillOptions): Prom
         const view = await readPool(admin, options.template);
         if (view.templateOid === null) return;
         const dropped = await dropStaleSpares(admin, view);
-        result.dropped.push(...dropped);
+        for (const name of view.unfinished) await dropDatabase(admin, name);
+        result.dropped.push(...dropped, ...view.unfinished);
         if (view.spares.length - dropped.length >= options.size) return;
         const name = spareName(options.template);
         await createClone(admin, { ...options, name, fingerprint: view.template!.fingerprint, spare: true });

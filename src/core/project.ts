@@ -80,10 +80,29 @@ export class Project {
     private readonly requestedEnvironment?: string,
     private readonly env: NodeJS.ProcessEnv = process.env,
     private readonly onWarning?: (message: string) => void,
+    /** Where the configuration was looked for: reload() looks there again. */
+    private readonly cwd?: string,
   ) {}
 
   static async open(options: OpenOptions = {}): Promise<Project> {
-    return new Project(await loadConfig(options), options.environment, options.env, options.onWarning);
+    return new Project(await loadConfig(options), options.environment, options.env, options.onWarning, options.cwd);
+  }
+
+  /** The same project with dbfast.toml read again (CONFIG_INVALID while it is broken). */
+  reload(): Promise<Project> {
+    return Project.open({
+      configPath: this.config.configPath ?? undefined,
+      cwd: this.cwd,
+      environment: this.requestedEnvironment,
+      env: this.env,
+      onWarning: this.onWarning,
+    });
+  }
+
+  /** The same project working on another configured environment (USAGE error for unknown names). */
+  withEnvironment(name: string): Project {
+    this.environmentNamed(name);
+    return new Project(this.config, name, this.env, this.onWarning, this.cwd);
   }
 
   /**
@@ -368,7 +387,7 @@ export class Project {
   }
 
   /** The project's environment, or null when several exist and none was chosen: status still shows them all. */
-  private chosenEnvironment(): EnvironmentSelection | null {
+  chosenEnvironment(): EnvironmentSelection | null {
     try {
       return this.environment;
     } catch (error) {

@@ -72,6 +72,11 @@ export interface BuildOptions extends Pick<ExecuteOptions, 'onFileStart' | 'onEc
    * is no template; a failed build leaves none.
    */
   recreate?: boolean;
+  /**
+   * Abandons the build once aborted: the running statement is cancelled, the scratch database
+   * dropped, the previous template kept, and the signal's reason thrown.
+   */
+  signal?: AbortSignal;
 }
 
 export interface EnsureResult {
@@ -166,7 +171,7 @@ async function build(
     const first = from ? from.index + 1 : 0;
     const stats: ExecutionStats = { files: 0, statements: 0, rowsCopied: 0, failedStatements: 0, includedFiles: [] };
     const total = layers.slice(first).reduce((sum, layer) => sum + layer.files.length, 0);
-    await withTimeout(admin, spec.timeoutMs, async (signal, running) => {
+    await withCancellation(admin, { timeoutMs: spec.timeoutMs, signal: options.signal }, async (signal, running) => {
       for (let index = first; index < layers.length; index++) {
         const last = index === layers.length - 1;
         const offset = stats.files;
@@ -237,26 +242,30 @@ function withCheckpoint(from: Checkpoint | null, ran: ExecutionStats, projectDir
 }
 
 /**
- * Runs `work`; past `timeoutMs`, aborts it and cancels the statement running on the session it
- * puts in `running` (a build opens one per layer).
+ * Runs `work`; past `timeoutMs`, or once `signal` aborts, stops it between statements and cancels
+ * the statement running on the session it puts in `running` (a build opens one per layer).
  */
-async function withTimeout<T>(
+async function withCancellation<T>(
   admin: pg.Client,
-  timeoutMs: number | undefined,
+  limits: { timeoutMs?: number; signal?: AbortSignal },
   work: (signal: AbortSignal, running: { session?: SqlSession }) => Promise<T>,
 ): Promise<T> {
+  const { timeoutMs, signal } = limits;
   const controller = new AbortController();
   const running: { session?: SqlSession } = {};
-  if (!timeoutMs) return work(controller.signal, running);
-  const timer = setTimeout(() => {
+  const cancel = () => {
     controller.abort();
     const pid = (running.session?.client as unknown as { processID?: number } | undefined)?.processID;
     if (pid) admin.query('SELECT pg_cancel_backend($1)', [pid]).catch(() => {});
-  }, timeoutMs);
+  };
+  const timer = timeoutMs ? setTimeout(cancel, timeoutMs) : undefined;
+  if (signal?.aborted) cancel();
+  else signal?.addEventListener('abort', cancel, { once: true });
   try {
     return await work(controller.signal, running);
   } catch (error) {
     if (!controller.signal.aborted) throw error;
+    if (signal?.aborted) throw signal.reason;
     const at = error instanceof DbfastError ? error : undefined;
     throw new DbfastError('TIMEOUT', `the build took longer than build_timeout_ms (${timeoutMs} ms)`, {
       file: at?.file,
@@ -266,6 +275,7 @@ async function withTimeout<T>(
     });
   } finally {
     clearTimeout(timer);
+    signal?.removeEventListener('abort', cancel);
   }
 }
 

@@ -101,8 +101,11 @@ describe('warm clone pool', () => {
     const seeded = await project.seed({ refill: false });
     expect(seeded.pooled).toBe(false);
     expect((await pool(project)).spares.map((each) => each.name)).toEqual([spare!.name]);
+    // And a copy a killed filler never marked: only a filler (holding the pool's lock) makes spare names.
+    const unfinished = `${project.templateName}__p0badc0de`;
+    await query('postgres', `CREATE DATABASE ${unfinished}`);
     const filled = await project.fillPool();
-    expect(filled.dropped).toEqual([spare!.name]);
+    expect(filled.dropped.sort()).toEqual([spare!.name, unfinished].sort());
     expect(filled.created).toHaveLength(1);
   });
 

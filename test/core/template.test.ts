@@ -4,7 +4,7 @@ import { rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import { Project } from '../../src/core/project.js';
-import { query, queryUrl } from '../helpers/database.js';
+import { query, queryUrl, untilBackend } from '../helpers/database.js';
 import { tempRepo, writeFiles } from '../helpers/repo.js';
 
 const serverUrl = () => `postgresql://postgres@127.0.0.1:${inject('serverPort')}/postgres`;
@@ -189,6 +189,22 @@ describe('performance limits', () => {
     await writeFiles(root, { 'db/1_seed/02_slow.sql': 'SELECT 1;\nSELECT pg_sleep(30);\n' });
     await expect(project.build()).rejects.toMatchObject({ code: 'TIMEOUT', file: 'db/1_seed/02_slow.sql', line: 2 });
     expect(await databases(`${templateName}\\_\\_%`)).toEqual([]);
+    await rm(join(root, 'db/1_seed/02_slow.sql'));
+    expect((await project.build()).template.builtAt).toBe(before.builtAt);
+  });
+
+  it('abandons a build when its signal aborts: the statement cancelled, the scratch database dropped, the previous template kept', async () => {
+    const { project, root, templateName } = await makeProject(schema);
+    const before = (await project.build()).template;
+    await writeFiles(root, { 'db/1_seed/02_slow.sql': 'SELECT 1;\nSELECT pg_sleep(300);\n' });
+    await expect(project.build({ signal: AbortSignal.abort() })).rejects.toMatchObject({ name: 'AbortError' });
+    const controller = new AbortController();
+    const pending = project.build({ signal: controller.signal });
+    await untilBackend(`query LIKE '%pg_sleep(300)%' AND state = 'active'`);
+    controller.abort();
+    await expect(pending).rejects.toBe(controller.signal.reason);
+    expect(await databases(`${templateName}\\_\\_%`)).toEqual([]);
+    await untilBackend(`query LIKE '%pg_sleep(300)%'`, { gone: true });
     await rm(join(root, 'db/1_seed/02_slow.sql'));
     expect((await project.build()).template.builtAt).toBe(before.builtAt);
   });
