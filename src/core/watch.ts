@@ -38,6 +38,7 @@ export interface BuiltEvent extends WatchedEnvironment {
   kind: 'built';
   /** From the start of the check to the swap. */
   durationMs: number;
+  /** The template's: what its files did, including the layers reused from checkpoints. */
   files: number;
   statements: number;
   rowsCopied: number;
@@ -135,9 +136,9 @@ export async function watchProject(project: Project, options: WatchOptions = {})
     const started = performance.now();
     try {
       // The pool refills in the background: a seed after the rebuild takes a spare.
-      const { rebuilt, stats, reusedLayers } = await environment.build({ ...options.build, signal: abort.signal, refill: true });
-      if (!rebuilt || !stats) return emit({ kind: 'unchanged', ...described });
-      const { files, statements, rowsCopied } = stats;
+      const { rebuilt, template, reusedLayers } = await environment.build({ ...options.build, signal: abort.signal, refill: true });
+      if (!rebuilt) return emit({ kind: 'unchanged', ...described });
+      const { files, statements, rowsCopied } = template;
       const durationMs = Math.round(performance.now() - started);
       const built: BuiltEvent = { kind: 'built', ...described, durationMs, files, statements, rowsCopied, reusedLayers };
       emit(built);

@@ -69,7 +69,7 @@ describe('dbfast watch', () => {
       expect.stringMatching(new RegExp(`^rebuilt ${name} in \\d+\\.\\d\\ds \\(2 files\\)$`)),
       expect.stringMatching(/^error: db\/1_seed\/02_bad\.sql:2:\d+: syntax error at end of input$/),
       `  keeping the last good ${name}`,
-      expect.stringMatching(new RegExp(`^rebuilt ${name} in \\d+\\.\\d\\ds \\(3 files\\)$`)),
+      expect.stringMatching(new RegExp(`^rebuilt ${name} in \\d+\\.\\d\\ds \\(3 files, reused 0_schema\\)$`)),
       '',
     ]);
     // Once after each rebuild, never after the failure.
@@ -86,7 +86,7 @@ describe('dbfast watch', () => {
     const project = await tracked({ ...schema, 'db/1_seed/02_slow.sql': 'SELECT pg_sleep(20);' });
     const watch = startWatch(project.root, ['--json']);
     await untilBackend(`query LIKE '%pg_sleep(20)%' AND state = 'active'`);
-    const scratch = `SELECT datname FROM pg_database WHERE datname LIKE '${project.templateName}\\_\\_%'`;
+    const scratch = `SELECT datname FROM pg_database WHERE datname LIKE '${project.templateName}\\_\\_b%'`;
     expect(await query('postgres', scratch)).toHaveLength(1);
 
     watch.child.kill('SIGINT');

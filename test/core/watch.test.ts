@@ -64,7 +64,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const settle = () => sleep(1500);
 
 async function scratchDatabases(templateName: string) {
-  return query('postgres', `SELECT datname FROM pg_database WHERE datname LIKE '${templateName}\\_\\_%'`);
+  return query('postgres', `SELECT datname FROM pg_database WHERE datname LIKE '${templateName}\\_\\_b%'`);
 }
 
 async function rowsInTemplate(templateName: string) {

@@ -72,6 +72,8 @@ export class ReusedConnections {
     this.closed = true;
     const idle = [...this.idle];
     this.idle.clear();
+    // Referenced again, or the process could exit with the goodbyes unsent and the caller's await unfinished.
+    for (const client of idle) (client as unknown as Referenced).ref();
     await Promise.all(idle.map((client) => client.end().catch(() => {})));
   }
 
