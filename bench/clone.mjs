@@ -9,7 +9,8 @@ import { cleanEnv, timeProcess, withClient } from './shared.mjs';
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const CORPUS = fileURLToPath(new URL('../../shared/corpus/', import.meta.url));
 const CLI = join(REPO, 'dist/cli/main.js');
-const BIN = process.env.DBFAST_BENCH_PG_BIN ?? '/usr/bin';
+// The C programs: Debian's /usr/bin/createdb is a Perl wrapper that costs 30-40 ms more per process.
+const BIN = process.env.DBFAST_BENCH_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 // Even counts: each tool goes first equally often.
 const CLONE_RUNS = 10;
 const LATENCY_RUNS = 24;
@@ -47,7 +48,8 @@ async function projectFolder(work, template) {
   const dir = join(work, template.label.replace(/\W+/g, '_'));
   await mkdir(join(dir, 'db'), { recursive: true });
   const name = `bench_${template.label.toLowerCase().replace(/\W+/g, '_')}`;
-  await writeFile(join(dir, 'dbfast.toml'), `[database]\ntemplate_name = "${name}"\n`);
+  // No pool: these rows measure a copy (bench/pool.mjs measures the pool).
+  await writeFile(join(dir, 'dbfast.toml'), `[database]\ntemplate_name = "${name}"\n[performance]\npool_size = 0\n`);
   for (const [path, target] of Object.entries(template.files)) {
     if (path === 'db') await rm(join(dir, 'db'), { recursive: true });
     await symlink(target, join(dir, path));

@@ -17,6 +17,7 @@ import { benchDeploy } from './deploy.mjs';
 import { benchEnvironments } from './environments.mjs';
 import { benchExecute } from './execute.mjs';
 import { benchMemory } from './memory.mjs';
+import { benchPool } from './pool.mjs';
 import { benchScan } from './scan.mjs';
 
 const BENCHMARKS = [
@@ -25,6 +26,11 @@ const BENCHMARKS = [
   { name: 'environments', title: 'Environment file selection (absolute goals)', run: () => benchEnvironments() },
   { name: 'memory', title: 'Peak memory loading large files: dbfast vs psql -f', run: ({ server }) => benchMemory(server) },
   { name: 'clone', title: 'Templates and clones: dbfast vs createdb -T, CREATE DATABASE, psql -f', run: ({ server }) => benchClone(server) },
+  {
+    name: 'pool',
+    title: 'Warm pool, incremental rebuilds, throughput: dbfast vs CREATE DATABASE, C createdb -T, a full rebuild',
+    run: ({ server }) => benchPool(server),
+  },
   { name: 'backup', title: 'Backups: dbfast backup create/restore vs pg_dump -Fc, createdb + pg_restore', run: ({ server }) => benchBackup(server) },
   { name: 'deploy', title: 'Deploys: dbfast deploy (migrate, replace) vs psql -1 -f, createdb + pg_dump + pg_restore', run: ({ server }) => benchDeploy(server) },
 ];

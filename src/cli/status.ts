@@ -61,6 +61,10 @@ function printReport(current: ProjectStatus, show: (path: string) => string, ver
   }
   printData(`${bold('template')}    ${templateState(current)}`);
   printData(`${bold('clones')}      ${server.reachable ? `${clones.count}, ${formatBytes(clones.totalBytes)}` : dim('unknown')}`);
+  if (server.cloneStrategy) {
+    const { strategy, why } = server.cloneStrategy;
+    printData(`${bold('copies')}      ${strategy ? `STRATEGY ${strategy.toUpperCase()}` : 'files'} ${dim(`(${why})`)}`);
+  }
   if (current.environments.length > 0) {
     printData(bold('environments'));
     for (const row of current.environments) {

@@ -14,7 +14,8 @@ import { dropDatabase } from './pg/databases.js';
 import { lockKeys, tryAdvisoryLock } from './pg/locks.js';
 import { METADATA_COLUMNS, type MetadataColumns, metadataPlace, parseMetadata, writeMetadataSql } from './pg/metadata.js';
 import type { ServerTarget } from './pg/target.js';
-import { quoteIdentifier as ident } from './sql/quote.js';
+import { quoteIdentifier as ident, quoteLiteral } from './sql/quote.js';
+import type { ServerCopying } from './strategy.js';
 import { type TemplateInfo, templateFromRow } from './template.js';
 
 export interface Spare extends SpareMetadata {
@@ -22,14 +23,13 @@ export interface Spare extends SpareMetadata {
   place: 'setting' | 'comment';
 }
 
-/** What a seed needs in one round trip: the template, its current OID, its spares and the server's version. */
-export interface PoolView {
+/** What a seed needs in one round trip: the template, its current OID, its spares and how the server copies. */
+export interface PoolView extends ServerCopying {
   template: TemplateInfo | null;
   templateOid: number | null;
   spares: Spare[];
   /** Spare names without spare metadata: copies a killed filler never finished (fillers hold the pool's lock). */
   unfinished: string[];
-  serverVersion: number;
 }
 
 /** `<template>__p<8 hex>` (names.ts): never a name clone.ts generates (`<template>_<8 hex>`). */
@@ -46,15 +46,15 @@ function isSpareName(name: string, template: string): boolean {
 interface Row extends MetadataColumns {
   oid: number;
   datname: string;
-  version: number;
 }
 
 export async function readPool(admin: pg.Client, template: string): Promise<PoolView> {
-  const { rows } = await admin.query<Row>(
-    `SELECT d.oid, d.datname, ${METADATA_COLUMNS}, current_setting('server_version_num')::int AS version
-       FROM pg_database d WHERE d.datname = $1 OR starts_with(d.datname, $2)`,
-    [template, `${template}${SPARE}`],
-  );
+  // The server's settings ride along in the same round trip (a second result), the rows may be none.
+  const [databases, server] = (await admin.query(
+    `SELECT d.oid, d.datname, ${METADATA_COLUMNS} FROM pg_database d WHERE d.datname = ${quoteLiteral(template)} OR starts_with(d.datname, ${quoteLiteral(`${template}${SPARE}`)});
+     SELECT current_setting('server_version_num')::int AS version, current_setting('file_copy_method', true) AS method`,
+  )) as unknown as [pg.QueryResult<Row>, pg.QueryResult<{ version: number; method: string | null }>];
+  const { rows } = databases;
   const templateRow = rows.find((row) => row.datname === template);
   const named = rows.filter((row) => isSpareName(row.datname, template));
   const spares = named.flatMap((row) => {
@@ -67,7 +67,8 @@ export async function readPool(admin: pg.Client, template: string): Promise<Pool
     templateOid: templateRow ? Number(templateRow.oid) : null,
     spares,
     unfinished,
-    serverVersion: Number(rows[0]?.version ?? (await admin.query('SHOW server_version_num')).rows[0].server_version_num),
+    serverVersion: Number(server.rows[0]!.version),
+    fileCopyMethod: server.rows[0]!.method || null,
   };
 }
 

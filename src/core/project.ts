@@ -28,6 +28,7 @@ import {
   requireFiles,
   scanProjectRepository,
 } from './repository.js';
+import { chooseStrategy, type ServerCopying, type StrategyChoice } from './strategy.js';
 import { collectStatus, type EnvironmentStatus, environmentStates, type ProjectStatus, type StatusInput } from './status.js';
 import { type BuildOptions, type EnsureResult, ensureTemplate, readTemplate, type TemplateInfo } from './template.js';
 
@@ -189,7 +190,7 @@ export class Project {
     const state = await this.scan();
     const target = await this.server();
     const view = await this.withAdmin(target, (admin) => readPool(admin, this.templateName));
-    const result = await this.buildFrom(target, state, this.cloneStrategy(view.serverVersion), options);
+    const result = await this.buildFrom(target, state, this.cloneStrategy(view), options);
     if (result.rebuilt && this.config.performance.poolSize > 0 && options.refill) this.refillInBackground();
     return result;
   }
@@ -253,7 +254,7 @@ export class Project {
       const view = await readPool(admin, this.templateName);
       const fresh = await isFresh(view.template, state.fingerprint, this.config);
       checked = performance.now();
-      strategy = this.cloneStrategy(view.serverVersion);
+      strategy = this.cloneStrategy(view);
       if (!fresh) return null;
       const spare = this.usesPool(options) ? await claimSpare(admin, view, { name: options.name ?? generateCloneName(this.templateName), fingerprint: state.fingerprint }) : null;
       pooled = spare !== null;
@@ -312,13 +313,13 @@ export class Project {
     if ('error' in server) return { created: [], dropped: [], busy: false, stopped: server.error };
     const { target } = server;
     const { poolSize, maxConcurrentClones, cloneTimeoutMs } = this.config.performance;
-    const version = await this.withAdmin(target, async (admin) => (await readPool(admin, this.templateName)).serverVersion);
+    const view = await this.withAdmin(target, (admin) => readPool(admin, this.templateName));
     return fillPool(target, {
       template: this.templateName,
       size: poolSize,
       maxConcurrent: maxConcurrentClones,
       timeoutMs: cloneTimeoutMs,
-      strategy: this.cloneStrategy(version),
+      strategy: this.cloneStrategy(view),
     });
   }
 
@@ -408,13 +409,13 @@ export class Project {
     );
   }
 
-  /** The configured CREATE DATABASE strategy, on servers that have strategies (15+). */
-  private cloneStrategy(serverVersion: number): CloneStrategy {
-    return serverVersion >= 150000 ? this.config.performance.cloneStrategy : undefined;
+  /** The CREATE DATABASE strategy for this server (strategy.ts). */
+  private cloneStrategy(server: ServerCopying): CloneStrategy {
+    return chooseStrategy(server, this.config.performance.cloneStrategy).strategy;
   }
 }
 
-type CloneStrategy = 'file_copy' | 'wal_log' | undefined;
+type CloneStrategy = StrategyChoice['strategy'];
 
 function round(ms: number): number {
   return Math.round(ms * 10) / 10;

@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { appendFile, chown, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { supportsReflink } from './strategy.js';
 import { DbfastError } from './errors.js';
 import { makeStateFolder } from './state-dir.js';
 import { findServerPrograms, type Program, runTool, type ServerPrograms } from './tools.js';
@@ -223,7 +224,10 @@ async function start(binaries: ServerPrograms, owner: Owner, paths: ServerPaths,
   const remembered = await readPort(paths);
   const chosen = port ?? remembered ?? (await freePort());
   if (chosen !== remembered) await writePort(paths, chosen);
-  const firstTry = await startOnPort(binaries, owner, paths);
+  // PostgreSQL 18+ on a copy-on-write filesystem: every clone a reflink (strategy.ts).
+  const reflinks = binaries.postgres.major >= 18 && (await supportsReflink(paths.dataDir));
+  const settings = reflinks ? ['-o', '-c file_copy_method=clone'] : [];
+  const firstTry = await startOnPort(binaries, owner, paths, settings);
   if (firstTry === 'started') return;
   if (port !== undefined) {
     // Forget the refused port, so the next plain start uses the one that worked before.
@@ -236,17 +240,17 @@ async function start(binaries: ServerPrograms, owner: Owner, paths: ServerPaths,
   const next = await freePort();
   options.onWarning?.(`port ${chosen} is taken; the embedded server moves to port ${next}`);
   await writePort(paths, next);
-  if ((await startOnPort(binaries, owner, paths)) !== 'started') {
+  if ((await startOnPort(binaries, owner, paths, settings)) !== 'started') {
     throw new DbfastError('PORT_IN_USE', `port ${next} on ${HOST} is already in use`);
   }
 }
 
-async function startOnPort(binaries: ServerPrograms, owner: Owner, paths: ServerPaths): Promise<'started' | 'port-taken'> {
+async function startOnPort(binaries: ServerPrograms, owner: Owner, paths: ServerPaths, settings: string[]): Promise<'started' | 'port-taken'> {
   await writeFile(paths.logFile, '', { flag: 'a' });
   if (owner.user) await chown(paths.logFile, owner.user.uid, owner.user.gid);
   const logStart = (await stat(paths.logFile)).size;
   try {
-    await pgCommand(owner, binaries.pg_ctl, ['start', '-D', paths.dataDir, '-l', paths.logFile, '-w', '-t', '60', '-s']);
+    await pgCommand(owner, binaries.pg_ctl, ['start', '-D', paths.dataDir, '-l', paths.logFile, '-w', '-t', '60', '-s', ...settings]);
     return 'started';
   } catch (error) {
     const log = (await readFile(paths.logFile)).subarray(logStart).toString('utf8');

@@ -10,6 +10,7 @@ import { isFresh, changedIncludes } from './freshness.js';
 import { type ChangedFiles, changedSinceBuild } from './manifest.js';
 import { connect } from './pg/client.js';
 import type { ServerTarget } from './pg/target.js';
+import { chooseStrategy, type StrategyChoice } from './strategy.js';
 import { type ProjectScan, type RepositoryFiles, repositoryFiles, repositoryState } from './repository.js';
 import { readTemplate, type TemplateInfo } from './template.js';
 
@@ -25,7 +26,15 @@ export interface EnvironmentStatus {
 }
 
 export interface ProjectStatus {
-  server: { embedded: boolean; address: string | null; reachable: boolean; version: string | null; error: string | null };
+  server: {
+    embedded: boolean;
+    address: string | null;
+    reachable: boolean;
+    version: string | null;
+    /** How clones are copied on this server, and why (strategy.ts). */
+    cloneStrategy: StrategyChoice | null;
+    error: string | null;
+  };
   /** The environment this status is for (null: no environments configured). */
   environment: string | null;
   repository: {
@@ -83,7 +92,7 @@ export async function collectStatus(input: StatusInput): Promise<ProjectStatus> 
   const { config, scan, selection } = input;
   const state = selection && repositoryState(config, selection, scan);
   const status: ProjectStatus = {
-    server: { embedded: config.database === null, address: null, reachable: false, version: null, error: null },
+    server: { embedded: config.database === null, address: null, reachable: false, version: null, cloneStrategy: null, error: null },
     environment: selection?.name ?? null,
     repository: {
       ...(config.repositories[0]!.name === undefined ? { path: config.repositories[0]!.path } : {}),
@@ -110,7 +119,11 @@ export async function collectStatus(input: StatusInput): Promise<ProjectStatus> 
   });
   try {
     if (admin) {
-      status.server.version = (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
+      const { rows } = await admin.query<{ version: string; number: number; method: string | null }>(
+        "SELECT current_setting('server_version') AS version, current_setting('server_version_num')::int AS number, current_setting('file_copy_method', true) AS method",
+      );
+      status.server.version = rows[0]!.version;
+      status.server.cloneStrategy = chooseStrategy({ serverVersion: rows[0]!.number, fileCopyMethod: rows[0]!.method || null }, config.performance.cloneStrategy);
       status.server.reachable = true;
     }
     status.environments = await environmentStates(config, input.environments, scan, admin);

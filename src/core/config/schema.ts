@@ -123,7 +123,7 @@ export const fileSchema = v.object({
       clone_timeout_ms: integerAtLeast(1),
       build_timeout_ms: integerAtLeast(0),
       statement_batch_bytes: integerAtLeast(1),
-      clone_strategy: v.optional(v.picklist(['file_copy', 'wal_log'], 'must be "file_copy" or "wal_log"')),
+      clone_strategy: v.optional(v.picklist(['auto', 'file_copy', 'wal_log'], 'must be "auto", "file_copy" or "wal_log"')),
       pool_size: integerAtLeast(0),
       layer_checkpoints: flag(),
     }),

@@ -51,7 +51,7 @@ export function buildSettings(
       cloneTimeoutMs: performance?.clone_timeout_ms ?? 60_000,
       buildTimeoutMs: performance?.build_timeout_ms ?? 0,
       statementBatchBytes: performance?.statement_batch_bytes ?? 1_048_576,
-      cloneStrategy: performance?.clone_strategy ?? 'file_copy',
+      cloneStrategy: performance?.clone_strategy ?? 'auto',
       poolSize: performance?.pool_size ?? 2,
       layerCheckpoints: performance?.layer_checkpoints ?? true,
     },

@@ -60,8 +60,8 @@ export interface PerformanceSettings {
   /** 0 means no limit. */
   buildTimeoutMs: number;
   statementBatchBytes: number;
-  /** CREATE DATABASE strategy on PostgreSQL 15+: FILE_COPY measured faster here at 8 MB and 886 MB. */
-  cloneStrategy: 'file_copy' | 'wal_log';
+  /** CREATE DATABASE strategy on PostgreSQL 15+; `auto` chooses by server and filesystem (strategy.ts). */
+  cloneStrategy: 'auto' | 'file_copy' | 'wal_log';
   /** Spare clones kept ready per template (pool.ts); 0 disables the pool. */
   poolSize: number;
   /** Keep a checkpoint database after each top-level folder, so a rebuild starts from the last unchanged one. */
