@@ -18,6 +18,7 @@ import { benchEnvironments } from './environments.mjs';
 import { benchExecute } from './execute.mjs';
 import { benchMemory } from './memory.mjs';
 import { benchPool } from './pool.mjs';
+import { benchReflink } from './reflink.mjs';
 import { benchScan } from './scan.mjs';
 
 const BENCHMARKS = [
@@ -30,6 +31,11 @@ const BENCHMARKS = [
     name: 'pool',
     title: 'Warm pool, incremental rebuilds, throughput: dbfast vs CREATE DATABASE, C createdb -T, a full rebuild',
     run: ({ server }) => benchPool(server),
+  },
+  {
+    name: 'reflink',
+    title: 'Clones on PostgreSQL 18 + XFS with reflink: dbfast seed() vs CREATE DATABASE ... STRATEGY WAL_LOG (its own server)',
+    run: () => benchReflink(),
   },
   { name: 'backup', title: 'Backups: dbfast backup create/restore vs pg_dump -Fc, createdb + pg_restore', run: ({ server }) => benchBackup(server) },
   { name: 'deploy', title: 'Deploys: dbfast deploy (migrate, replace) vs psql -1 -f, createdb + pg_dump + pg_restore', run: ({ server }) => benchDeploy(server) },
