@@ -244,6 +244,7 @@ export class Project {
     const started = performance.now();
     // A bad name must fail before minutes of building, not after; a missing repository before the server starts.
     if (options.name !== undefined) validateDatabaseName(options.name);
+    await this.connectAhead();
     const state = await this.scan();
     const target = await this.server();
     let checked = 0;
@@ -296,6 +297,21 @@ export class Project {
       timeoutMs: cloneTimeoutMs,
       strategy,
     });
+  }
+
+  /**
+   * Starts connecting while the files are scanned, when that starts nothing: a configured server,
+   * or the embedded one already running (a missing repository must fail before a server starts).
+   */
+  private async connectAhead(): Promise<void> {
+    if (this.config.database === null) {
+      const { serverStatus } = await import('./server.js');
+      if (!(await serverStatus(this.config.stateDir)).running) return;
+    }
+    this.server().then(
+      (target) => (this.connections ??= new ReusedConnections(target)).prepare(),
+      () => {},
+    );
   }
 
   /** A name of the caller's own to replace is the ordinary path's: it checks what it replaces. */

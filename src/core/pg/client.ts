@@ -49,6 +49,7 @@ interface Referenced {
  */
 export class ReusedConnections {
   private readonly idle = new Set<pg.Client>();
+  private opening: Promise<pg.Client> | undefined;
   private closed = false;
 
   constructor(
@@ -56,8 +57,17 @@ export class ReusedConnections {
     private readonly maxIdle = 4,
   ) {}
 
+  /** Starts opening a connection for the next use, so that connecting overlaps other work (a scan). */
+  prepare(): void {
+    if (this.idle.size > 0 || this.opening) return;
+    const opening = this.open();
+    this.opening = opening;
+    // Unused, it must not keep the process alive; use() references it again. A failure shows when use() connects itself.
+    opening.then((client) => (client as unknown as Referenced).unref(), () => {});
+  }
+
   async use<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-    const client = this.take() ?? (await this.open());
+    const client = this.take() ?? (await this.takeOpening()) ?? (await this.open());
     try {
       const result = await work(client);
       this.putBack(client);
@@ -70,6 +80,8 @@ export class ReusedConnections {
 
   async close(): Promise<void> {
     this.closed = true;
+    const opened = await this.takeOpening();
+    if (opened) this.idle.add(opened);
     const idle = [...this.idle];
     this.idle.clear();
     // Referenced again, or the process could exit with the goodbyes unsent and the caller's await unfinished.
@@ -80,6 +92,14 @@ export class ReusedConnections {
   private async open(): Promise<pg.Client> {
     const client = await connect(this.target);
     client.on('end', () => this.idle.delete(client));
+    return client;
+  }
+
+  private async takeOpening(): Promise<pg.Client | undefined> {
+    const opening = this.opening;
+    this.opening = undefined;
+    const client = await opening?.catch(() => undefined);
+    (client as unknown as Referenced | undefined)?.ref();
     return client;
   }
 
