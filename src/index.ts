@@ -44,6 +44,8 @@ export { type EnsureServerOptions, ensureServer, type ServerOptions, serverStatu
 export { type ExecuteOptions, type ExecutionStats, executeFiles, type FileRead, type SqlFile, type SqlSession } from './core/sql/execute.js';
 export type { IncludedFile } from './core/freshness.js';
 export type { FillResult } from './core/pool.js';
+export type { DatabaseKind, DiskUsage } from './core/disk.js';
+export type { DroppedDatabase, GcResult } from './core/gc.js';
 export type { BuildOptions, EnsureResult, TemplateInfo } from './core/template.js';
 /**
  * Keeps templates built while files change (what `dbfast watch` runs): builds now, then after each

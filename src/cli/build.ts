@@ -17,8 +17,9 @@ export async function build(globals: GlobalOptions, options: { force?: boolean; 
   });
 }
 
-function printBuild({ template, rebuilt, stats, reusedLayers }: EnsureResult, seconds: number, json?: boolean): void {
-  if (json) printJson({ template: template.name, rebuilt, ...template, stats: stats ?? null, reusedLayers });
+function printBuild({ template, rebuilt, stats, reusedLayers, restoredFrom }: EnsureResult, seconds: number, json?: boolean): void {
+  if (json) printJson({ template: template.name, rebuilt, ...template, stats: stats ?? null, reusedLayers, restoredFrom: restoredFrom ?? null });
+  else if (restoredFrom) info(`${green('restored')} ${template.name} from kept template ${restoredFrom} ${dim(`(built ${template.builtAt}, ${plural(template.files, 'file')})`)}`);
   else if (!rebuilt) info(`${template.name} is up to date ${dim(`(built ${template.builtAt}, ${plural(template.files, 'file')})`)}`);
   else printBuilt(template, stats!, seconds, reusedLayers);
 }

@@ -120,10 +120,13 @@ program
 
 program
   .command('clean')
-  .description("drop this template's clones: old ones, all but the newest, or all")
+  .description("drop this template's clones: old ones, all but the newest, or all; or with --gc what no run needs")
   .option('--older-than <duration>', 'only clones created longer ago than this (30m, 12h, 7d)')
   .addOption(new Option('--keep-last <n>', 'always keep the n newest clones').argParser(parseCount))
   .option('--all', 'every clone of this template, whatever its age (not with --older-than)')
+  .option('--gc', 'garbage collection for every environment: orphans, stale spares, kept templates, expired clones, max_disk (alone)')
+  .option('--dry-run', 'with --gc: print what it would drop, drop nothing')
+  .option('--json', 'with --gc: print the result as JSON')
   .action(action(async () => (await import('./clones.js')).clean));
 
 program

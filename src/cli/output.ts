@@ -5,6 +5,8 @@
  */
 import { DbfastError } from '../core/errors.js';
 
+export { formatBytes } from '../core/size.js';
+
 function colorFor(stream: NodeJS.WriteStream): boolean {
   if ('NO_COLOR' in process.env && process.env.NO_COLOR !== '') return false;
   if (process.env.FORCE_COLOR && process.env.FORCE_COLOR !== '0') return true;
@@ -64,15 +66,4 @@ export function errorJson(error: unknown): Record<string, unknown> {
   const { code, message, file, line, column, hint, detail, sqlState, schema, table, columnName, constraint } = error;
   const fields = { code, message, file, line, column, hint, detail, sqlState, schema, table, columnName, constraint };
   return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined));
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }

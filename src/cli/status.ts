@@ -1,6 +1,7 @@
 import { plural } from '../core/plural.js';
 import type { RemoteReachability } from '../core/remote.js';
 import { pathShower } from '../core/repository.js';
+import { DATABASE_KINDS, type DatabaseKind, type DiskUsage } from '../core/disk.js';
 import type { ProjectStatus } from '../core/status.js';
 import type { GlobalOptions } from './globals.js';
 import { bold, dim, formatBytes, green, printData, printJson, red, yellow } from './output.js';
@@ -61,6 +62,7 @@ function printReport(current: ProjectStatus, show: (path: string) => string, ver
   }
   printData(`${bold('template')}    ${templateState(current)}`);
   printData(`${bold('clones')}      ${server.reachable ? `${clones.count}, ${formatBytes(clones.totalBytes)}` : dim('unknown')}`);
+  if (current.disk) printData(`${bold('disk')}        ${diskLine(current.disk)}`);
   if (server.cloneStrategy) {
     const { strategy, why } = server.cloneStrategy;
     printData(`${bold('copies')}      ${strategy ? `STRATEGY ${strategy.toUpperCase()}` : 'files'} ${dim(`(${why})`)}`);
@@ -73,6 +75,24 @@ function printReport(current: ProjectStatus, show: (path: string) => string, ver
     }
   }
 }
+
+/** `41.2 MB: 1 template 8.1 MB, 1 kept template 8.1 MB, ...`: the kinds that use any space. */
+function diskLine(disk: DiskUsage): string {
+  const parts = DATABASE_KINDS.filter((kind) => disk[kind].count > 0).map((kind) => {
+    const { count, bytes } = disk[kind];
+    return `${plural(count, DISK_NOUNS[kind])} ${formatBytes(bytes)}`;
+  });
+  return `${formatBytes(disk.totalBytes)}${parts.length > 0 ? `: ${parts.join(', ')}` : ''}`;
+}
+
+const DISK_NOUNS: Record<DatabaseKind, string> = {
+  template: 'template',
+  kept: 'kept template',
+  checkpoint: 'checkpoint',
+  spare: 'pool spare',
+  clone: 'clone',
+  orphan: 'orphan',
+};
 
 function templateState({ template, environment, environments, server }: ProjectStatus): string {
   if (template) {

@@ -14,16 +14,16 @@ const TEMPLATE_NAME_PATTERN = /^[a-z_][a-z0-9_]*$/;
 
 /**
  * The databases dbfast makes for a template are named `<template><suffix><id>`: a build's scratch
- * database and a retired template (template.ts) and a pool spare (pool.ts) with 8 hex digits, a
- * layer checkpoint (checkpoints.ts) with the layer's number. Clones append `_` + 8 hex digits (clone.ts).
+ * database, a retired template (template.ts), a kept previous template (kept.ts) and a pool spare
+ * (pool.ts) with 8 hex digits, a layer checkpoint (checkpoints.ts) with the layer's number. Clones append `_` + 8 hex digits (clone.ts).
  */
-export const SUFFIXES = { building: '__b', retired: '__o', spare: '__p', checkpoint: '__c' } as const;
+export const SUFFIXES = { building: '__b', retired: '__o', kept: '__k', spare: '__p', checkpoint: '__c' } as const;
 
-/** A database dbfast made for `template` besides the template and its clones: scratch, retired, spare or checkpoint. */
+/** A database dbfast made for `template` besides the template and its clones: scratch, retired, kept, spare or checkpoint. */
 export function isDerivedName(name: string, template: string): boolean {
   if (!name.startsWith(template)) return false;
-  const { building, retired, spare, checkpoint } = SUFFIXES;
-  return new RegExp(`^(?:(?:${building}|${retired}|${spare})[0-9a-f]{8}|${checkpoint}\\d{1,8})$`).test(name.slice(template.length));
+  const { building, retired, kept, spare, checkpoint } = SUFFIXES;
+  return new RegExp(`^(?:(?:${building}|${retired}|${kept}|${spare})[0-9a-f]{8}|${checkpoint}\\d{1,8})$`).test(name.slice(template.length));
 }
 
 /** The longest suffix is 11 bytes: `__b` + 8 hex digits. */

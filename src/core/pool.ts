@@ -145,9 +145,14 @@ export async function fillPool(target: ServerTarget, options: FillOptions): Prom
   });
 }
 
-/** Spares copied from a build that is no longer the template: never handed out, so dropped. */
+/** Spares copied from a build that is no longer the template: never handed out. */
+export function staleSpares(view: PoolView): Spare[] {
+  return view.spares.filter((spare) => spare.templateOid !== view.templateOid || spare.fingerprint !== view.template?.fingerprint);
+}
+
+/** Drops the stale spares; returns their names. */
 export async function dropStaleSpares(admin: pg.Client, view: PoolView): Promise<string[]> {
-  const stale = view.spares.filter((spare) => spare.templateOid !== view.templateOid || spare.fingerprint !== view.template?.fingerprint);
+  const stale = staleSpares(view);
   for (const spare of stale) await dropDatabase(admin, spare.name);
   return stale.map((spare) => spare.name);
 }

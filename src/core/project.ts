@@ -14,6 +14,7 @@ import {
   validateEnvironment,
 } from './environments.js';
 import { isFresh } from './freshness.js';
+import { collectGarbage, type GcResult, overBudgetMessage } from './gc.js';
 import { recordBuild } from './manifest.js';
 import { validateDatabaseName } from './names.js';
 import { ReusedConnections, withClient } from './pg/client.js';
@@ -209,6 +210,7 @@ export class Project {
         validation: this.config.validation,
         timeoutMs: this.config.performance.buildTimeoutMs,
         strategy,
+        keepTemplates: this.config.performance.keepTemplates,
       },
       { batchBytes: this.config.performance.statementBatchBytes, ...options },
     );
@@ -216,8 +218,40 @@ export class Project {
       await recordBuild(this.config.stateDir, this.templateName, state);
       // Never handed out (claimSpare checks the build), but they hold disk until dropped.
       await this.withAdmin(target, async (admin) => dropStaleSpares(admin, await readPool(admin, this.templateName)));
+      await this.gcAfterBuild(target);
     }
     return result;
+  }
+
+  /** Best effort: a build that succeeded never fails for its sweep. */
+  private async gcAfterBuild(target: ServerTarget): Promise<void> {
+    try {
+      const result = await this.withAdmin(target, (admin) => collectGarbage(admin, this.projectTemplates(), this.gcPolicy()));
+      if (result.overBudget) this.onWarning?.(overBudgetMessage(result));
+    } catch (error) {
+      this.onWarning?.(`garbage collection after the build failed: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * Drops, for every environment's template, what no run needs any more: orphans of crashed runs,
+   * stale spares, checkpoints of a template that no longer exists, kept templates beyond
+   * keep_templates, clones older than clone_ttl; then kept templates, checkpoints and spares while
+   * the project's databases use more than max_disk. Templates whose build is running are skipped.
+   */
+  async gc(options: { dryRun?: boolean } = {}): Promise<GcResult> {
+    return this.withAdmin(await this.server(), (admin) => collectGarbage(admin, this.projectTemplates(), { ...this.gcPolicy(), dryRun: options.dryRun }));
+  }
+
+  private gcPolicy() {
+    const { keepTemplates, cloneTtlMs, maxDiskBytes } = this.config.performance;
+    return { keepTemplates, cloneTtlMs, maxDiskBytes };
+  }
+
+  /** Every configured environment's template (the one template without environments). */
+  private projectTemplates(): string[] {
+    const environments = this.configuredEnvironments();
+    return environments.length === 0 ? [this.config.templateName] : [...new Set(environments.map((environment) => environment.templateName))];
   }
 
   /**
@@ -378,6 +412,7 @@ export class Project {
       scan: await this.scanRepository(),
       selection: this.chosenEnvironment(),
       environments: this.configuredEnvironments(),
+      templates: this.projectTemplates(),
       server: await this.serverIfRunning(),
     };
     return collectStatus(input);

@@ -5,6 +5,7 @@
 import type pg from 'pg';
 import { listClones } from './clone.js';
 import type { DbfastConfig } from './config/index.js';
+import { type DiskUsage, diskUsage, projectDatabases } from './disk.js';
 import type { EnvironmentSelection } from './environments.js';
 import { isFresh, changedIncludes } from './freshness.js';
 import { type ChangedFiles, changedSinceBuild } from './manifest.js';
@@ -53,6 +54,8 @@ export interface ProjectStatus {
   };
   template: TemplateInfo | null;
   clones: { count: number; totalBytes: number };
+  /** What dbfast's databases of every environment's template use, by kind; null when the server could not be asked. */
+  disk: DiskUsage | null;
   /** Every configured environment's template, in configuration order. */
   environments: EnvironmentStatus[];
 }
@@ -64,6 +67,8 @@ export interface StatusInput {
   selection: EnvironmentSelection | null;
   /** Every configured environment. */
   environments: EnvironmentSelection[];
+  /** Every configured environment's template. */
+  templates: string[];
   /** The server when it can be asked without starting it, else why it cannot. */
   server: { target: ServerTarget } | { error: string };
 }
@@ -104,6 +109,7 @@ export async function collectStatus(input: StatusInput): Promise<ProjectStatus> 
     },
     template: null,
     clones: { count: 0, totalBytes: 0 },
+    disk: null,
     environments: [],
   };
   if ('error' in input.server) {
@@ -127,6 +133,7 @@ export async function collectStatus(input: StatusInput): Promise<ProjectStatus> 
       status.server.reachable = true;
     }
     status.environments = await environmentStates(config, input.environments, scan, admin);
+    if (admin) status.disk = diskUsage(await projectDatabases(admin, input.templates));
     if (!admin || !selection) return status;
     status.template = await readTemplate(admin, selection.templateName, { withSize: true });
     const clones = (await listClones(admin)).filter((clone) => clone.template === selection.templateName);

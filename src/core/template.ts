@@ -10,10 +10,11 @@ import type { ValidationSettings } from './config/index.js';
 import { type BuildCounts, type Checkpoint, copyDatabase, dropCheckpoints, reusableCheckpoint, saveCheckpoint } from './checkpoints.js';
 import { DbfastError } from './errors.js';
 import { type IncludedFile, isFresh, recordedIncludes } from './freshness.js';
+import { type KeptTemplate, keptMetadata, keptName, pruneKept, restoredMetadata, reusableKept } from './kept.js';
 import type { Layer } from './layers.js';
 import { isDerivedName, SUFFIXES } from './names.js';
 import { withClient, withSession } from './pg/client.js';
-import { createDatabase, databaseExists, dropDatabase } from './pg/databases.js';
+import { createDatabase, dropDatabase } from './pg/databases.js';
 import { lockKeys, withAdvisoryLock } from './pg/locks.js';
 import { METADATA_COLUMNS, type MetadataColumns, parseMetadata, writableMetadataPlace, writeMetadataSql } from './pg/metadata.js';
 import type { ServerTarget } from './pg/target.js';
@@ -21,29 +22,10 @@ import { withTransaction } from './pg/transaction.js';
 import { builtRoles, dropPreviousBuild, explainRoleError, roleNames, rolesUsedBy } from './roles.js';
 import { type ExecuteOptions, type ExecutionStats, executeFiles, type SqlSession } from './sql/execute.js';
 import { quoteIdentifier as ident } from './sql/quote.js';
+import type { TemplateInfo, TemplateMetadata } from './template-metadata.js';
 import { validateDatabase } from './validate.js';
 
-export interface TemplateMetadata {
-  kind: 'template';
-  fingerprint: string;
-  builtAt: string;
-  durationMs: number;
-  files: number;
-  statements: number;
-  rowsCopied: number;
-  /** Roles this template's builds created (roles.ts); absent in templates of format 1. */
-  roles?: string[];
-  /** Files the build read besides the selected ones (\i, \copy), with the hash of the bytes it read: part of freshness (recordedIncludes); absent in format 1. */
-  includes?: IncludedFile[];
-  /** `host:/path/to/project` of the checkout that built it, so another checkout can tell why it differs; absent before format 3. */
-  builtBy?: string;
-}
-
-export interface TemplateInfo extends TemplateMetadata {
-  name: string;
-  /** Only when asked for: pg_database_size stats every file of the database. */
-  sizeBytes?: number;
-}
+export type { TemplateInfo, TemplateMetadata } from './template-metadata.js';
 
 export interface TemplateSpec {
   name: string;
@@ -62,6 +44,8 @@ export interface TemplateSpec {
   timeoutMs?: number;
   /** CREATE DATABASE strategy for the build's scratch database (PostgreSQL 15+). */
   strategy?: 'file_copy' | 'wal_log';
+  /** Previous templates kept (kept.ts) instead of dropped when a rebuild replaces them; 0 by default. */
+  keepTemplates?: number;
 }
 
 export interface BuildOptions extends Pick<ExecuteOptions, 'onFileStart' | 'onEcho' | 'onWarning' | 'onWarn' | 'batchBytes'> {
@@ -86,6 +70,8 @@ export interface EnsureResult {
   stats?: ExecutionStats;
   /** The layers (top-level folders) a rebuild took from a checkpoint instead of running them. */
   reusedLayers: string[];
+  /** The kept template (kept.ts) swapped back in instead of building: nothing ran. */
+  restoredFrom?: string;
 }
 
 interface DatabaseRow extends MetadataColumns {
@@ -116,7 +102,8 @@ export function templateFromRow(row: MetadataColumns & { datname: string; size?:
 
 /**
  * Returns the template, building it first when it is missing, stale (see isFresh) or
- * `force` is set. One builder per template at a time: a server-side advisory lock makes
+ * `force` is set; a kept template built from these files (kept.ts) is swapped back in instead of
+ * building. One builder per template at a time: a server-side advisory lock makes
  * concurrent callers wait and then find the fresh template.
  */
 export async function ensureTemplate(target: ServerTarget, spec: TemplateSpec, options: BuildOptions = {}): Promise<EnsureResult> {
@@ -124,6 +111,8 @@ export async function ensureTemplate(target: ServerTarget, spec: TemplateSpec, o
     const current = await readTemplate(admin, spec.name);
     if (current && !options.force && (await isFresh(current, spec.fingerprint, spec))) return { template: current, rebuilt: false, reusedLayers: [] };
     await dropOrphans(admin, spec.name);
+    const kept = options.force || options.recreate ? null : await reusableKept(admin, spec.name, spec.fingerprint, spec);
+    if (kept) return restore(admin, spec, kept, current);
     const previous = { template: spec.name, roles: current?.roles ?? [] };
     // Under the pool's lock: a refill copying the template meanwhile would leave a spare holding the roles' objects.
     if (options.recreate) await withAdvisoryLock(admin, lockKeys.pool(spec.name), () => dropPreviousBuild(admin, previous));
@@ -135,14 +124,27 @@ export async function ensureTemplate(target: ServerTarget, spec: TemplateSpec, o
   }));
 }
 
+/** Swaps a kept template whose files are the current ones back in, keeping the template it replaces. */
+async function restore(admin: pg.Client, spec: TemplateSpec, kept: KeptTemplate, current: TemplateInfo | null): Promise<EnsureResult> {
+  // Roles outlive templates: the ones either build created are still the template's to drop on --recreate.
+  const roles = [...new Set([...(kept.roles ?? []), ...(current?.roles ?? [])])];
+  await swap(admin, spec.name, kept.name, { ...restoredMetadata(kept), roles }, spec.keepTemplates ?? 0);
+  const template = (await readTemplate(admin, spec.name, { withSize: true }))!;
+  return { template, rebuilt: true, reusedLayers: [], restoredFrom: kept.name };
+}
+
 const { building: BUILDING, retired: RETIRED } = SUFFIXES;
 
-/** Scratch databases of builds that were killed, and templates they retired. Only called under the template's lock. */
-async function dropOrphans(admin: pg.Client, name: string): Promise<void> {
+/** Scratch databases of builds that were killed, and templates they retired: dropped only under the template's lock. */
+export async function orphanNames(admin: pg.Client, name: string): Promise<string[]> {
   const { rows } = await admin.query<{ datname: string }>('SELECT datname FROM pg_database WHERE starts_with(datname, $1)', [name]);
   // Exactly the names dbfast generates: never a user's database that merely shares the prefix.
   const orphan = new RegExp(`^(?:${BUILDING}|${RETIRED})[0-9a-f]{8}$`);
-  for (const { datname } of rows) if (isDerivedName(datname, name) && orphan.test(datname.slice(name.length))) await dropDatabase(admin, datname);
+  return rows.map((row) => row.datname).filter((datname) => isDerivedName(datname, name) && orphan.test(datname.slice(name.length)));
+}
+
+async function dropOrphans(admin: pg.Client, name: string): Promise<void> {
+  for (const orphan of await orphanNames(admin, name)) await dropDatabase(admin, orphan);
 }
 
 interface Built {
@@ -213,7 +215,7 @@ async function build(
       includes,
       roles: builtRoles(roles.before, await roleNames(admin), await rolesUsedBy(admin, temporary), roles.recorded),
     };
-    await swap(admin, spec.name, temporary, metadata);
+    await swap(admin, spec.name, temporary, metadata, spec.keepTemplates ?? 0);
     // Checkpoints of layers that no longer exist, or all of them when they are off, only hold disk.
     await dropCheckpoints(admin, spec.name, spec.checkpoints ? layers.length - 1 : 0);
     return { stats, reusedLayers: layers.slice(0, first).map((layer) => layer.name) };
@@ -281,20 +283,24 @@ async function withCancellation<T>(
 
 /**
  * One transaction: clones see either the old template or the new one, never none. A session still
- * on the built database makes the rename wait (PostgreSQL gives it 5 s) and fail: then nothing changed.
+ * on the incoming database makes the rename wait (PostgreSQL gives it 5 s) and fail: then nothing
+ * changed. The old template is kept (kept.ts) while `keep` allows, else dropped.
  */
-async function swap(admin: pg.Client, name: string, built: string, metadata: TemplateMetadata): Promise<void> {
-  const exists = await databaseExists(admin, name);
-  const retired = `${name}${RETIRED}${randomBytes(4).toString('hex')}`;
+async function swap(admin: pg.Client, name: string, incoming: string, metadata: TemplateMetadata, keep: number): Promise<void> {
+  const current = await readTemplate(admin, name);
+  const kept = current && keep > 0 ? keptName(name) : null;
+  const retired = kept ?? `${name}${RETIRED}${randomBytes(4).toString('hex')}`;
   const place = await writableMetadataPlace(admin);
   await withTransaction(admin, async () => {
-    if (exists) {
+    if (current) {
       await admin.query(`ALTER DATABASE ${ident(name)} IS_TEMPLATE false`);
       await admin.query(`ALTER DATABASE ${ident(name)} RENAME TO ${ident(retired)}`);
+      if (kept) await admin.query(writeMetadataSql(kept, keptMetadata(current), place));
     }
-    await admin.query(`ALTER DATABASE ${ident(built)} RENAME TO ${ident(name)}`);
+    await admin.query(`ALTER DATABASE ${ident(incoming)} RENAME TO ${ident(name)}`);
     await admin.query(`ALTER DATABASE ${ident(name)} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false`);
     await admin.query(writeMetadataSql(name, metadata, place));
   });
-  if (exists) await dropDatabase(admin, retired);
+  if (current && !kept) await dropDatabase(admin, retired);
+  await pruneKept(admin, name, keep);
 }

@@ -14,12 +14,14 @@ describe('dbfast status', () => {
     expect(result.code).toBe(0);
     expect(result.stderr).toBe('');
     const report = lines(result.stdout);
-    expect(report.map((line) => line.split(' ')[0])).toEqual(['server', 'repository', 'template', 'clones', 'copies']);
+    expect(report.map((line) => line.split(' ')[0])).toEqual(['server', 'repository', 'template', 'clones', 'disk', 'copies']);
     expect(report[1]).toBe(`repository  ${join(project.root, 'db')}, 1 file, unchanged`);
     expect(report[2]).toMatch(new RegExp(`^template    ${project.templateName}, built \\S+ in [\\d.]+s, 1 file, [\\d.]+ \\w?B, fingerprint [0-9a-f]{12}$`));
     expect(report[3]).toMatch(/^clones {6}1, [\d.]+ \w?B$/);
+    // The detached pool refill may or may not have made spares yet.
+    expect(report[4]).toMatch(/^disk {8}[\d.]+ \w?B: 1 template [\d.]+ \w?B, (\d pool spares? [\d.]+ \w?B, )?1 clone [\d.]+ \w?B$/);
     // PostgreSQL 15 on ext4: FILE_COPY, and why.
-    expect(report[4]).toMatch(/^copies {6}STRATEGY FILE_COPY \(FILE_COPY: faster than WAL_LOG .*\)$/);
+    expect(report[5]).toMatch(/^copies {6}STRATEGY FILE_COPY \(FILE_COPY: faster than WAL_LOG .*\)$/);
 
     await writeFile(join(project.root, 'db/0_schema/01.sql'), 'CREATE TABLE t (id bigint);');
     const verbose = await project.run(['status', '--verbose']);

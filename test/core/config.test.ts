@@ -112,6 +112,7 @@ describe('defaults', () => {
         cloneStrategy: 'auto',
         poolSize: 2,
         layerCheckpoints: true,
+        keepTemplates: 0,
       },
       validation: { requiredTables: [], requiredFunctions: [], testQueries: [] },
       tools: {},
@@ -176,6 +177,9 @@ statement_batch_bytes = 65536
 clone_strategy = "wal_log"
 pool_size = 0
 layer_checkpoints = false
+keep_templates = 2
+clone_ttl = "12h"
+max_disk = "1.5GB"
 
 [validation]
 required_tables = ["users"]
@@ -231,6 +235,9 @@ format = "directory"
       cloneStrategy: 'wal_log',
       poolSize: 0,
       layerCheckpoints: false,
+      keepTemplates: 2,
+      cloneTtlMs: 43_200_000,
+      maxDiskBytes: 1.5 * 1024 ** 3,
     });
     expect(config.validation).toEqual({
       requiredTables: ['users'],
@@ -396,6 +403,9 @@ describe('invalid files', () => {
     ['[performance]\nclone_strategy = "copy"\n', 'performance.clone_strategy must be "auto", "file_copy" or "wal_log"'],
     ['[performance]\npool_size = -1\n', 'performance.pool_size must be a non-negative integer'],
     ['[performance]\nlayer_checkpoints = "yes"\n', 'performance.layer_checkpoints must be true or false'],
+    ['[performance]\nkeep_templates = -1\n', 'performance.keep_templates must be a non-negative integer'],
+    ['[performance]\nclone_ttl = "7 days"\n', 'performance.clone_ttl must be a duration: 500ms, 5s, 30m, 12h, 7d, 2w'],
+    ['[performance]\nmax_disk = "20G"\n', 'performance.max_disk must be a size: 500MB, 20GB, 1TB'],
     ['[validation]\ntest_queries = "select 1"\n', 'validation.test_queries must be a list'],
     ['[database]\nhost = "h"\npassword_env = "1PG"\n', 'database.password_env must be the name of an environment variable (letters, digits and _)'],
     ['[database]\nhost = "h"\npassword_env = "PG-PASS"\n', 'database.password_env must be the name of an environment variable (letters, digits and _)'],

@@ -58,6 +58,7 @@ function makeConfig(
       cloneStrategy: 'file_copy',
       poolSize: 2,
       layerCheckpoints: true,
+      keepTemplates: 0,
     },
     validation: { requiredTables: [], requiredFunctions: [], testQueries: [] },
     tools: {},

@@ -5,13 +5,17 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { type CloneInfo, selectForCleanup } from '../../src/core/clone.js';
 import { Project } from '../../src/core/project.js';
+import { dropTemplateAndClones } from '../helpers/cli.js';
+import { query } from '../helpers/database.js';
 import { tempRepo, writeFiles } from '../helpers/repo.js';
 
 const projects: Project[] = [];
+const dropped: string[] = [];
 afterAll(async () => {
   for (const project of projects) {
     await project.clean({ all: true });
   }
+  for (const name of dropped) await dropTemplateAndClones(name);
 });
 
 async function openOnTestServer(root: string) {
@@ -69,12 +73,40 @@ describe('status', () => {
     expect((await theirs.status()).repository).toMatchObject({ changed: false, otherBuild: null });
   });
 
+  it('shows the space used by each kind of database of every environment\'s template', async () => {
+    const name = `s_${randomBytes(4).toString('hex')}`;
+    dropped.push(name, `${name}_x`);
+    const toml = `[database]\ntemplate_name = "${name}"\n[performance]\npool_size = 0\nkeep_templates = 1\n[environments.main]\ntemplate_name = "${name}"\n[environments.other]\ntemplate_name = "${name}_x"\n`;
+    const root = await tempRepo({ 'dbfast.toml': toml, 'db/0_schema/a.sql': 'CREATE TABLE a (id int);', 'db/1_seed/b.sql': 'INSERT INTO a VALUES (1);' });
+    const opened = await Project.open({ cwd: root, env: { DBFAST_DATABASE_URL: `postgresql://postgres@127.0.0.1:${inject('serverPort')}/postgres` } });
+    const main = opened.withEnvironment('main');
+    await main.build();
+    await writeFiles(root, { 'db/1_seed/b.sql': 'INSERT INTO a VALUES (2);' });
+    await main.seed({ refill: false });
+    await opened.withEnvironment('other').build();
+    await query('postgres', `CREATE DATABASE "${name}__b12345678"`);
+
+    const { disk } = await main.status();
+    expect(disk).toMatchObject({
+      template: { count: 2 },
+      kept: { count: 1 },
+      checkpoint: { count: 2 },
+      spare: { count: 0, bytes: 0 },
+      clone: { count: 1 },
+      orphan: { count: 1 },
+    });
+    const kinds = [disk!.template, disk!.kept, disk!.checkpoint, disk!.clone, disk!.orphan];
+    for (const kind of kinds) expect(kind.bytes).toBeGreaterThan(0);
+    expect(disk!.totalBytes).toBe(kinds.reduce((sum, kind) => sum + kind.bytes, 0));
+  });
+
   it('reports an unreachable configured server without failing', async () => {
     const root = await tempRepo({ 'db/a.sql': 'SELECT 1;' });
     const project = await Project.open({ cwd: root, env: { DBFAST_DATABASE_URL: 'postgresql://postgres@127.0.0.1:1/postgres' } });
     const status = await project.status();
     expect(status.server).toMatchObject({ reachable: false, error: expect.stringContaining('cannot reach PostgreSQL') });
     expect(status.repository.files).toBe(1);
+    expect(status.disk).toBeNull();
   });
 });
 

@@ -2,6 +2,7 @@
 import * as v from 'valibot';
 import { closest } from '../suggest.js';
 import type { ConfigWarning } from './types.js';
+import { SIZE_PATTERN } from '../size.js';
 import { SSL_MODES } from './url.js';
 
 export const CONFIG_FILE_NAME = 'dbfast.toml';
@@ -43,6 +44,10 @@ const stringList = () =>
 
 function duration() {
   return v.optional(v.pipe(v.string(STRING), v.regex(/^\d+(\.\d+)?(ms|[smhdw])$/, 'must be a duration: 500ms, 5s, 30m, 12h, 7d, 2w')));
+}
+
+function size() {
+  return v.optional(v.pipe(v.string(STRING), v.regex(SIZE_PATTERN, 'must be a size: 500MB, 20GB, 1TB')));
 }
 
 function integerAtLeast(min: 0 | 1) {
@@ -126,6 +131,9 @@ export const fileSchema = v.object({
       clone_strategy: v.optional(v.picklist(['auto', 'file_copy', 'wal_log'], 'must be "auto", "file_copy" or "wal_log"')),
       pool_size: integerAtLeast(0),
       layer_checkpoints: flag(),
+      keep_templates: integerAtLeast(0),
+      clone_ttl: duration(),
+      max_disk: size(),
     }),
   ),
   validation: v.optional(

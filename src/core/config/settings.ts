@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseDuration } from '../duration.js';
 import { defaultTemplateName, isProductionName } from '../names.js';
+import { parseSize } from '../size.js';
 import type { ConnectionSection, FileSettings } from './schema.js';
 import type { DatabaseSettings, DbfastConfig } from './types.js';
 
@@ -54,6 +55,11 @@ export function buildSettings(
       cloneStrategy: performance?.clone_strategy ?? 'auto',
       poolSize: performance?.pool_size ?? 2,
       layerCheckpoints: performance?.layer_checkpoints ?? true,
+      keepTemplates: performance?.keep_templates ?? 0,
+      ...definedOnly({
+        cloneTtlMs: performance?.clone_ttl === undefined ? undefined : parseDuration(performance.clone_ttl),
+        maxDiskBytes: performance?.max_disk === undefined ? undefined : parseSize(performance.max_disk),
+      }),
     },
     validation: {
       requiredTables: validation?.required_tables ?? [],

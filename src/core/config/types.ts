@@ -66,6 +66,12 @@ export interface PerformanceSettings {
   poolSize: number;
   /** Keep a checkpoint database after each top-level folder, so a rebuild starts from the last unchanged one. */
   layerCheckpoints: boolean;
+  /** Previous templates kept per template (kept.ts), so switching back to their files is a rename. */
+  keepTemplates: number;
+  /** Clones older than this are dropped by the garbage collection (gc.ts); absent: never. */
+  cloneTtlMs?: number;
+  /** The garbage collection drops kept templates, checkpoints and spares until the project's databases fit. */
+  maxDiskBytes?: number;
 }
 
 export interface TestQuery {
