@@ -343,7 +343,7 @@ export class Project {
       if (!(await serverStatus(this.config.stateDir)).running) return;
     }
     this.server().then(
-      (target) => (this.connections ??= new ReusedConnections(target)).prepare(),
+      (target) => this.connectionsTo(target).prepare(),
       () => {},
     );
   }
@@ -390,8 +390,12 @@ export class Project {
    * pool costs two round trips; a new connection more than both). Idle ones never keep the process alive.
    */
   private withAdmin<T>(target: ServerTarget, work: (admin: pg.Client) => Promise<T>): Promise<T> {
+    return this.connectionsTo(target).use(work);
+  }
+
+  private connectionsTo(target: ServerTarget): ReusedConnections {
     this.connections ??= new ReusedConnections(target);
-    return this.connections.use(work);
+    return this.connections;
   }
 
   private refillInBackground(): void {
