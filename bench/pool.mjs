@@ -124,8 +124,11 @@ async function benchCli({ dir, project }, server, url, label, { pooled }) {
         warmUp: true,
         onRun: (number) => (run = number),
         before: async () => {
-          // A warm pool for every run: the detached refill of the previous seed has finished.
-          if (pooled) await untilPoolFull(project);
+          // A warm pool for every run: the detached refill of the previous seed has finished (or this fills it).
+          if (pooled) {
+            await project.fillPool();
+            await untilPoolFull(project);
+          }
           await admin.query('CHECKPOINT');
         },
       },

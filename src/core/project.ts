@@ -338,6 +338,7 @@ export class Project {
    * or the embedded one already running (a missing repository must fail before a server starts).
    */
   private async connectAhead(): Promise<void> {
+    if (this.connections?.ready) return;
     if (this.config.database === null) {
       const { serverStatus } = await import('./server.js');
       if (!(await serverStatus(this.config.stateDir)).running) return;

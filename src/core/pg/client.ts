@@ -57,6 +57,11 @@ export class ReusedConnections {
     private readonly maxIdle = 4,
   ) {}
 
+  /** A connection is ready for the next use, or being opened. */
+  get ready(): boolean {
+    return this.idle.size > 0 || this.opening !== undefined;
+  }
+
   /** Starts opening a connection for the next use, so that connecting overlaps other work (a scan). */
   prepare(): void {
     if (this.idle.size > 0 || this.opening) return;
