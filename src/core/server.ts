@@ -124,8 +124,9 @@ export async function ensureServer(stateDir: string, options: EnsureServerOption
   const binaries = await findServerPrograms(options.env, options.binDir);
   const paths = serverPaths(stateDir);
   await makeStateFolder(paths.root, stateDir, options.stateDirFromEnv);
-  const { lock } = await import('proper-lockfile');
-  const release = await lock(paths.root, {
+  // The default export (module.exports): a bundler's chunk of a CommonJS module may have no named ones.
+  const { default: lockfile } = await import('proper-lockfile');
+  const release = await lockfile.lock(paths.root, {
     lockfilePath: paths.lockFile,
     realpath: false,
     stale: 60_000,
