@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Project } from '../dist/core/project.js';
-import { cleanEnv, timeProcess, withClient } from './shared.mjs';
+import { cleanEnv, GIGABYTE_TABLE_SQL, timeProcess, withClient } from './shared.mjs';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const CORPUS = fileURLToPath(new URL('../../shared/corpus/', import.meta.url));
@@ -16,8 +16,6 @@ const CLONE_RUNS = 10;
 const LATENCY_RUNS = 24;
 const GOAL_CLONE = 1.3;
 const GOAL_BUILD = 1.3;
-/** ~1 GB: 6.5 million rows of ~150 bytes. */
-const BULK_ROWS = 6_500_000;
 
 export async function benchClone(server) {
   const url = `postgresql://${server.user}@${server.host}:${server.port}/postgres`;
@@ -56,11 +54,7 @@ async function projectFolder(work, template) {
   }
   if (template.bulk) {
     await mkdir(join(dir, 'db/2_bulk'));
-    await writeFile(
-      join(dir, 'db/2_bulk/01_rows.sql'),
-      `CREATE TABLE public.bulk AS SELECT g AS id, md5(g::text) AS a, md5((g * 7)::text) AS b, now() AS at
-         FROM generate_series(1, ${BULK_ROWS}) AS g;\nALTER TABLE public.bulk ADD PRIMARY KEY (id);\n`,
-    );
+    await writeFile(join(dir, 'db/2_bulk/01_rows.sql'), GIGABYTE_TABLE_SQL);
   }
   return dir;
 }

