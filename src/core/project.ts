@@ -216,8 +216,11 @@ export class Project {
     );
     if (result.rebuilt) {
       await recordBuild(this.config.stateDir, this.templateName, state);
-      // Never handed out (claimSpare checks the build), but they hold disk until dropped.
-      await this.withAdmin(target, async (admin) => dropStaleSpares(admin, await readPool(admin, this.templateName)));
+      // Never handed out (claimSpare checks the build), but they hold disk until dropped; the next fill or sweep
+      // drops them too, so a build that succeeded never fails here.
+      await this.withAdmin(target, async (admin) => dropStaleSpares(admin, await readPool(admin, this.templateName))).catch((error: Error) =>
+        this.onWarning?.(`dropping the old build's pool spares failed (the next refill drops them): ${error.message}`),
+      );
       await this.gcAfterBuild(target);
     }
     return result;

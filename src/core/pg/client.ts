@@ -72,6 +72,8 @@ export class ReusedConnections {
   }
 
   async use<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+    // One turn of the event loop first: a connection the server closed while idle is then known (its 'end').
+    if (this.idle.size > 0) await new Promise((resolve) => setImmediate(resolve));
     const client = this.take() ?? (await this.takeOpening()) ?? (await this.open());
     try {
       const result = await work(client);
@@ -96,7 +98,9 @@ export class ReusedConnections {
 
   private async open(): Promise<pg.Client> {
     const client = await connect(this.target);
-    client.on('end', () => this.idle.delete(client));
+    const forget = () => this.idle.delete(client);
+    client.on('end', forget);
+    client.on('error', forget);
     return client;
   }
 
