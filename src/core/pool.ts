@@ -15,7 +15,7 @@ import { lockKeys, tryAdvisoryLock } from './pg/locks.js';
 import { METADATA_COLUMNS, type MetadataColumns, metadataPlace, parseMetadata, writeMetadataSql } from './pg/metadata.js';
 import type { ServerTarget } from './pg/target.js';
 import { quoteIdentifier as ident, quoteLiteral } from './sql/quote.js';
-import type { ServerCopying } from './strategy.js';
+import { type CloneStrategy, chooseStrategy, type ServerCopying } from './strategy.js';
 import { type TemplateInfo, templateFromRow } from './template.js';
 
 export interface Spare extends SpareMetadata {
@@ -108,9 +108,11 @@ function shuffle<T>(items: T[]): T[] {
   return copy;
 }
 
-export interface FillOptions extends Pick<CreateCloneOptions, 'maxConcurrent' | 'timeoutMs' | 'strategy'> {
+export interface FillOptions extends Pick<CreateCloneOptions, 'maxConcurrent' | 'timeoutMs'> {
   template: string;
   size: number;
+  /** [performance] clone_strategy: the strategy follows from it and the server (strategy.ts), read with the pool. */
+  cloneStrategy: CloneStrategy | 'auto';
 }
 
 export interface FillResult {
@@ -137,7 +139,8 @@ export async function fillPool(target: ServerTarget, options: FillOptions): Prom
         result.dropped.push(...dropped, ...view.unfinished);
         if (view.spares.length - dropped.length >= options.size) return;
         const name = spareName(options.template);
-        await createClone(admin, { ...options, name, fingerprint: view.template!.fingerprint, spare: true });
+        const { strategy } = chooseStrategy(view, options.cloneStrategy);
+        await createClone(admin, { ...options, name, fingerprint: view.template!.fingerprint, spare: true, strategy });
         result.created.push(name);
       }
     });
@@ -151,7 +154,7 @@ export function staleSpares(view: PoolView): Spare[] {
 }
 
 /** Drops the stale spares; returns their names. */
-export async function dropStaleSpares(admin: pg.Client, view: PoolView): Promise<string[]> {
+async function dropStaleSpares(admin: pg.Client, view: PoolView): Promise<string[]> {
   const stale = staleSpares(view);
   for (const spare of stale) await dropDatabase(admin, spare.name);
   return stale.map((spare) => spare.name);

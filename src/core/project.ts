@@ -19,7 +19,7 @@ import { recordBuild } from './manifest.js';
 import { validateDatabaseName } from './names.js';
 import { ReusedConnections, withClient } from './pg/client.js';
 import { resolveTarget, type ServerTarget } from './pg/target.js';
-import { claimSpare, drainPool, dropStaleSpares, type FillResult, fillPool, readPool } from './pool.js';
+import { claimSpare, drainPool, type FillResult, fillPool, readPool } from './pool.js';
 import {
   type ProjectScan,
   type RepositoryFiles,
@@ -216,11 +216,7 @@ export class Project {
     );
     if (result.rebuilt) {
       await recordBuild(this.config.stateDir, this.templateName, state);
-      // Never handed out (claimSpare checks the build), but they hold disk until dropped; the next fill or sweep
-      // drops them too, so a build that succeeded never fails here.
-      await this.withAdmin(target, async (admin) => dropStaleSpares(admin, await readPool(admin, this.templateName))).catch((error: Error) =>
-        this.onWarning?.(`dropping the old build's pool spares failed (the next refill drops them): ${error.message}`),
-      );
+      // Among what it drops: the old build's spares, never handed out (claimSpare checks the build) but holding disk.
       await this.gcAfterBuild(target);
     }
     return result;
@@ -365,15 +361,13 @@ export class Project {
   async fillPool(): Promise<FillResult & { stopped?: string }> {
     const server = await this.serverIfRunning();
     if ('error' in server) return { created: [], dropped: [], busy: false, stopped: server.error };
-    const { target } = server;
-    const { poolSize, maxConcurrentClones, cloneTimeoutMs } = this.config.performance;
-    const view = await this.withAdmin(target, (admin) => readPool(admin, this.templateName));
-    return fillPool(target, {
+    const { poolSize, maxConcurrentClones, cloneTimeoutMs, cloneStrategy } = this.config.performance;
+    return fillPool(server.target, {
       template: this.templateName,
       size: poolSize,
       maxConcurrent: maxConcurrentClones,
       timeoutMs: cloneTimeoutMs,
-      strategy: this.cloneStrategy(view),
+      cloneStrategy,
     });
   }
 
