@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { listCheckpoints } from './checkpoints.js';
 import { listClones } from './clone.js';
 import { listKept } from './kept.js';
+import { advisoryLockHeld, lockKeys } from './pg/locks.js';
 import { readPool } from './pool.js';
 import { orphanNames } from './template.js';
 
@@ -35,7 +36,10 @@ export async function projectDatabases(admin: pg.Client, templates: string[]): P
     for (const kept of await listKept(admin, template)) found.push({ name: kept.name, kind: 'kept', template, since: kept.keptAt });
     for (const checkpoint of await listCheckpoints(admin, template)) found.push({ name: checkpoint.name, kind: 'checkpoint', template, since: checkpoint.createdAt });
     for (const spare of pool.spares) found.push({ name: spare.name, kind: 'spare', template, since: spare.createdAt });
-    for (const name of [...pool.unfinished, ...(await orphanNames(admin, template))]) found.push({ name, kind: 'orphan', template });
+    // An unmarked spare is one a filler is making while it holds the pool's lock; only without a filler is it left by a killed one.
+    const filling = pool.unfinished.length > 0 && (await advisoryLockHeld(admin, lockKeys.pool(template)));
+    for (const name of pool.unfinished) found.push({ name, kind: filling ? 'spare' : 'orphan', template });
+    for (const name of await orphanNames(admin, template)) found.push({ name, kind: 'orphan', template });
     for (const clone of clones) if (clone.template === template) found.push({ name: clone.name, kind: 'clone', template, since: clone.createdAt });
   }
   const sizes = await databaseSizes(admin, found.map((database) => database.name));

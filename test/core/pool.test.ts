@@ -2,9 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { Project } from '../../src/core/project.js';
 import { withClient } from '../../src/core/pg/client.js';
+import { projectDatabases } from '../../src/core/disk.js';
 import { readPool } from '../../src/core/pool.js';
 import { dropTemplateAndClones, runCli } from '../helpers/cli.js';
-import { query, queryUrl } from '../helpers/database.js';
+import pg from 'pg';
+import { query, queryUrl, testClientConfig } from '../helpers/database.js';
 import { tempRepo, writeFiles } from '../helpers/repo.js';
 
 const serverUrl = () => `postgresql://postgres@127.0.0.1:${inject('serverPort')}/postgres`;
@@ -145,5 +147,24 @@ describe('warm clone pool', () => {
     }
     const drained = await runCli(['pool', 'drain', '--json'], { cwd: root, env });
     expect(JSON.parse(drained.stdout).dropped).toHaveLength(2);
+  });
+
+  it('counts an unmarked spare as one being made while a filler holds the pool lock, else as an orphan', async () => {
+    const { project } = await makeProject(1);
+    await project.build();
+    const unfinished = `${project.templateName}__p0dd5a1e5`;
+    await query('postgres', `CREATE DATABASE ${unfinished}`);
+    const kindOf = async () =>
+      (await withClient(await project.server(), (admin) => projectDatabases(admin, [project.templateName]))).find((database) => database.name === unfinished)?.kind;
+    expect(await kindOf()).toBe('orphan');
+    const filler = new pg.Client(testClientConfig());
+    await filler.connect();
+    try {
+      await filler.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [`dbfast:pool:${project.templateName}`]);
+      expect(await kindOf()).toBe('spare');
+    } finally {
+      await filler.end();
+    }
+    expect(await kindOf()).toBe('orphan');
   });
 });

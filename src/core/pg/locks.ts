@@ -44,3 +44,13 @@ export async function tryAdvisoryLock<T>(client: pg.Client, key: string, work: (
     await client.query(`SELECT pg_advisory_unlock(${KEY})`, [key]).catch(() => {});
   }
 }
+
+/** Is the lock named `key` held by any session right now? Asked without taking it, so its holder is never delayed. */
+export async function advisoryLockHeld(client: pg.Client, key: string): Promise<boolean> {
+  const { rows } = await client.query<{ held: boolean }>(
+    `SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+       AND ((classid::bigint << 32) | objid::bigint) = ${KEY}) AS held`,
+    [key],
+  );
+  return rows[0]!.held;
+}
