@@ -31,10 +31,19 @@ export interface CleanOptions {
   gc?: boolean;
   dryRun?: boolean;
   json?: boolean;
+  serve?: boolean;
 }
 
 export async function clean(globals: GlobalOptions, options: CleanOptions): Promise<void> {
   const rulesGiven = options.all || options.olderThan !== undefined || options.keepLast !== undefined;
+  if (options.serve) {
+    if (rulesGiven || options.gc || options.dryRun || options.json) throw new DbfastError('USAGE', '--serve goes alone', { hint: 'run dbfast clean --serve' });
+    return withProject(globals, async (project) => {
+      const dropped = await project.cleanServe();
+      for (const name of dropped) info(`dropped ${name}`);
+      if (dropped.length === 0) info('nothing to clean');
+    });
+  }
   if (options.gc) {
     // The sweep follows the configuration: a rule for clones beside it would have two meanings for one run.
     if (rulesGiven) throw new DbfastError('USAGE', '--gc does not go with --all, --older-than or --keep-last', { hint: 'run dbfast clean --gc alone; it drops clones older than [performance] clone_ttl' });

@@ -127,6 +127,7 @@ program
   .option('--gc', 'garbage collection for every environment: orphans, stale spares, kept templates, expired clones, max_disk (alone)')
   .option('--dry-run', 'with --gc: print what it would drop, drop nothing')
   .option('--json', 'with --gc: print the result as JSON')
+  .option('--serve', 'the templates and test databases dbfast serve made on this server, when no dbfast serve runs (alone)')
   .action(action(async () => (await import('./clones.js')).clean));
 
 program
@@ -331,6 +332,16 @@ program
   .option('--strict', 'treat warnings as errors (for CI)')
   .option('--json', 'print JSON')
   .action(action(async () => (await import('./environments.js')).validateEnv));
+
+program
+  .command('serve')
+  .description('serve test databases over HTTP: IntegreSQL API v1 (its clients work unchanged) and /api/dbfast/v1/seed')
+  .addOption(new Option('--port <port>', 'TCP port, 0 for a free one (default: INTEGRESQL_PORT or 5000)').argParser((text) => (text === '0' ? 0 : parsePort(text))))
+  .option('--host <address>', 'address to listen on; other than loopback, DBFAST_SERVE_TOKEN is required', '127.0.0.1')
+  .addOption(new Option('--initial-pool-size <n>', 'ready copies per template (default: INTEGRESQL_TEST_INITIAL_POOL_SIZE or the CPU count)').argParser(parseCount))
+  .addOption(new Option('--max-pool-size <n>', 'copies per template at most (default: INTEGRESQL_TEST_MAX_POOL_SIZE or 4 per CPU)').argParser(parseCount))
+  .option('--json', 'print {"url", "port"} instead of the URL')
+  .action(action(async () => (await import('./serve.js')).serve));
 
 const server = program.command('server').description('manage the embedded PostgreSQL server, or show the configured one');
 server

@@ -6,6 +6,7 @@ import type { GlobalOptions } from './globals.js';
 import { dim, errorJson, formatError, green, info, printData, warn } from './output.js';
 import { buildProgress, type Progress } from './progress.js';
 import { openProject, showConfigWarnings } from './project.js';
+import { untilStopped } from './signals.js';
 
 interface WatchFlags {
   debounce?: string;
@@ -91,23 +92,4 @@ function runAfterBuild(command: string, json: boolean): (event: BuiltEvent) => P
         resolve();
       });
     });
-}
-
-const STOP_SIGNALS = ['SIGINT', 'SIGTERM'] as const;
-
-/**
- * Resolves at the first SIGINT or SIGTERM. A second one exits at once: a build still waiting for
- * another process's build of the same template cannot be cancelled (it has created nothing yet).
- */
-function untilStopped(): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = () => {
-      for (const signal of STOP_SIGNALS) {
-        process.off(signal, stop);
-        process.once(signal, () => process.exit(130));
-      }
-      resolve();
-    };
-    for (const signal of STOP_SIGNALS) process.on(signal, stop);
-  });
 }

@@ -32,7 +32,8 @@ export type ErrorCode =
   | 'DESTRUCTIVE_REFUSED'
   | 'DRIFT'
   | 'REMOTE_NOT_READY'
-  | 'STATE_DIR_UNUSABLE';
+  | 'STATE_DIR_UNUSABLE'
+  | 'ALREADY_RUNNING';
 
 export interface ErrorLocation {
   /** Path relative to the repository (or the config file's folder), as users see it. */

@@ -18,6 +18,7 @@ import { collectGarbage, type GcResult, overBudgetMessage } from './gc.js';
 import { recordBuild } from './manifest.js';
 import { validateDatabaseName } from './names.js';
 import { ReusedConnections, withClient } from './pg/client.js';
+import { lockKeys, tryAdvisoryLock } from './pg/locks.js';
 import { resolveTarget, type ServerTarget } from './pg/target.js';
 import { claimSpare, drainPool, type FillResult, fillPool, readPool } from './pool.js';
 import {
@@ -29,6 +30,7 @@ import {
   requireFiles,
   scanProjectRepository,
 } from './repository.js';
+import { dropServeDatabases } from './serve/catalog.js';
 import { chooseStrategy, type ServerCopying, type StrategyChoice } from './strategy.js';
 import { collectStatus, type EnvironmentStatus, environmentStates, type ProjectStatus, type StatusInput } from './status.js';
 import { type BuildOptions, type EnsureResult, ensureTemplate, readTemplate, type TemplateInfo } from './template.js';
@@ -430,6 +432,21 @@ export class Project {
   async clean(rules: CleanupRules): Promise<string[]> {
     const dropped = await this.drop(...selectForCleanup(await this.list(), rules).map((clone) => clone.name));
     return rules.all ? [...dropped, ...(await this.drainPool())] : dropped;
+  }
+
+  /**
+   * Drops every database `dbfast serve` made on this server (templates initialised through its API
+   * and their test databases), which a server killed mid-request may leave. Refused while a dbfast
+   * serve runs there: it manages them (DELETE /api/v1/admin/templates drops them).
+   */
+  async cleanServe(): Promise<string[]> {
+    return this.withAdmin(await this.server(), async (admin) => {
+      const dropped = await tryAdvisoryLock(admin, lockKeys.serve, () => dropServeDatabases(admin));
+      if (dropped.locked) return dropped.result;
+      throw new DbfastError('ALREADY_RUNNING', 'a dbfast serve is running on this server and manages these databases', {
+        hint: 'stop it first, or ask it to drop them: DELETE /api/v1/admin/templates',
+      });
+    });
   }
 
   async drop(...names: string[]): Promise<string[]> {

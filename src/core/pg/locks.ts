@@ -20,6 +20,8 @@ export const lockKeys = {
   deploy: (database: string) => `dbfast:deploy:${database}`,
   /** Held while a restore's scratch database exists: one whose lock is free was left by a process that died. */
   scratch: (name: string) => `dbfast:scratch:${name}`,
+  /** Held by a running `dbfast serve` for its lifetime: one manages a server's test databases (serve/catalog.ts). */
+  serve: 'dbfast:serve',
 };
 
 const KEY = 'hashtextextended($1, 0)';
@@ -36,13 +38,18 @@ export async function withAdvisoryLock<T>(client: pg.Client, key: string, work: 
 
 /** Runs `work` holding the lock named `key` if it is free; `{ locked: false }` without waiting if it is not. */
 export async function tryAdvisoryLock<T>(client: pg.Client, key: string, work: () => Promise<T>): Promise<{ locked: true; result: T } | { locked: false }> {
-  const { rows } = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock(${KEY}) AS locked`, [key]);
-  if (!rows[0]!.locked) return { locked: false };
+  if (!(await takeAdvisoryLock(client, key))) return { locked: false };
   try {
     return { locked: true, result: await work() };
   } finally {
     await client.query(`SELECT pg_advisory_unlock(${KEY})`, [key]).catch(() => {});
   }
+}
+
+/** Takes the lock named `key` if it is free, until it is released or the session ends. */
+export async function takeAdvisoryLock(client: pg.Client, key: string): Promise<boolean> {
+  const { rows } = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock(${KEY}) AS locked`, [key]);
+  return rows[0]!.locked;
 }
 
 /** Is the lock named `key` held by any session right now? Asked without taking it, so its holder is never delayed. */

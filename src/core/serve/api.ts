@@ -1,0 +1,193 @@
+/**
+ * `dbfast serve`: IntegreSQL's API v1 (existing clients work unchanged) and dbfast's own, which
+ * seeds from the project's repository, so that a client needs nothing but the server's URL.
+ */
+import type { AddressInfo } from 'node:net';
+import { DbfastError, isDbfastError } from '../errors.js';
+import { withClient } from '../pg/client.js';
+import type { Project } from '../project.js';
+import { chooseStrategy } from '../strategy.js';
+import { createApi, HttpError, type Route } from './http.js';
+import { type PoolSettings, TemplateManager } from './templates.js';
+
+export interface ServeOptions extends PoolSettings {
+  host: string;
+  port: number;
+  /** Required unless `host` is a loopback address. */
+  token?: string;
+  /** Called with errors behind 500 answers and failed background copies. */
+  onError?: (error: unknown) => void;
+}
+
+export interface RunningServe {
+  /** `http://host:port`. */
+  url: string;
+  port: number;
+  /** Graceful: stops accepting, lets running requests finish (up to `graceMs`), waits for copies being made. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+export async function startServe(project: Project, options: ServeOptions): Promise<RunningServe> {
+  if (!isLoopback(options.host) && !options.token) {
+    throw new DbfastError('USAGE', `serving on ${options.host} needs a token: anyone who can reach it could drop databases`, {
+      hint: 'set DBFAST_SERVE_TOKEN; clients send it as Authorization: Bearer <token>',
+    });
+  }
+  const target = await project.server();
+  const server = await withClient(target, async (admin) => {
+    const { rows } = await admin.query<{ version: number; method: string | null }>(
+      `SELECT current_setting('server_version_num')::int AS version, current_setting('file_copy_method', true) AS method`,
+    );
+    return { serverVersion: Number(rows[0]!.version), fileCopyMethod: rows[0]!.method || null };
+  });
+  const { strategy } = chooseStrategy(server, project.config.performance.cloneStrategy);
+  const manager = await TemplateManager.open(target, options, { strategy, onError: options.onError });
+  const api = createApi({ routes: [...integresqlRoutes(manager), ...dbfastRoutes(project)], token: options.token, onError: options.onError });
+  await new Promise<void>((resolve, reject) => {
+    api.server.once('error', reject);
+    api.server.listen(options.port, options.host, () => {
+      api.server.off('error', reject);
+      resolve();
+    });
+  }).catch(async (error: NodeJS.ErrnoException) => {
+    await manager.close();
+    if (error.code === 'EADDRINUSE') {
+      throw new DbfastError('PORT_IN_USE', `port ${options.port} on ${options.host} is in use`, { hint: 'choose another with --port or INTEGRESQL_PORT' });
+    }
+    throw error;
+  });
+  const { port } = api.server.address() as AddressInfo;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    async close(graceMs = 10_000) {
+      await api.shutdown(graceMs);
+      await manager.close();
+    },
+  };
+}
+
+function integresqlRoutes(manager: TemplateManager): Route[] {
+  const tests = '/api/v1/templates/:hash/tests';
+  const unlock: Route['handle'] = async ({ params }) => {
+    await manager.unlock(params[0]!, testId(params[1]!));
+    return { status: 204 };
+  };
+  return [
+    {
+      method: 'POST',
+      path: '/api/v1/templates',
+      async handle({ json }) {
+        const body = await json();
+        const hash = (body as { hash?: unknown } | null)?.hash;
+        if (typeof hash !== 'string' || hash === '') throw new HttpError(400, 'hash is required');
+        return { status: 200, body: { database: await manager.initialize(hash) } };
+      },
+    },
+    {
+      method: 'PUT',
+      path: '/api/v1/templates/:hash',
+      async handle({ params }) {
+        await manager.finalize(params[0]!);
+        return { status: 204 };
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/api/v1/templates/:hash',
+      async handle({ params }) {
+        await manager.discard(params[0]!);
+        return { status: 204 };
+      },
+    },
+    {
+      method: 'GET',
+      path: tests,
+      async handle({ params, signal }) {
+        const { id, ...database } = await manager.getTestDatabase(params[0]!, signal);
+        return { status: 200, body: { id, database } };
+      },
+    },
+    { method: 'POST', path: `${tests}/:id/unlock`, handle: unlock },
+    // Deprecated by IntegreSQL, still what @devoxa/integresql-client calls to return a database.
+    { method: 'DELETE', path: `${tests}/:id`, handle: unlock },
+    {
+      method: 'POST',
+      path: `${tests}/:id/recreate`,
+      async handle({ params }) {
+        await manager.recreate(params[0]!, testId(params[1]!));
+        return { status: 204 };
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/api/v1/admin/templates',
+      async handle() {
+        await manager.discardAll();
+        return { status: 204 };
+      },
+    },
+  ];
+}
+
+function testId(text: string): number {
+  if (!/^\d{1,9}$/.test(text)) throw new HttpError(400, 'invalid test database ID');
+  return Number(text);
+}
+
+/** dbfast's own: a clone of an environment's template, rebuilt first when its files changed; dropping one. */
+function dbfastRoutes(project: Project): Route[] {
+  const projects = new Map<string, Project>();
+  const forEnvironment = (env: string | undefined) => {
+    if (env === undefined) return project;
+    let found = projects.get(env);
+    if (!found) {
+      found = project.withEnvironment(env);
+      projects.set(env, found);
+    }
+    return found;
+  };
+  return [
+    {
+      method: 'POST',
+      path: '/api/dbfast/v1/seed',
+      async handle({ json }) {
+        const body = ((await json()) ?? {}) as { env?: unknown };
+        if (typeof body !== 'object' || (body.env !== undefined && typeof body.env !== 'string')) {
+          throw new HttpError(400, 'the body must be {"env": "<environment>"} or empty');
+        }
+        const result = await asHttp(() => forEnvironment(body.env as string | undefined).seed());
+        return { status: 200, body: result };
+      },
+    },
+    {
+      method: 'DELETE',
+      path: '/api/dbfast/v1/databases/:name',
+      async handle({ params }) {
+        const name = params[0]!;
+        const clones = await asHttp(() => project.list({ all: true }));
+        if (!clones.some((clone) => clone.name === name)) throw new HttpError(404, `no clone named "${name}" (dbfast drops only the clones it made)`);
+        await asHttp(() => project.drop(name));
+        return { status: 204 };
+      },
+    },
+  ];
+}
+
+/** Usage errors (an unknown environment, a bad name) are the client's: 400; the rest, a failed build included, 500 with file and line. */
+async function asHttp<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (isDbfastError(error)) {
+      const status = error.code === 'USAGE' || error.code === 'ENVIRONMENT_REQUIRED' ? 400 : 500;
+      throw new HttpError(status, error.hint ? `${error.located} (${error.hint})` : error.located);
+    }
+    throw error;
+  }
+}
