@@ -7,8 +7,8 @@
  *
  * Pool semantics as IntegreSQL documents them: `initialPoolSize` ready copies are made when a
  * template is finalised and kept ready after each hand-out while the pool is below `maxPoolSize`;
- * at the maximum the oldest copy handed out (and not connected to, and handed out at least
- * `minimalLifetimeMs` ago) is recreated for the next one. Unlock returns a copy as it is, recreate
+ * at the maximum, when a request waits, the oldest copy handed out (not connected to, and handed
+ * out at least `minimalLifetimeMs` ago) is recreated for it. Unlock returns a copy as it is, recreate
  * replaces it with a fresh one.
  */
 import type pg from 'pg';
@@ -366,7 +366,8 @@ export class TemplateManager {
 
   /**
    * Makes copies until the ready ones (and those being made) cover the waiting requests plus
-   * initialPoolSize: new ones while the pool is below maxPoolSize, then the oldest handed-out ones.
+   * initialPoolSize: new ones while the pool is below maxPoolSize; at the maximum, for waiting
+   * requests only, the oldest handed-out ones.
    */
   private pump(template: Template): void {
     if (this.closing || template.discarded || template.state !== 'ready') return;
@@ -384,7 +385,9 @@ export class TemplateManager {
         template.tests.set(id, test);
         this.startCopy(template, test);
       } else {
-        const oldest = recyclable.shift();
+        // Only for a request that waits: recycling ahead of time could recreate a database whose
+        // test is between two connections (IntegreSQL does; dbfast waits until it must).
+        const oldest = ready + busy < template.waiters.length ? recyclable.shift() : undefined;
         if (!oldest) break;
         this.startCopy(template, oldest, { onlyIfUnused: true });
       }
