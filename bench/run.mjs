@@ -20,6 +20,7 @@ import { benchMemory } from './memory.mjs';
 import { benchPool } from './pool.mjs';
 import { benchReflink } from './reflink.mjs';
 import { benchScan } from './scan.mjs';
+import { benchServe } from './serve.mjs';
 
 const BENCHMARKS = [
   { name: 'execute', title: 'Execute SQL files: dbfast vs one psql -f ... session', run: ({ server }) => benchExecute(server) },
@@ -39,6 +40,11 @@ const BENCHMARKS = [
   },
   { name: 'backup', title: 'Backups: dbfast backup create/restore vs pg_dump -Fc, createdb + pg_restore', run: ({ server }) => benchBackup(server) },
   { name: 'deploy', title: 'Deploys: dbfast deploy (migrate, replace) vs psql -1 -f, createdb + pg_dump + pg_restore', run: ({ server }) => benchDeploy(server) },
+  {
+    name: 'serve',
+    title: 'dbfast serve: GET .../tests latency under 8 clients, databases handed out per second vs CREATE DATABASE ... TEMPLATE',
+    run: ({ server }) => benchServe(server),
+  },
 ];
 
 const args = process.argv.slice(2);

@@ -285,7 +285,7 @@ describe('dbfast serve: binding, restarts, shutdown', () => {
     await api.finalizeTemplate('kept');
     const dirty = await api.getTestDatabase('kept');
     await withDatabase(dirty.database.config, (db) => db.query("INSERT INTO users VALUES ('dirty')"));
-    await api.initializeTemplate('unfinished');
+    const unfinished = (await api.initializeTemplate('unfinished')).database.config.database;
     const waiting = call(first.url, 'GET', '/api/v1/templates/unfinished/tests').catch((error: Error) => error);
     await new Promise((resolve) => setTimeout(resolve, 200));
     await first.stop('SIGKILL');
@@ -295,6 +295,7 @@ describe('dbfast serve: binding, restarts, shutdown', () => {
     const second = await serve(['--initial-pool-size', '1', '--max-pool-size', '1'], { INTEGRESQL_TEST_DB_MINIMAL_LIFETIME_MS: '0' });
     const again = new IntegreSQLApiClient({ url: second.url });
     expectJsonError(await call(second.url, 'GET', '/api/v1/templates/unfinished/tests'), 404, /template not found/);
+    expect(await servedDatabases()).not.toContain(unfinished);
     const taken = await again.getTestDatabase('kept');
     // The only database of the pool was handed out before the kill: handed out again only recreated.
     expect(taken.id).toBe(dirty.id);
