@@ -51,7 +51,7 @@ export type { BuildOptions, EnsureResult, TemplateInfo } from './core/template.j
  * What `dbfast serve` runs: IntegreSQL's API v1 (its clients work unchanged) and dbfast's own
  * (`POST /api/dbfast/v1/seed`) on node:http, for test runners in many processes or machines.
  */
-export { isLoopback, type RunningServe, type ServeOptions, startServe } from './core/serve/api.js';
+export { isLoopback, poolSettings, type RunningServe, type ServeOptions, startServe } from './core/serve/api.js';
 export type { DatabaseConfig, PoolSettings } from './core/serve/templates.js';
 /**
  * Keeps templates built while files change (what `dbfast watch` runs): builds now, then after each

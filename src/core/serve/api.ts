@@ -3,6 +3,7 @@
  * seeds from the project's repository, so that a client needs nothing but the server's URL.
  */
 import type { AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { DbfastError, isDbfastError } from '../errors.js';
 import { withClient } from '../pg/client.js';
 import type { Project } from '../project.js';
@@ -10,11 +11,15 @@ import { chooseStrategy } from '../strategy.js';
 import { createApi, HttpError, type Route } from './http.js';
 import { type PoolSettings, TemplateManager } from './templates.js';
 
-export interface ServeOptions extends PoolSettings {
-  host: string;
-  port: number;
-  /** Required unless `host` is a loopback address. */
+export interface ServeOptions extends Partial<PoolSettings> {
+  /** Default 127.0.0.1; any other than loopback needs `token`. */
+  host?: string;
+  /** Default INTEGRESQL_PORT, else 5000; 0 for a free one. */
+  port?: number;
+  /** Default DBFAST_SERVE_TOKEN; required unless `host` is a loopback address. */
   token?: string;
+  /** Where INTEGRESQL_* and DBFAST_SERVE_TOKEN are read; default process.env. */
+  env?: NodeJS.ProcessEnv;
   /** Called with errors behind 500 answers and failed background copies. */
   onError?: (error: unknown) => void;
 }
@@ -31,9 +36,39 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
-export async function startServe(project: Project, options: ServeOptions): Promise<RunningServe> {
-  if (!isLoopback(options.host) && !options.token) {
-    throw new DbfastError('USAGE', `serving on ${options.host} needs a token: anyone who can reach it could drop databases`, {
+/**
+ * Pool settings from `options`, else IntegreSQL's variables where they mean the same, else its
+ * defaults (per template: as many ready copies as CPUs, at most 4 per CPU).
+ */
+export function poolSettings(options: Partial<PoolSettings>, env: NodeJS.ProcessEnv = process.env): PoolSettings {
+  const cpus = availableParallelism();
+  const initialPoolSize = options.initialPoolSize ?? variable(env, 'INTEGRESQL_TEST_INITIAL_POOL_SIZE', cpus);
+  return {
+    initialPoolSize,
+    maxPoolSize: Math.max(initialPoolSize, 1, options.maxPoolSize ?? variable(env, 'INTEGRESQL_TEST_MAX_POOL_SIZE', cpus * 4)),
+    maxParallel: Math.max(1, options.maxParallel ?? variable(env, 'INTEGRESQL_POOL_MAX_PARALLEL_TASKS', cpus)),
+    finalizeTimeoutMs: options.finalizeTimeoutMs ?? variable(env, 'INTEGRESQL_TEMPLATE_FINALIZE_TIMEOUT_MS', 60_000),
+    getTimeoutMs: options.getTimeoutMs ?? variable(env, 'INTEGRESQL_TEST_DB_GET_TIMEOUT_MS', 60_000),
+    minimalLifetimeMs: options.minimalLifetimeMs ?? variable(env, 'INTEGRESQL_TEST_DB_MINIMAL_LIFETIME_MS', 250),
+  };
+}
+
+function variable(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const text = env[name];
+  if (text === undefined || text === '') return fallback;
+  if (!/^\d{1,9}$/.test(text)) throw new DbfastError('USAGE', `${name} must be a whole number, not "${text}"`);
+  return Number(text);
+}
+
+/** Starts serving `project`'s server (the embedded one is started first); resolves once it listens. */
+export async function startServe(project: Project, options: ServeOptions = {}): Promise<RunningServe> {
+  const env = options.env ?? process.env;
+  const settings = poolSettings(options, env);
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? variable(env, 'INTEGRESQL_PORT', 5000);
+  const token = options.token ?? (env.DBFAST_SERVE_TOKEN || undefined);
+  if (!isLoopback(host) && !token) {
+    throw new DbfastError('USAGE', `serving on ${host} needs a token: anyone who can reach it could drop databases`, {
       hint: 'set DBFAST_SERVE_TOKEN; clients send it as Authorization: Bearer <token>',
     });
   }
@@ -45,26 +80,25 @@ export async function startServe(project: Project, options: ServeOptions): Promi
     return { serverVersion: Number(rows[0]!.version), fileCopyMethod: rows[0]!.method || null };
   });
   const { strategy } = chooseStrategy(server, project.config.performance.cloneStrategy);
-  const manager = await TemplateManager.open(target, options, { strategy, onError: options.onError });
-  const api = createApi({ routes: [...integresqlRoutes(manager), ...dbfastRoutes(project)], token: options.token, onError: options.onError });
+  const manager = await TemplateManager.open(target, settings, { strategy, onError: options.onError });
+  const api = createApi({ routes: [...integresqlRoutes(manager), ...dbfastRoutes(project)], token, onError: options.onError });
   await new Promise<void>((resolve, reject) => {
     api.server.once('error', reject);
-    api.server.listen(options.port, options.host, () => {
+    api.server.listen(port, host, () => {
       api.server.off('error', reject);
       resolve();
     });
   }).catch(async (error: NodeJS.ErrnoException) => {
     await manager.close();
     if (error.code === 'EADDRINUSE') {
-      throw new DbfastError('PORT_IN_USE', `port ${options.port} on ${options.host} is in use`, { hint: 'choose another with --port or INTEGRESQL_PORT' });
+      throw new DbfastError('PORT_IN_USE', `port ${port} on ${host} is in use`, { hint: 'choose another with --port or INTEGRESQL_PORT' });
     }
     throw error;
   });
-  const { port } = api.server.address() as AddressInfo;
-  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  const listening = (api.server.address() as AddressInfo).port;
   return {
-    url: `http://${host}:${port}`,
-    port,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${listening}`,
+    port: listening,
     async close(graceMs = 10_000) {
       await api.shutdown(graceMs);
       await manager.close();
