@@ -1,6 +1,6 @@
 /**
  * The whole workflow, as a user runs it on a fresh machine: the real binary, its own embedded
- * server, nothing configured but the SQL files. Grows with each capability (remotes, backups and deploys, replace and migrate, now).
+ * server, nothing configured but the SQL files. Grows with each capability (remotes, backups and deploys, replace and migrate, serve).
  */
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,7 @@ import { runCli } from './helpers/cli.js';
 import { queryUrl } from './helpers/database.js';
 import { tempRepo, writeFiles } from './helpers/repo.js';
 import { startScramServer } from './helpers/scram-server.js';
+import { call, startServe } from './helpers/serve.js';
 
 const cleanup: string[] = [];
 let env: Record<string, string> = {};
@@ -134,5 +135,22 @@ describe('end to end', () => {
     } finally {
       await remote.stop();
     }
+
+    // Served: a client with nothing but the URL gets a clone of the files as they are now (the tags file added above).
+    const serving = await startServe(root, env);
+    try {
+      const served = await call(serving.url, 'POST', '/api/dbfast/v1/seed', {});
+      expect(served.status).toBe(200);
+      const { url, rebuilt } = served.body as { url: string; rebuilt: boolean };
+      expect(rebuilt).toBe(true);
+      expect(await queryUrl(url, "SELECT count(*)::int AS n FROM pg_class WHERE relname = 'tags'")).toEqual([{ n: 1 }]);
+      const template = await call(serving.url, 'POST', '/api/v1/templates', { hash: 'e2e' });
+      expect(template.status).toBe(200);
+      expect((await call(serving.url, 'PUT', '/api/v1/templates/e2e')).status).toBe(204);
+      expect((await call(serving.url, 'GET', '/api/v1/templates/e2e/tests')).status).toBe(200);
+    } finally {
+      expect(await serving.stop()).toBe(0);
+    }
+    expect((await runCli(['clean', '--serve'], { cwd: root, env })).stderr).toMatch(/dropped dbfast_serve_/);
   });
 });
