@@ -9,6 +9,8 @@
  * const watcher = await watchProject(dbfast, { onEvent: console.log }); // rebuilt on each change
  * await watcher.close();                           // cancels a running build
  * ```
+ *
+ * For test runners: `dbfast/testing` (a database per test, kept when the test fails) and `dbfast/vitest`.
  */
 import { Project } from './core/project.js';
 
