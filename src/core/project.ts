@@ -441,7 +441,7 @@ export class Project {
    */
   async cleanServe(): Promise<string[]> {
     return this.withAdmin(await this.server(), async (admin) => {
-      const dropped = await tryAdvisoryLock(admin, lockKeys.serve, () => dropServeDatabases(admin));
+      const dropped = await tryAdvisoryLock(admin, lockKeys.serve, () => dropServeDatabases(admin), { serverWide: true });
       if (dropped.locked) return dropped.result;
       throw new DbfastError('ALREADY_RUNNING', 'a dbfast serve is running on this server and manages these databases', {
         hint: 'stop it first, or ask it to drop them: DELETE /api/v1/admin/templates',

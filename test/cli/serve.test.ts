@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
 import { IntegreSQLApiClient, IntegreSQLClient, type IntegreSQLDatabaseConfig } from '@devoxa/integresql-client';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
@@ -82,6 +83,19 @@ const POSTS = async (config: IntegreSQLDatabaseConfig) => {
   await withDatabase(config, (client) => client.query("CREATE TABLE users (name text); INSERT INTO users VALUES ('foo')"));
 };
 
+/** A GET with the path sent as it is (fetch would normalise it). */
+function rawGet(url: string, path: string): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(url);
+    const request = httpRequest({ host: hostname, port, path, method: 'GET' }, (response) => {
+      let text = '';
+      response.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) }));
+    });
+    request.on('error', reject).end();
+  });
+}
+
 function expectJsonError(answer: Answer, status: number, message: RegExp): void {
   expect(answer.status).toBe(status);
   expect(answer.contentType).toMatch(/^application\/json/);
@@ -124,7 +138,9 @@ describe('dbfast serve with @devoxa/integresql-client', () => {
     const api = new IntegreSQLApiClient({ url });
     for (const result of results) await api.reuseTestDatabase(hash, result.id);
     const again = await api.getTestDatabase(hash);
-    expect(results.map((result) => result.id)).toContain(again.id);
+    expect(results.map((result) => result.name)).toContain(again.database.config.database);
+    // Returned, it has a new id: the old one can no longer reach whoever holds it now.
+    expect(results.map((result) => result.id)).not.toContain(again.id);
     // Recreate: a fresh copy of the template, without what a worker wrote.
     await api.recreateTestDatabase(hash, again.id);
     await expect.poll(async () => (await sql<{ n: number }>(again.database.config.database, 'SELECT count(*)::int AS n FROM users')).rows[0]!.n).toBe(1);
@@ -207,7 +223,8 @@ describe('dbfast serve: IntegreSQL status codes', () => {
   });
 
   test('unlock, recreate and the deprecated DELETE: 204; unknown id 404, non-numeric id 400, a database in use 423', async () => {
-    const { url } = await serve(['--initial-pool-size', '1']);
+    // No copies made ahead: what the server holds changes only by these requests.
+    const { url } = await serve(['--initial-pool-size', '0']);
     await call(url, 'POST', '/api/v1/templates', { hash: 'h4' });
     await call(url, 'PUT', '/api/v1/templates/h4');
     const { body } = await call(url, 'GET', '/api/v1/templates/h4/tests');
@@ -228,14 +245,19 @@ describe('dbfast serve: IntegreSQL status codes', () => {
     });
     expect((await call(url, 'POST', `/api/v1/templates/h4/tests/${id}/recreate`)).status).toBe(204);
     await expect.poll(async () => (await sql(database.config.database, "SELECT 1 FROM pg_class WHERE relname = 'written'")).rowCount).toBe(0);
-    expect((await call(url, 'POST', `/api/v1/templates/h4/tests/${id}/unlock`)).status).toBe(204);
-    expect((await call(url, 'DELETE', `/api/v1/templates/h4/tests/${id}`)).status).toBe(204);
+    // Recreated, it is back in the pool under a new id.
+    await expect.poll(async () => (await call(url, 'POST', `/api/v1/templates/h4/tests/${id}/unlock`)).status).toBe(404);
+    const next = (await call(url, 'GET', '/api/v1/templates/h4/tests')).body as { id: number };
+    expect((await call(url, 'POST', `/api/v1/templates/h4/tests/${next.id}/unlock`)).status).toBe(204);
+    const last = (await call(url, 'GET', '/api/v1/templates/h4/tests')).body as { id: number };
+    expect((await call(url, 'DELETE', `/api/v1/templates/h4/tests/${last.id}`)).status).toBe(204);
   });
 
   test('errors are JSON everywhere: unknown routes 404, wrong methods 405; the admin DELETE drops every template and test database', async () => {
     const { url } = await serve(['--initial-pool-size', '2']);
     expectJsonError(await call(url, 'GET', '/api/v1/nothing'), 404, /Not Found/);
     expectJsonError(await call(url, 'PATCH', '/api/v1/templates'), 405, /Method Not Allowed/);
+    expect(await rawGet(url, '//[')).toMatchObject({ status: 400, body: { message: expect.stringMatching(/not a valid URL path/) } });
     expect(await call(url, 'GET', '/healthz')).toMatchObject({ status: 200, body: { status: 'ok' } });
     for (const hash of ['a', 'b']) {
       await call(url, 'POST', '/api/v1/templates', { hash });
@@ -258,8 +280,25 @@ describe('dbfast serve: IntegreSQL status codes', () => {
     const second = await api.getTestDatabase('h5');
     for (const taken of [first, second]) await withDatabase(taken.database.config, (db) => db.query("INSERT INTO users VALUES ('dirty')"));
     const third = await api.getTestDatabase('h5');
-    expect([first.id, second.id]).toContain(third.id);
+    const recycled = [first, second].find((taken) => taken.database.config.database === third.database.config.database);
+    expect(recycled).toBeDefined();
     expect((await sql<{ name: string }>(third.database.config.database, 'SELECT name FROM users')).rows).toEqual([{ name: 'foo' }]);
+    // Its first holder returning it late reaches nothing: it is the third's now.
+    expectJsonError(await call(url, 'POST', `/api/v1/templates/h5/tests/${recycled!.id}/unlock`), 404, /test database not found/);
+    expect((await call(url, 'POST', `/api/v1/templates/h5/tests/${third.id}/unlock`)).status).toBe(204);
+  });
+
+  test('copies that keep failing fail the waiting request with a JSON 500, and are retried with a growing pause, not in a loop', async () => {
+    const serving = await serve(['--initial-pool-size', '0']);
+    const api = new IntegreSQLApiClient({ url: serving.url });
+    const { database } = await api.initializeTemplate('h6');
+    await api.finalizeTemplate('h6');
+    await sql('postgres', `DROP DATABASE ${database.config.database} WITH (FORCE)`);
+    expectJsonError(await call(serving.url, 'GET', '/api/v1/templates/h6/tests'), 500, /copying template h6 failed: .*does not exist/);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const reported = serving.stderr().match(/does not exist/g) ?? [];
+    expect(reported.length).toBeGreaterThanOrEqual(3);
+    expect(reported.length).toBeLessThan(8);
   });
 });
 
@@ -298,13 +337,21 @@ describe('dbfast serve: binding, restarts, shutdown', () => {
     expect(await servedDatabases()).not.toContain(unfinished);
     const taken = await again.getTestDatabase('kept');
     // The only database of the pool was handed out before the kill: handed out again only recreated.
-    expect(taken.id).toBe(dirty.id);
+    expect(taken.database.config.database).toBe(dirty.database.config.database);
+    expect(taken.id).not.toBe(dirty.id);
     expect((await sql<{ name: string }>(taken.database.config.database, 'SELECT name FROM users')).rows).toEqual([{ name: 'foo' }]);
 
     // A second serve on the same PostgreSQL would hand out the same databases: refused.
     const twice = await serveExit(root, env);
     expect(twice.code).toBe(1);
     expect(twice.stderr).toMatch(/another dbfast serve manages the test databases/);
+    // Advisory locks belong to a database: one connected to another database of the server is refused too.
+    await sql('postgres', 'DROP DATABASE IF EXISTS other_maintenance');
+    await sql('postgres', 'CREATE DATABASE other_maintenance');
+    const elsewhere = await serveExit(root, { DBFAST_DATABASE_URL: testServerUrl(server.port, 'other_maintenance') });
+    expect(elsewhere.code, elsewhere.stderr).toBe(1);
+    expect(elsewhere.stderr).toMatch(/another dbfast serve manages the test databases/);
+    expect((await runCli(['clean', '--serve'], { cwd: root, env: { DBFAST_DATABASE_URL: testServerUrl(server.port, 'other_maintenance') } })).code).toBe(1);
     const busy = await runCli(['clean', '--serve'], { cwd: root, env });
     expect(busy.code).toBe(1);
     expect(busy.stderr).toMatch(/dbfast serve is running/);

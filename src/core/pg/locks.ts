@@ -37,8 +37,13 @@ export async function withAdvisoryLock<T>(client: pg.Client, key: string, work: 
 }
 
 /** Runs `work` holding the lock named `key` if it is free; `{ locked: false }` without waiting if it is not. */
-export async function tryAdvisoryLock<T>(client: pg.Client, key: string, work: () => Promise<T>): Promise<{ locked: true; result: T } | { locked: false }> {
-  if (!(await takeAdvisoryLock(client, key))) return { locked: false };
+export async function tryAdvisoryLock<T>(
+  client: pg.Client,
+  key: string,
+  work: () => Promise<T>,
+  options: LockScope = {},
+): Promise<{ locked: true; result: T } | { locked: false }> {
+  if (!(await takeAdvisoryLock(client, key, options))) return { locked: false };
   try {
     return { locked: true, result: await work() };
   } finally {
@@ -46,16 +51,31 @@ export async function tryAdvisoryLock<T>(client: pg.Client, key: string, work: (
   }
 }
 
-/** Takes the lock named `key` if it is free, until it is released or the session ends. */
-export async function takeAdvisoryLock(client: pg.Client, key: string): Promise<boolean> {
-  const { rows } = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock(${KEY}) AS locked`, [key]);
-  return rows[0]!.locked;
+export interface LockScope {
+  /**
+   * Advisory locks belong to the database the session is connected to: with `serverWide`, a
+   * session of any other database holding the same key also makes the lock taken.
+   */
+  serverWide?: boolean;
 }
 
-/** Is the lock named `key` held by any session right now? Asked without taking it, so its holder is never delayed. */
-export async function advisoryLockHeld(client: pg.Client, key: string): Promise<boolean> {
+/** Takes the lock named `key` if it is free, until it is released or the session ends. */
+export async function takeAdvisoryLock(client: pg.Client, key: string, options: LockScope = {}): Promise<boolean> {
+  const { rows } = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock(${KEY}) AS locked`, [key]);
+  if (!rows[0]!.locked) return false;
+  if (!options.serverWide || !(await advisoryLockHeld(client, key, { byOthers: true }))) return true;
+  await client.query(`SELECT pg_advisory_unlock(${KEY})`, [key]);
+  return false;
+}
+
+/**
+ * Is the lock named `key` held by any session right now (in any database), or with `byOthers` by
+ * another session than this one? Asked without taking it, so its holder is never delayed.
+ */
+export async function advisoryLockHeld(client: pg.Client, key: string, options: { byOthers?: boolean } = {}): Promise<boolean> {
+  const others = options.byOthers ? ' AND pid <> pg_backend_pid()' : '';
   const { rows } = await client.query<{ held: boolean }>(
-    `SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+    `SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1${others}
        AND ((classid::bigint << 32) | objid::bigint) = ${KEY}) AS held`,
     [key],
   );

@@ -81,11 +81,14 @@ export async function startServe(project: Project, options: ServeOptions = {}): 
   });
   const { strategy } = chooseStrategy(server, project.config.performance.cloneStrategy);
   const manager = await TemplateManager.open(target, settings, { strategy, onError: options.onError });
-  const api = createApi({ routes: [...integresqlRoutes(manager), ...dbfastRoutes(project)], token, onError: options.onError });
+  const environments = new Map<string, Project>();
+  const api = createApi({ routes: [...integresqlRoutes(manager), ...dbfastRoutes(project, environments)], token, onError: options.onError });
   await new Promise<void>((resolve, reject) => {
     api.server.once('error', reject);
     api.server.listen(port, host, () => {
       api.server.off('error', reject);
+      // Listening, an error (too many open files on accept) is reported, never a crash.
+      api.server.on('error', (error) => options.onError?.(error));
       resolve();
     });
   }).catch(async (error: NodeJS.ErrnoException) => {
@@ -102,6 +105,7 @@ export async function startServe(project: Project, options: ServeOptions = {}): 
     async close(graceMs = 10_000) {
       await api.shutdown(graceMs);
       await manager.close();
+      for (const environment of environments.values()) await environment.close();
     },
   };
 }
@@ -174,15 +178,14 @@ function testId(text: string): number {
   return Number(text);
 }
 
-/** dbfast's own: a clone of an environment's template, rebuilt first when its files changed; dropping one. */
-function dbfastRoutes(project: Project): Route[] {
-  const projects = new Map<string, Project>();
+/** dbfast's own: a clone of an environment's template, rebuilt first when its files changed; dropping one. `environments`: projects opened per environment, closed with the server. */
+function dbfastRoutes(project: Project, environments: Map<string, Project>): Route[] {
   const forEnvironment = (env: string | undefined) => {
     if (env === undefined) return project;
-    let found = projects.get(env);
+    let found = environments.get(env);
     if (!found) {
       found = project.withEnvironment(env);
-      projects.set(env, found);
+      environments.set(env, found);
     }
     return found;
   };

@@ -60,8 +60,13 @@ export function createApi(options: ApiOptions): Api {
   const token = options.token === undefined ? undefined : digest(options.token);
 
   async function answer(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const url = new URL(request.url ?? '/', 'http://dbfast');
-    const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
+    let path: string;
+    try {
+      const { pathname } = new URL(request.url ?? '/', 'http://dbfast');
+      path = pathname.length > 1 ? pathname.replace(/\/+$/, '') : pathname;
+    } catch {
+      return sendJson(response, 400, { message: 'the request path is not a valid URL path' });
+    }
     if (path === '/healthz' && (request.method === 'GET' || request.method === 'HEAD')) {
       return sendJson(response, stopping.signal.aborted ? 503 : 200, { status: stopping.signal.aborted ? 'stopping' : 'ok' });
     }
@@ -104,11 +109,13 @@ export function createApi(options: ApiOptions): Api {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       stopping.abort();
       server.closeIdleConnections();
-      const timer = setTimeout(() => server.closeAllConnections(), graceMs);
-      await Promise.all([...running]);
+      // Requests still running after the grace period lose their connection; their work is not awaited.
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+      await Promise.race([Promise.all([...running]), graceOver]);
+      clearTimeout(timer);
       server.closeAllConnections();
       await closed;
-      clearTimeout(timer);
     },
   };
 }

@@ -9,7 +9,7 @@
  * template is finalised and kept ready after each hand-out while the pool is below `maxPoolSize`;
  * at the maximum, when a request waits, the oldest copy handed out (not connected to, and handed
  * out at least `minimalLifetimeMs` ago) is recreated for it. Unlock returns a copy as it is, recreate
- * replaces it with a fresh one.
+ * replaces it with a fresh one; both give it a new id.
  */
 import type pg from 'pg';
 import { DbfastError } from '../errors.js';
@@ -54,9 +54,13 @@ export interface DatabaseAnswer {
 type Login = Omit<DatabaseConfig, 'database'>;
 
 interface TestDatabase {
+  /**
+   * New whenever the copy is recreated or unlocked: a client still holding an old id (it returned
+   * or lost the copy) gets 404, never someone else's copy.
+   */
   id: number;
   name: string;
-  /** busy: being created or recreated. */
+  /** busy: being created, recreated or marked. */
   state: 'ready' | 'dirty' | 'busy';
   handedOutAt: number;
 }
@@ -75,10 +79,14 @@ interface Template {
   created: Promise<void>;
   finalized: Deferred;
   tests: Map<number, TestDatabase>;
+  /** The last id given; ids only grow, per template. */
+  lastId: number;
   waiters: Waiter[];
   /** Copies being made for this template; a discard waits for them. */
   work: Set<Promise<void>>;
   discarded: boolean;
+  /** Copies that failed in a row: the next waits longer, and waiting requests are told. */
+  failures: number;
   retryTimer?: NodeJS.Timeout;
 }
 
@@ -89,10 +97,16 @@ interface Deferred {
 }
 
 const OBJECT_IN_USE = '55006';
+/** Copies failing this many times in a row fail the requests waiting for one. */
+const FAILURES_REPORTED = 3;
 
 export class TemplateManager {
   private readonly templates = new Map<string, Template>();
   private closing = false;
+  /** Set when the session holding the serve lock ended: another serve could start, so this one stops handing out. */
+  private lockLost: HttpError | undefined;
+  /** Copies being made across all templates, at most maxParallel (each holds a connection). */
+  private readonly copySlots: Semaphore;
 
   private constructor(
     /** The session holding lockKeys.serve while this manager runs. */
@@ -102,7 +116,17 @@ export class TemplateManager {
     private readonly settings: PoolSettings,
     private readonly strategy: CloneStrategy | undefined,
     private readonly onError: (error: unknown) => void,
-  ) {}
+  ) {
+    this.copySlots = new Semaphore(settings.maxParallel);
+    const lost = () => {
+      if (this.closing || this.lockLost) return;
+      this.lockLost = new HttpError(503, 'lost the PostgreSQL session holding the dbfast serve lock; restart dbfast serve');
+      this.onError(this.lockLost);
+      for (const template of this.templates.values()) this.failWaiters(template, this.lockLost);
+    };
+    lock.on('end', lost);
+    lock.on('error', lost);
+  }
 
   /**
    * Reads what a previous run left: finalised templates and their copies are taken over (copies
@@ -118,7 +142,7 @@ export class TemplateManager {
     const login = { host, port, username: user, password: password ?? '' };
     const lock = await connect(target);
     try {
-      if (!(await takeAdvisoryLock(lock, lockKeys.serve))) {
+      if (!(await takeAdvisoryLock(lock, lockKeys.serve, { serverWide: true }))) {
         throw new DbfastError('ALREADY_RUNNING', `another dbfast serve manages the test databases on ${target.label}`, {
           hint: 'use that one, or stop it first: two would hand out the same databases',
         });
@@ -148,6 +172,8 @@ export class TemplateManager {
       template.finalized.resolve();
       for (const test of catalog.tests.filter((test) => test.templateOid === found.oid)) {
         template.tests.set(test.id, { id: test.id, name: test.name, state: test.state, handedOutAt: 0 });
+        // Names carry the id they were created with, ids may have grown since: new ones exceed both.
+        template.lastId = Math.max(template.lastId, test.id, Number(test.name.slice(found.name.length + 1)));
       }
       this.pump(template);
     }
@@ -155,6 +181,7 @@ export class TemplateManager {
 
   /** POST /api/v1/templates: an empty database for the client to fill; 423 when the hash is known. */
   async initialize(hash: string): Promise<DatabaseAnswer> {
+    this.available();
     for (;;) {
       const known = this.templates.get(hash);
       if (!known) break;
@@ -178,9 +205,13 @@ export class TemplateManager {
       });
       done.resolve();
     } catch (error) {
-      this.templates.delete(hash);
       done.reject(error);
-      await this.connections.use((admin) => dropDatabase(admin, name)).catch(() => {});
+      template.finalized.reject(new HttpError(404, 'template not found'));
+      // Discarded meanwhile, perhaps initialised again: that one is not this call's to remove.
+      if (this.templates.get(hash) === template) {
+        this.templates.delete(hash);
+        await this.connections.use((admin) => dropDatabase(admin, name)).catch(() => {});
+      }
       throw error;
     }
     return this.answer(hash, name);
@@ -216,9 +247,14 @@ export class TemplateManager {
 
   /** DELETE /api/v1/admin/templates: drops every template and copy this server manages. */
   async discardAll(): Promise<void> {
+    this.available();
     const templates = [...this.templates.values()];
     this.templates.clear();
-    for (const template of templates) await this.drop(template);
+    // All of them first, so that none makes copies or keeps requests waiting while another is dropped.
+    for (const template of templates) this.discarding(template);
+    const results = await Promise.allSettled(templates.map((template) => this.drop(template)));
+    const failed = results.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   /** GET /api/v1/templates/:hash/tests: an exclusive copy, once the template is finalised. */
@@ -240,9 +276,17 @@ export class TemplateManager {
     const test = this.testOf(template, id);
     if (test.state !== 'dirty') return;
     if (await this.connected(test.name)) throw inUse();
+    // Asked meanwhile by another request.
     if ((test.state as TestDatabase['state']) !== 'dirty') return;
     test.state = 'busy';
-    await this.mark(template, test, 'ready');
+    const fresh = { ...test, id: ++template.lastId };
+    try {
+      await this.mark(template, fresh, 'ready');
+    } catch (error) {
+      test.state = 'dirty';
+      throw error;
+    }
+    this.renumber(template, test, fresh.id);
     this.offer(template, test);
   }
 
@@ -260,14 +304,20 @@ export class TemplateManager {
   /** Stops making copies and waits for those being made; waiting requests get 503. */
   async close(): Promise<void> {
     this.closing = true;
+    const stopping = new HttpError(503, 'the server is shutting down');
     for (const template of this.templates.values()) {
       clearTimeout(template.retryTimer);
-      for (const waiter of template.waiters.splice(0)) waiter.reject(new HttpError(503, 'the server is shutting down'));
-      template.finalized.promise.catch(() => {});
-      await Promise.allSettled([...template.work]);
+      this.failWaiters(template, stopping);
     }
+    await Promise.allSettled([...this.templates.values()].flatMap((template) => [...template.work]));
     await this.connections.close();
     await this.lock.end().catch(() => {});
+  }
+
+  /** Throws the 503 every request gets once the server stops or lost its lock. */
+  private available(): void {
+    if (this.lockLost) throw this.lockLost;
+    if (this.closing) throw new HttpError(503, 'the server is shutting down');
   }
 
   private track(hash: string, name: string, state: Template['state'], created: Promise<void>): Template {
@@ -279,9 +329,11 @@ export class TemplateManager {
       created,
       finalized: deferred(),
       tests: new Map(),
+      lastId: -1,
       waiters: [],
       work: new Set(),
       discarded: false,
+      failures: 0,
     };
     template.finalized.promise.catch(() => {});
     this.templates.set(hash, template);
@@ -289,6 +341,7 @@ export class TemplateManager {
   }
 
   private find(hash: string): Template {
+    this.available();
     const template = this.templates.get(hash);
     if (!template) throw new HttpError(404, 'template not found');
     return template;
@@ -300,22 +353,37 @@ export class TemplateManager {
     return test;
   }
 
+  private renumber(template: Template, test: TestDatabase, id: number): void {
+    template.tests.delete(test.id);
+    test.id = id;
+    template.tests.set(id, test);
+  }
+
   private answer(hash: string, database: string): DatabaseAnswer {
     return { templateHash: hash, config: { ...this.login, database } };
   }
 
-  private async drop(template: Template): Promise<void> {
+  /** Marks the template discarded: no more copies, and whoever waits for it gets 410. */
+  private discarding(template: Template): void {
     template.discarded = true;
     clearTimeout(template.retryTimer);
     const gone = new HttpError(410, 'template was just discarded');
     template.finalized.reject(gone);
-    for (const waiter of template.waiters.splice(0)) waiter.reject(gone);
+    this.failWaiters(template, gone);
+  }
+
+  private async drop(template: Template): Promise<void> {
+    this.discarding(template);
     await template.created.catch(() => {});
     await Promise.allSettled([...template.work]);
     await this.connections.use(async (admin) => {
       for (const test of template.tests.values()) await dropDatabase(admin, test.name);
       await dropDatabase(admin, template.name);
     });
+  }
+
+  private failWaiters(template: Template, error: HttpError): void {
+    for (const waiter of template.waiters.splice(0)) waiter.reject(error);
   }
 
   /** A ready copy, now marked handed out; waits (up to getTimeoutMs) while none is. */
@@ -343,7 +411,6 @@ export class TemplateManager {
     try {
       await this.mark(template, test, 'dirty');
     } catch (error) {
-      test.state = 'ready';
       this.offer(template, test);
       throw error;
     }
@@ -367,10 +434,10 @@ export class TemplateManager {
   /**
    * Makes copies until the ready ones (and those being made) cover the waiting requests plus
    * initialPoolSize: new ones while the pool is below maxPoolSize; at the maximum, for waiting
-   * requests only, the oldest handed-out ones.
+   * requests only, the oldest handed-out ones. After failures, waits before trying again.
    */
   private pump(template: Template): void {
-    if (this.closing || template.discarded || template.state !== 'ready') return;
+    if (this.closing || this.lockLost || template.discarded || template.state !== 'ready' || template.retryTimer) return;
     const tests = [...template.tests.values()];
     let busy = tests.filter((test) => test.state === 'busy').length;
     const ready = tests.filter((test) => test.state === 'ready').length;
@@ -380,7 +447,7 @@ export class TemplateManager {
       .sort((a, b) => a.handedOutAt - b.handedOutAt);
     while (busy < this.settings.maxParallel && ready + busy < wanted) {
       if (template.tests.size < this.settings.maxPoolSize) {
-        const id = nextId(template);
+        const id = ++template.lastId;
         const test: TestDatabase = { id, name: testDatabaseName(template.name, id), state: 'busy', handedOutAt: 0 };
         template.tests.set(id, test);
         this.startCopy(template, test);
@@ -393,30 +460,50 @@ export class TemplateManager {
       }
       busy++;
     }
-    // Copies handed out too recently to recycle, while requests wait: look again once they are old enough.
-    const young = tests.some((test) => test.state === 'dirty');
-    if (template.waiters.length > 0 && busy === 0 && young && template.retryTimer === undefined) {
-      template.retryTimer = setTimeout(() => {
-        template.retryTimer = undefined;
-        this.pump(template);
-      }, this.settings.minimalLifetimeMs);
+    // Copies handed out too recently to recycle while requests wait: look again once they are old enough.
+    if (template.waiters.length > 0 && busy === 0 && tests.some((test) => test.state === 'dirty')) {
+      this.pumpLater(template, this.settings.minimalLifetimeMs);
     }
   }
 
-  /** (Re)creates a copy in the background; a copy someone is connected to is left dirty, and tried again later. */
+  private pumpLater(template: Template, ms: number): void {
+    if (template.retryTimer) return;
+    template.retryTimer = setTimeout(() => {
+      template.retryTimer = undefined;
+      this.pump(template);
+    }, ms);
+  }
+
+  /**
+   * (Re)creates a copy in the background, under a new id; a copy someone is connected to is left
+   * dirty, and tried again later. Failures are reported and retried with a growing pause.
+   */
   private startCopy(template: Template, test: TestDatabase, options: { onlyIfUnused?: boolean } = {}): void {
     const previous = test.state;
     test.state = 'busy';
-    const work = this.copy(template, test, options.onlyIfUnused ?? false).then(
+    // A new copy (busy since pump made it) keeps the id its name was made from.
+    const id = previous === 'busy' ? test.id : ++template.lastId;
+    const work = this.copySlots.run(() => this.copy(template, { ...test, id }, options.onlyIfUnused ?? false)).then(
       (copied) => {
-        if (copied) return this.offer(template, test);
-        test.state = previous;
-        test.handedOutAt = Date.now();
+        template.failures = 0;
+        if (!copied) {
+          test.state = previous;
+          test.handedOutAt = Date.now();
+          return;
+        }
+        this.renumber(template, test, id);
+        this.offer(template, test);
       },
-      (error) => {
-        if (!template.discarded) this.onError(error);
+      async (error) => {
         template.tests.delete(test.id);
-        return this.connections.use((admin) => dropDatabase(admin, test.name)).catch(() => {});
+        await this.connections.use((admin) => dropDatabase(admin, test.name)).catch(() => {});
+        if (template.discarded || this.closing) return;
+        this.onError(error);
+        template.failures++;
+        if (template.failures >= FAILURES_REPORTED) {
+          this.failWaiters(template, new HttpError(500, `copying template ${template.hash} failed: ${(error as Error).message}`));
+        }
+        this.pumpLater(template, Math.min(100 * 2 ** template.failures, 30_000));
       },
     );
     template.work.add(work);
@@ -436,10 +523,9 @@ export class TemplateManager {
         if ((error as { code?: string }).code === OBJECT_IN_USE) return false;
         throw error;
       }
-      if (template.discarded) return true;
+      if (template.discarded || this.closing) return true;
       await createDatabase(admin, test.name, { template: template.name, strategy: this.strategy });
-      const metadata = this.testMetadata(template, test, 'ready');
-      await retryWhileBusy(() => admin.query(markSql(test.name, metadata)));
+      await retryWhileBusy(() => admin.query(markSql(test.name, this.testMetadata(template, test, 'ready'))));
       if (template.discarded) await dropDatabase(admin, test.name);
       return true;
     });
@@ -461,10 +547,23 @@ export class TemplateManager {
   }
 }
 
-function nextId(template: Template): number {
-  let id = 0;
-  while (template.tests.has(id)) id++;
-  return id;
+/** At most `size` tasks at once, the others queued in order. */
+class Semaphore {
+  private running = 0;
+  private readonly queue: Array<() => void> = [];
+
+  constructor(private readonly size: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.running >= this.size) await new Promise<void>((resolve) => this.queue.push(resolve));
+    this.running++;
+    try {
+      return await task();
+    } finally {
+      this.running--;
+      this.queue.shift()?.();
+    }
+  }
 }
 
 function inUse(): HttpError {
