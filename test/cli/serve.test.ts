@@ -289,10 +289,12 @@ describe('dbfast serve: IntegreSQL status codes', () => {
   });
 
   test('copies that keep failing fail the waiting request with a JSON 500, and are retried with a growing pause, not in a loop', async () => {
-    const serving = await serve(['--initial-pool-size', '0']);
+    // One copy always wanted ready: without a pause, a failing copy would be retried at once, forever.
+    const serving = await serve(['--initial-pool-size', '1', '--max-pool-size', '1'], { INTEGRESQL_TEST_DB_MINIMAL_LIFETIME_MS: '0' });
     const api = new IntegreSQLApiClient({ url: serving.url });
     const { database } = await api.initializeTemplate('h6');
     await api.finalizeTemplate('h6');
+    expect((await call(serving.url, 'GET', '/api/v1/templates/h6/tests')).status).toBe(200);
     await sql('postgres', `DROP DATABASE ${database.config.database} WITH (FORCE)`);
     expectJsonError(await call(serving.url, 'GET', '/api/v1/templates/h6/tests'), 500, /copying template h6 failed: .*does not exist/);
     await new Promise((resolve) => setTimeout(resolve, 1000));
