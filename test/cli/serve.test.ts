@@ -104,7 +104,8 @@ function expectJsonError(answer: Answer, status: number, message: RegExp): void 
 
 describe('dbfast serve with @devoxa/integresql-client', () => {
   test('its documented flow: initialise with a setup callback, finalise, 8 workers in parallel each get an isolated database, return and reuse', async () => {
-    const { url } = await serve(['--initial-pool-size', '2', '--max-pool-size', '16']);
+    // No copies made ahead: after the returns, the pool holds exactly the returned ones.
+    const { url } = await serve(['--initial-pool-size', '0', '--max-pool-size', '16']);
     const client = new IntegreSQLClient({ url });
     const hash = createHash('sha1').update('migrations v1').digest('hex');
     let setups = 0;
@@ -271,7 +272,8 @@ describe('dbfast serve: IntegreSQL status codes', () => {
   });
 
   test('at the maximum pool size, the oldest database handed out is recreated for the next request, never handed out dirty', async () => {
-    const { url } = await serve(['--initial-pool-size', '1', '--max-pool-size', '2'], { INTEGRESQL_TEST_DB_MINIMAL_LIFETIME_MS: '50' });
+    // Long enough for this test to write into both before either may be recycled.
+    const { url } = await serve(['--initial-pool-size', '1', '--max-pool-size', '2'], { INTEGRESQL_TEST_DB_MINIMAL_LIFETIME_MS: '1500' });
     const api = new IntegreSQLApiClient({ url });
     const { database } = await api.initializeTemplate('h5');
     await POSTS(database.config);
@@ -290,7 +292,7 @@ describe('dbfast serve: IntegreSQL status codes', () => {
 
   test('copies that keep failing fail the waiting request with a JSON 500, and are retried with a growing pause, not in a loop', async () => {
     // One copy always wanted ready: without a pause, a failing copy would be retried at once, forever.
-    const serving = await serve(['--initial-pool-size', '1', '--max-pool-size', '1'], { INTEGRESQL_TEST_DB_MINIMAL_LIFETIME_MS: '0' });
+    const serving = await serve(['--initial-pool-size', '1', '--max-pool-size', '1'], { INTEGRESQL_TEST_DB_MINIMAL_LIFETIME_MS: '1000' });
     const api = new IntegreSQLApiClient({ url: serving.url });
     const { database } = await api.initializeTemplate('h6');
     await api.finalizeTemplate('h6');
@@ -320,7 +322,7 @@ describe('dbfast serve: binding, restarts, shutdown', () => {
   });
 
   test('killed mid-request, a restart takes over finalised templates, recreates what was handed out, drops what nobody can finish; dbfast clean --serve finds the rest', async () => {
-    const first = await serve(['--initial-pool-size', '1', '--max-pool-size', '1'], { INTEGRESQL_TEST_DB_MINIMAL_LIFETIME_MS: '0' });
+    const first = await serve(['--initial-pool-size', '1', '--max-pool-size', '1'], { INTEGRESQL_TEST_DB_MINIMAL_LIFETIME_MS: '60000' });
     const api = new IntegreSQLApiClient({ url: first.url });
     await POSTS((await api.initializeTemplate('kept')).database.config);
     await api.finalizeTemplate('kept');
@@ -333,7 +335,8 @@ describe('dbfast serve: binding, restarts, shutdown', () => {
     expect(await waiting).toBeInstanceOf(Error);
     running.delete(first);
 
-    const second = await serve(['--initial-pool-size', '1', '--max-pool-size', '1'], { INTEGRESQL_TEST_DB_MINIMAL_LIFETIME_MS: '0' });
+    // A copy handed out before a restart counts as handed out long ago.
+    const second = await serve(['--initial-pool-size', '1', '--max-pool-size', '1'], { INTEGRESQL_TEST_DB_MINIMAL_LIFETIME_MS: '60000' });
     const again = new IntegreSQLApiClient({ url: second.url });
     expectJsonError(await call(second.url, 'GET', '/api/v1/templates/unfinished/tests'), 404, /template not found/);
     expect(await servedDatabases()).not.toContain(unfinished);

@@ -7,8 +7,8 @@
  *
  * Pool semantics as IntegreSQL documents them: `initialPoolSize` ready copies are made when a
  * template is finalised and kept ready after each hand-out while the pool is below `maxPoolSize`;
- * at the maximum, when a request waits, the oldest copy handed out (not connected to, and handed
- * out at least `minimalLifetimeMs` ago) is recreated for it. Unlock returns a copy as it is, recreate
+ * at the maximum the oldest copies handed out (not connected to, and handed out at least
+ * `minimalLifetimeMs` ago) are recreated instead. Unlock returns a copy as it is, recreate
  * replaces it with a fresh one; both give it a new id.
  */
 import type pg from 'pg';
@@ -147,7 +147,8 @@ export class TemplateManager {
           hint: 'use that one, or stop it first: two would hand out the same databases',
         });
       }
-      const connections = new ReusedConnections(target, settings.maxParallel + 4);
+      // Idle connections for the copies being made and for concurrent requests (a hand-out is one statement).
+      const connections = new ReusedConnections(target, settings.maxParallel + 16);
       const manager = new TemplateManager(lock, connections, login, settings, options.strategy, options.onError ?? (() => {}));
       await connections.use((admin) => manager.takeOver(admin));
       return manager;
@@ -433,8 +434,8 @@ export class TemplateManager {
 
   /**
    * Makes copies until the ready ones (and those being made) cover the waiting requests plus
-   * initialPoolSize: new ones while the pool is below maxPoolSize; at the maximum, for waiting
-   * requests only, the oldest handed-out ones. After failures, waits before trying again.
+   * initialPoolSize: new ones while the pool is below maxPoolSize, then the oldest handed-out
+   * ones nobody is connected to. After failures, waits before trying again.
    */
   private pump(template: Template): void {
     if (this.closing || this.lockLost || template.discarded || template.state !== 'ready' || template.retryTimer) return;
@@ -452,9 +453,8 @@ export class TemplateManager {
         template.tests.set(id, test);
         this.startCopy(template, test);
       } else {
-        // Only for a request that waits: recycling ahead of time could recreate a database whose
-        // test is between two connections (IntegreSQL does; dbfast waits until it must).
-        const oldest = ready + busy < template.waiters.length ? recyclable.shift() : undefined;
+        // As IntegreSQL does: clients that never return copies (the npm client) still find one ready.
+        const oldest = recyclable.shift();
         if (!oldest) break;
         this.startCopy(template, oldest, { onlyIfUnused: true });
       }
