@@ -211,11 +211,15 @@ async function initializeTemplate(api) {
   return database.config.database;
 }
 
-/** Takes MAX_POOL copies at once (those beyond the initial pool are made meanwhile) and unlocks them: a full pool, every copy ready. */
+/**
+ * Takes MAX_POOL copies at once (those beyond the initial pool are made meanwhile) and unlocks them: a
+ * full pool, every copy ready. Copies taken first and never connected to may be recycled (a new id,
+ * ready) while the last are still being made: their unlock is a 404.
+ */
 async function warmPool(api) {
   const taken = await Promise.all(Array.from({ length: MAX_POOL }, () => api.getTest()));
-  if (new Set(taken.map((test) => test.id)).size !== MAX_POOL) throw new Error('dbfast serve handed out a copy twice');
-  await Promise.all(taken.map((test) => api.unlock(test.id)));
+  if (new Set(taken.map((test) => test.database.config.database)).size !== MAX_POOL) throw new Error('dbfast serve handed out a copy twice');
+  await Promise.all(taken.map((test) => api.unlockIfCurrent(test.id)));
 }
 
 /**
@@ -259,7 +263,7 @@ async function measureReuse(api) {
 /**
  * Milliseconds per fresh database for clients that never return a copy (as @devoxa/integresql-client):
  * the MAX_POOL copies, all ready, are taken untimed, then each one handed out is recycled for it.
- * Serve recycles only for a waiting request, so the copies are unlocked afterwards: a warm pool again.
+ * The copies are unlocked afterwards, a warm pool again (those recycled meanwhile have new ids: 404).
  */
 async function measureRecycling(api) {
   const handedOut = new Set();
