@@ -3,13 +3,14 @@
  * manages a server's test databases), driven by @devoxa/integresql-client unchanged and by plain
  * requests for every status code.
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { IntegreSQLApiClient, IntegreSQLClient, type IntegreSQLDatabaseConfig } from '@devoxa/integresql-client';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { runCli, testServerUrl } from '../helpers/cli.js';
+import { REPO_ROOT, runCli, testServerUrl } from '../helpers/cli.js';
 import { query } from '../helpers/database.js';
 import { tempRepo } from '../helpers/repo.js';
 import { type Answer, call, type ServeProcess, serveExit, startServe } from '../helpers/serve.js';
@@ -96,6 +97,38 @@ function rawGet(url: string, path: string): Promise<{ status: number; body: unkn
   });
 }
 
+/**
+ * One test-runner worker in a process of its own: gets a database with the npm client, writes its
+ * name, waits for the others to write into theirs, and prints what it sees as JSON.
+ */
+const WORKER = `
+  import { createRequire } from 'node:module';
+  import pg from 'pg';
+  const { IntegreSQLApiClient } = createRequire(process.cwd() + '/')('@devoxa/integresql-client');
+  const [url, hash, worker] = process.argv.slice(1);
+  const { id, database } = await new IntegreSQLApiClient({ url }).getTestDatabase(hash);
+  const { host, port, username: user, password, database: name } = database.config;
+  const db = new pg.Client({ host, port, user, password, database: name });
+  await db.connect();
+  await db.query('INSERT INTO users VALUES ($1)', ['worker ' + worker]);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const seen = (await db.query('SELECT name FROM users ORDER BY name')).rows.map((row) => row.name);
+  await db.end();
+  console.log(JSON.stringify({ id, name, seen, worker: Number(worker) }));
+`;
+
+function runWorker(url: string, hash: string, worker: number): Promise<{ id: number; name: string; seen: string[]; worker: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', WORKER, url, hash, String(worker)], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(JSON.parse(stdout)) : reject(new Error(`worker ${worker} exited with ${code}: ${stderr}`))));
+  });
+}
+
 function expectJsonError(answer: Answer, status: number, message: RegExp): void {
   expect(answer.status).toBe(status);
   expect(answer.contentType).toMatch(/^application\/json/);
@@ -103,7 +136,7 @@ function expectJsonError(answer: Answer, status: number, message: RegExp): void 
 }
 
 describe('dbfast serve with @devoxa/integresql-client', () => {
-  test('its documented flow: initialise with a setup callback, finalise, 8 workers in parallel each get an isolated database, return and reuse', async () => {
+  test('its documented flow: initialise with a setup callback, finalise, 8 worker processes in parallel each get an isolated database, return and reuse', async () => {
     // No copies made ahead: after the returns, the pool holds exactly the returned ones.
     const { url } = await serve(['--initial-pool-size', '0', '--max-pool-size', '16']);
     const client = new IntegreSQLClient({ url });
@@ -120,17 +153,8 @@ describe('dbfast serve with @devoxa/integresql-client', () => {
     });
     expect(setups).toBe(1);
 
-    const workers = Array.from({ length: 8 }, (_, worker) => async () => {
-      const api = new IntegreSQLApiClient({ url });
-      const { id, database } = await api.getTestDatabase(hash);
-      const seen = await withDatabase(database.config, async (db) => {
-        await db.query('INSERT INTO users VALUES ($1)', [`worker ${worker}`]);
-        // Give the other workers time to write into theirs: none of it may show here.
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        return (await db.query<{ name: string }>('SELECT name FROM users ORDER BY name')).rows.map((row) => row.name);
-      });
-      return { id, name: database.config.database, seen, worker };
-    });
+    // 8 worker processes, as a test runner's: each its own client, its own database, its own write.
+    const workers = Array.from({ length: 8 }, (_, worker) => () => runWorker(url, hash, worker));
     const results = await Promise.all(workers.map((work) => work()));
     expect(new Set(results.map((result) => result.name)).size).toBe(8);
     for (const result of results) expect(result.seen).toEqual(['foo', `worker ${result.worker}`]);
