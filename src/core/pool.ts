@@ -15,7 +15,14 @@ import { lockKeys, tryAdvisoryLock } from './pg/locks.js';
 import { METADATA_COLUMNS, type MetadataColumns, metadataPlace, parseMetadata, writeMetadataSql } from './pg/metadata.js';
 import type { ServerTarget } from './pg/target.js';
 import { quoteIdentifier as ident, quoteLiteral } from './sql/quote.js';
-import { type CloneStrategy, chooseStrategy, type ServerCopying } from './strategy.js';
+import {
+  type CloneStrategy,
+  chooseStrategy,
+  SERVER_COPYING_COLUMNS,
+  type ServerCopying,
+  type ServerCopyingRow,
+  serverCopyingFrom,
+} from './strategy.js';
 import { type TemplateInfo, templateFromRow } from './template.js';
 
 export interface Spare extends SpareMetadata {
@@ -52,8 +59,8 @@ export async function readPool(admin: pg.Client, template: string): Promise<Pool
   // The server's settings ride along in the same round trip (a second result), the rows may be none.
   const [databases, server] = (await admin.query(
     `SELECT d.oid, d.datname, ${METADATA_COLUMNS} FROM pg_database d WHERE d.datname = ${quoteLiteral(template)} OR starts_with(d.datname, ${quoteLiteral(`${template}${SPARE}`)});
-     SELECT current_setting('server_version_num')::int AS version, current_setting('file_copy_method', true) AS method`,
-  )) as unknown as [pg.QueryResult<Row>, pg.QueryResult<{ version: number; method: string | null }>];
+     SELECT ${SERVER_COPYING_COLUMNS}`,
+  )) as unknown as [pg.QueryResult<Row>, pg.QueryResult<ServerCopyingRow>];
   const { rows } = databases;
   const templateRow = rows.find((row) => row.datname === template);
   const named = rows.filter((row) => isSpareName(row.datname, template));
@@ -67,8 +74,7 @@ export async function readPool(admin: pg.Client, template: string): Promise<Pool
     templateOid: templateRow ? Number(templateRow.oid) : null,
     spares,
     unfinished,
-    serverVersion: Number(server.rows[0]!.version),
-    fileCopyMethod: server.rows[0]!.method || null,
+    ...serverCopyingFrom(server.rows[0]!),
   };
 }
 

@@ -11,7 +11,7 @@ import { isFresh, changedIncludes } from './freshness.js';
 import { type ChangedFiles, changedSinceBuild } from './manifest.js';
 import { connect } from './pg/client.js';
 import type { ServerTarget } from './pg/target.js';
-import { chooseStrategy, type StrategyChoice } from './strategy.js';
+import { chooseStrategy, SERVER_COPYING_COLUMNS, type ServerCopyingRow, type StrategyChoice, serverCopyingFrom } from './strategy.js';
 import { type ProjectScan, type RepositoryFiles, repositoryFiles, repositoryState } from './repository.js';
 import { readTemplate, type TemplateInfo } from './template.js';
 
@@ -125,11 +125,11 @@ export async function collectStatus(input: StatusInput): Promise<ProjectStatus> 
   });
   try {
     if (admin) {
-      const { rows } = await admin.query<{ version: string; number: number; method: string | null }>(
-        "SELECT current_setting('server_version') AS version, current_setting('server_version_num')::int AS number, current_setting('file_copy_method', true) AS method",
+      const { rows } = await admin.query<ServerCopyingRow & { version: string }>(
+        `SELECT current_setting('server_version') AS version, ${SERVER_COPYING_COLUMNS}`,
       );
       status.server.version = rows[0]!.version;
-      status.server.cloneStrategy = chooseStrategy({ serverVersion: rows[0]!.number, fileCopyMethod: rows[0]!.method || null }, config.performance.cloneStrategy);
+      status.server.cloneStrategy = chooseStrategy(serverCopyingFrom(rows[0]!), config.performance.cloneStrategy);
       status.server.reachable = true;
     }
     status.environments = await environmentStates(config, input.environments, scan, admin);

@@ -25,6 +25,19 @@ export interface ServerCopying {
   fileCopyMethod: string | null;
 }
 
+/** What chooseStrategy needs from the server, as columns: for a query of its own, or one batched with others. */
+export const SERVER_COPYING_COLUMNS =
+  "current_setting('server_version_num')::int AS version_num, current_setting('file_copy_method', true) AS file_copy_method";
+
+export interface ServerCopyingRow {
+  version_num: number;
+  file_copy_method: string | null;
+}
+
+export function serverCopyingFrom(row: ServerCopyingRow): ServerCopying {
+  return { serverVersion: Number(row.version_num), fileCopyMethod: row.file_copy_method || null };
+}
+
 export function chooseStrategy(server: ServerCopying, configured: CloneStrategy | 'auto'): StrategyChoice {
   const major = Math.floor(server.serverVersion / 10000);
   if (major < 15) return { strategy: undefined, reflink: false, why: `PostgreSQL ${major} has one way to copy: the files` };

@@ -7,7 +7,7 @@ import { availableParallelism } from 'node:os';
 import { DbfastError, isDbfastError } from '../errors.js';
 import { withClient } from '../pg/client.js';
 import type { Project } from '../project.js';
-import { chooseStrategy } from '../strategy.js';
+import { chooseStrategy, SERVER_COPYING_COLUMNS, type ServerCopyingRow, serverCopyingFrom } from '../strategy.js';
 import { createApi, HttpError, type Route } from './http.js';
 import { type PoolSettings, TemplateManager } from './templates.js';
 
@@ -74,10 +74,8 @@ export async function startServe(project: Project, options: ServeOptions = {}): 
   }
   const target = await project.server();
   const server = await withClient(target, async (admin) => {
-    const { rows } = await admin.query<{ version: number; method: string | null }>(
-      `SELECT current_setting('server_version_num')::int AS version, current_setting('file_copy_method', true) AS method`,
-    );
-    return { serverVersion: Number(rows[0]!.version), fileCopyMethod: rows[0]!.method || null };
+    const { rows } = await admin.query<ServerCopyingRow>(`SELECT ${SERVER_COPYING_COLUMNS}`);
+    return serverCopyingFrom(rows[0]!);
   });
   const { strategy } = chooseStrategy(server, project.config.performance.cloneStrategy);
   const manager = await TemplateManager.open(target, settings, { strategy, onError: options.onError });

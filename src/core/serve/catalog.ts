@@ -68,7 +68,7 @@ export function markSql(name: string, metadata: ServeTemplateMetadata | ServeTes
   return writeMetadataSql(name, metadata, 'comment');
 }
 
-/** Drops every database `dbfast serve` made on this server (what DELETE /api/v1/admin/templates and `dbfast clean --serve` do). */
+/** Drops every database `dbfast serve` made on this server, for `dbfast clean --serve` (a running serve drops its own on DELETE /api/v1/admin/templates). */
 export async function dropServeDatabases(admin: pg.Client): Promise<string[]> {
   const { templates, tests, unfinished } = await readCatalog(admin);
   const names = [...tests.map((test) => test.name), ...unfinished, ...templates.map((template) => template.name)];

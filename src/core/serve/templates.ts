@@ -65,11 +65,6 @@ interface TestDatabase {
   handedOutAt: number;
 }
 
-interface Waiter {
-  resolve(test: TestDatabase): void;
-  reject(error: unknown): void;
-}
-
 interface Template {
   hash: string;
   name: string;
@@ -81,7 +76,8 @@ interface Template {
   tests: Map<number, TestDatabase>;
   /** The last id given; ids only grow, per template. */
   lastId: number;
-  waiters: Waiter[];
+  /** Requests waiting for a copy, first come first served. */
+  waiters: Deferred<TestDatabase>[];
   /** Copies being made for this template; a discard waits for them. */
   work: Set<Promise<void>>;
   discarded: boolean;
@@ -90,9 +86,10 @@ interface Template {
   retryTimer?: NodeJS.Timeout;
 }
 
-interface Deferred {
-  promise: Promise<void>;
-  resolve(): void;
+/** A promise settled from outside (Promise.withResolvers, which Node 20 lacks). */
+interface Deferred<T = void> {
+  promise: Promise<T>;
+  resolve(value: T): void;
   reject(error: unknown): void;
 }
 
@@ -191,10 +188,9 @@ export class TemplateManager {
       if (!failed || this.templates.get(hash) === known) throw new HttpError(423, 'template is already initialized');
     }
     const name = templateDatabaseName(hash);
-    let done!: { resolve(): void; reject(error: unknown): void };
-    const created = new Promise<void>((resolve, reject) => (done = { resolve, reject }));
-    created.catch(() => {});
-    const template = this.track(hash, name, 'initializing', created);
+    const created = deferred();
+    created.promise.catch(() => {});
+    const template = this.track(hash, name, 'initializing', created.promise);
     try {
       template.oid = await this.connections.use(async (admin) => {
         await admin.query(`CREATE DATABASE ${ident(name)} TEMPLATE template0`);
@@ -204,9 +200,9 @@ export class TemplateManager {
         )) as unknown as [pg.QueryResult, pg.QueryResult<{ oid: number }>];
         return Number(oid.rows[0]!.oid);
       });
-      done.resolve();
+      created.resolve();
     } catch (error) {
-      done.reject(error);
+      created.reject(error);
       template.finalized.reject(new HttpError(404, 'template not found'));
       // Discarded meanwhile, perhaps initialised again: that one is not this call's to remove.
       if (this.templates.get(hash) === template) {
@@ -243,6 +239,7 @@ export class TemplateManager {
   async discard(hash: string): Promise<void> {
     const template = this.find(hash);
     this.templates.delete(hash);
+    this.discarding(template);
     await this.drop(template);
   }
 
@@ -305,10 +302,9 @@ export class TemplateManager {
   /** Stops making copies and waits for those being made; waiting requests get 503. */
   async close(): Promise<void> {
     this.closing = true;
-    const stopping = new HttpError(503, 'the server is shutting down');
     for (const template of this.templates.values()) {
       clearTimeout(template.retryTimer);
-      this.failWaiters(template, stopping);
+      this.failWaiters(template, shuttingDown());
     }
     await Promise.allSettled([...this.templates.values()].flatMap((template) => [...template.work]));
     await this.connections.close();
@@ -318,7 +314,7 @@ export class TemplateManager {
   /** Throws the 503 every request gets once the server stops or lost its lock. */
   private available(): void {
     if (this.lockLost) throw this.lockLost;
-    if (this.closing) throw new HttpError(503, 'the server is shutting down');
+    if (this.closing) throw shuttingDown();
   }
 
   private track(hash: string, name: string, state: Template['state'], created: Promise<void>): Template {
@@ -373,8 +369,8 @@ export class TemplateManager {
     this.failWaiters(template, gone);
   }
 
+  /** Drops a discarded template's databases, once the copies being made for it are done. */
   private async drop(template: Template): Promise<void> {
-    this.discarding(template);
     await template.created.catch(() => {});
     await Promise.allSettled([...template.work]);
     await this.connections.use(async (admin) => {
@@ -395,17 +391,16 @@ export class TemplateManager {
       ready.state = 'busy';
       test = ready;
     } else {
-      let waiter!: Waiter;
-      const given = new Promise<TestDatabase>((resolve, reject) => (waiter = { resolve, reject }));
+      const waiter = deferred<TestDatabase>();
       template.waiters.push(waiter);
       this.pump(template);
       try {
-        test = await within(given, this.settings.getTimeoutMs, signal, () => new HttpError(503, 'timeout when waiting for ready db'));
+        test = await within(waiter.promise, this.settings.getTimeoutMs, signal, () => new HttpError(503, 'timeout when waiting for ready db'));
       } catch (error) {
         const index = template.waiters.indexOf(waiter);
         if (index >= 0) template.waiters.splice(index, 1);
         // Given to this request as it gave up: back to the pool.
-        else given.then((late) => this.offer(template, late), () => {});
+        else waiter.promise.then((late) => this.offer(template, late), () => {});
         throw error;
       }
     }
@@ -566,13 +561,17 @@ class Semaphore {
   }
 }
 
+function shuttingDown(): HttpError {
+  return new HttpError(503, 'the server is shutting down');
+}
+
 function inUse(): HttpError {
   return new HttpError(423, 'test database is in use, close the connection before dropping');
 }
 
-function deferred(): Deferred {
-  let settle!: Omit<Deferred, 'promise'>;
-  const promise = new Promise<void>((resolve, reject) => (settle = { resolve: () => resolve(), reject }));
+function deferred<T = void>(): Deferred<T> {
+  let settle!: Omit<Deferred<T>, 'promise'>;
+  const promise = new Promise<T>((resolve, reject) => (settle = { resolve, reject }));
   return { promise, ...settle };
 }
 
